@@ -1,0 +1,61 @@
+# The two commands that matter: `make demo` (bring everything up, run the demo)
+# and `make test` (every test). The rest are the steps they are made of.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+SCRIPTS := infra/scripts
+
+.PHONY: help infra up down logs status demo test test-rust test-demo latency clean-test-dbs fmt lint
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+
+infra: ## Start the Kafka broker (installing it once) and create the databases
+	@$(SCRIPTS)/broker.sh start
+	@$(SCRIPTS)/databases.sh
+
+up: infra ## Build and start the four services; wait until they are ready
+	@$(SCRIPTS)/services.sh start
+
+down: ## Stop the services and the broker started by `make up`
+	@$(SCRIPTS)/services.sh stop
+	@$(SCRIPTS)/broker.sh stop
+
+logs: ## Follow the services' logs
+	@$(SCRIPTS)/services.sh logs
+
+status: ## Show what is running
+	@$(SCRIPTS)/broker.sh status || true
+	@$(SCRIPTS)/services.sh status
+
+demo: up ## Bring everything up and run the demo flow
+	@./demo-quick.sh
+
+test: infra ## Run every test: unit, integration (real PostgreSQL and broker), end to end, the demo script
+	@$(MAKE) --no-print-directory test-rust
+	@$(MAKE) --no-print-directory test-demo
+	@$(MAKE) --no-print-directory clean-test-dbs
+
+test-rust: infra
+	@if cargo nextest --version >/dev/null 2>&1; then \
+		cargo nextest run --workspace --no-fail-fast; \
+	else \
+		cargo test --workspace --no-fail-fast; \
+	fi
+
+test-demo: up ## The demo script end to end against the native processes
+	@./demo-quick.sh
+
+latency: infra ## POST → settled order over 20 users (payment delay 0)
+	@cargo test --release -p api-gateway --test api chain_latency -- --ignored --nocapture
+
+clean-test-dbs: ## Drop databases left by tests
+	@psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -Atqc \
+		"SELECT datname FROM pg_database WHERE datname LIKE 'test\_%'" | \
+		while read -r db; do psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -qc "DROP DATABASE IF EXISTS \"$$db\" WITH (FORCE)"; done
+
+fmt: ## Format the code
+	@cargo fmt --all
+
+lint: ## Formatting and clippy, as CI would
+	@cargo fmt --all -- --check
+	@cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,14 @@
+//! api-gateway: the single entry point in front of the services.
+
+use shared::configuration::Env;
+use api_gateway::{Application, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_env(&Env::from_process())?;
+    let telemetry = shared::telemetry::init(&settings.telemetry)?;
+    let application = Application::build(settings).await?;
+    let result = application.run_until_stopped().await;
+    telemetry.shutdown().await;
+    result
+}

@@ -1,0 +1,75 @@
+//! Starting the gateway, and the whole platform, inside the test process.
+
+use std::time::Duration;
+
+use shared::configuration::Env;
+use shared::testing::{self, TestServer, eventually};
+
+/// The four services on port 0, sharing one topic prefix, each with its own database.
+pub struct Platform {
+    pub gateway: TestServer,
+    pub topic_prefix: String,
+    _services: Vec<TestServer>,
+}
+
+impl Platform {
+    pub async fn start(payment_failure_rate: &str) -> Self {
+        testing::init_tracing();
+        let topic_prefix = testing::topic_prefix();
+        let env = |extra: &[(&str, &str)]| {
+            let topic_prefix = topic_prefix.clone();
+            let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            async move {
+                extra.into_iter().fold(testing::service_env(&topic_prefix).await, |env, (k, v)| env.with(&k, v))
+            }
+        };
+        let users = TestServer::spawn(
+            user_service::Application::build(user_service::Settings::from_env(&env(&[]).await).unwrap()).await.unwrap(),
+        );
+        let orders = TestServer::spawn(
+            order_service::Application::build(order_service::Settings::from_env(&env(&[]).await).unwrap()).await.unwrap(),
+        );
+        let payment_env = env(&[("PAYMENT_DELAY_MS", "0"), ("PAYMENT_FAILURE_RATE", payment_failure_rate)]).await;
+        let payments = TestServer::spawn(
+            payment_service::Application::build(payment_service::Settings::from_env(&payment_env).unwrap()).await.unwrap(),
+        );
+        let gateway = spawn_gateway(&users.address, &orders.address).await;
+        for service in [&users, &orders, &payments, &gateway] {
+            service.wait_ready().await;
+        }
+        Self { gateway, topic_prefix, _services: vec![users, orders, payments] }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.gateway.url(path)
+    }
+
+    /// Polls through the gateway until the user's order leaves `pending`.
+    pub async fn wait_for_settled_order(&self, user_id: &str) -> serde_json::Value {
+        let url = self.url(&format!("/api/orders?userId={user_id}"));
+        eventually("the welcome order to be settled", Duration::from_secs(30), || async {
+            let orders: Vec<serde_json::Value> = self.gateway.client.get(&url).send().await.ok()?.json().await.ok()?;
+            orders.into_iter().find(|o| o["status"] == "paid" || o["status"] == "payment_failed")
+        })
+        .await
+    }
+}
+
+pub async fn spawn_gateway(users: &str, orders: &str) -> TestServer {
+    let env = Env::from_pairs([
+        ("PORT", "0"),
+        ("HOST", "127.0.0.1"),
+        ("USER_SERVICE_URL", users),
+        ("ORDER_SERVICE_URL", orders),
+        ("UPSTREAM_TIMEOUT_MS", "5000"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "none"),
+    ]);
+    let settings = api_gateway::Settings::from_env(&env).unwrap();
+    TestServer::spawn(api_gateway::Application::build(settings).await.unwrap())
+}
+
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    response.json().await.unwrap()
+}

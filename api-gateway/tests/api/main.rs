@@ -1,0 +1,5 @@
+//! api-gateway: on its own (backends down) and in front of the whole platform.
+
+mod chain;
+mod helpers;
+mod proxy;

@@ -1,0 +1,37 @@
+//! The gateway when its backends are down, and its own bad-input handling.
+
+use crate::helpers::{assert_problem, spawn_gateway};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backend_that_is_down_is_a_502_problem_with_the_request_id() {
+    // Port 1 refuses connections.
+    let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
+    let response = gateway.client.get(gateway.url("/api/users")).header("x-request-id", "down-1").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "down-1");
+    let body = assert_problem(response, 502).await;
+    assert_eq!(body["detail"], "user-service is unavailable");
+    let orders = gateway.client.post(gateway.url("/api/orders")).json(&serde_json::json!({})).send().await.unwrap();
+    assert_problem(orders, 502).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_is_ready_on_its_own_and_answers_unknown_routes_with_404() {
+    let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
+    gateway.wait_ready().await;
+    assert_problem(gateway.client.get(gateway.url("/api/unknown")).send().await.unwrap(), 404).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_body_is_413() {
+    let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
+    let body = vec![b'a'; 2 * 1024 * 1024];
+    let response = gateway
+        .client
+        .post(gateway.url("/api/users"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 413).await;
+}

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The local Kafka-protocol broker (tansu, sqlite storage): start | stop | status.
+# If something already answers on the Kafka port, it is used as it is.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+TANSU_BIN="${TANSU_INSTALL_ROOT:-/usr/local}/bin/tansu"
+DATA_DIR="$STATE_DIR/tansu"
+PID_FILE="$RUN_DIR/tansu.pid"
+
+start() {
+  if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
+    say "Kafka broker already answers on $KAFKA_HOST:$KAFKA_PORT"
+    return
+  fi
+  "$ROOT/infra/scripts/install-broker.sh"
+  mkdir -p "$DATA_DIR"
+  say "Starting tansu on $KAFKA_HOST:$KAFKA_PORT (data in $DATA_DIR)"
+  # tansu resolves sqlite:// paths against its working directory, so it runs from its data folder.
+  (cd "$DATA_DIR" && nohup "$TANSU_BIN" broker \
+      --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
+      --storage-engine "sqlite://tansu.db" >"$LOG_DIR/tansu.log" 2>&1 &
+   echo $! >"$PID_FILE")
+  wait_for "the broker on $KAFKA_HOST:$KAFKA_PORT" 30 port_open "$KAFKA_HOST" "$KAFKA_PORT"
+}
+
+stop() {
+  if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+    say "Stopping tansu"
+    kill "$(cat "$PID_FILE")"
+    wait_for "tansu to stop" 20 bash -c "! kill -0 $(cat "$PID_FILE") 2>/dev/null"
+  fi
+  rm -f "$PID_FILE"
+}
+
+case "${1:-start}" in
+  start) start ;;
+  stop) stop ;;
+  status) port_open "$KAFKA_HOST" "$KAFKA_PORT" && echo "broker: up" || { echo "broker: down"; exit 1; } ;;
+  *) die "usage: $0 start|stop|status" ;;
+esac

@@ -1,0 +1,9 @@
+//! Order domain types: parsed once at the edge, trusted everywhere after.
+
+mod new_order;
+mod order;
+mod product_id;
+
+pub use new_order::{NewOrder, NewOrderItem, OrderRequest, WELCOME_ITEM};
+pub use order::{Order, OrderKind, OrderStatus};
+pub use product_id::ProductId;

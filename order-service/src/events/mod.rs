@@ -1,0 +1,21 @@
+//! Events order-service consumes and publishes.
+
+mod payment_completed;
+mod user_created;
+
+use shared::events::OrderCreated;
+
+use crate::domain::Order;
+pub use payment_completed::on_payment_completed;
+pub use user_created::on_user_created;
+
+/// The `order.created` event for a stored order.
+pub fn order_created(order: &Order) -> OrderCreated {
+    OrderCreated {
+        order_id: order.id,
+        user_id: order.user_id,
+        items: order.items.clone(),
+        total_amount: order.total_amount,
+        created_at: order.created_at,
+    }
+}

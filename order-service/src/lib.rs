@@ -1,0 +1,13 @@
+//! order-service: orders in their own database; reacts to `user.created` and
+//! `payment.completed`, announces `order.created`.
+
+pub mod configuration;
+pub mod domain;
+pub mod events;
+pub mod ordering;
+pub mod repository;
+pub mod routes;
+pub mod startup;
+
+pub use configuration::Settings;
+pub use startup::Application;

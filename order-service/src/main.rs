@@ -1,0 +1,14 @@
+//! order-service: orders, welcome orders for new users, and payment outcomes.
+
+use shared::configuration::Env;
+use order_service::{Application, Settings};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let settings = Settings::from_env(&Env::from_process())?;
+    let telemetry = shared::telemetry::init(&settings.telemetry)?;
+    let application = Application::build(settings).await?;
+    let result = application.run_until_stopped().await;
+    telemetry.shutdown().await;
+    result
+}

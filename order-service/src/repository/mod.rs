@@ -1,0 +1,3 @@
+//! SQL over the orders database; functions take any executor so callers choose the transaction.
+
+pub mod orders;

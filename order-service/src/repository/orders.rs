@@ -1,0 +1,180 @@
+//! The `orders` and `order_items` tables.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use shared::events::OrderItem;
+use shared::money::Money;
+use sqlx::{PgConnection, PgExecutor};
+use uuid::Uuid;
+
+use crate::domain::{NewOrder, Order, OrderKind, OrderStatus};
+
+#[derive(sqlx::FromRow)]
+struct OrderRow {
+    id: Uuid,
+    user_id: Uuid,
+    kind: String,
+    status: String,
+    total_cents: i64,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ItemRow {
+    order_id: Uuid,
+    product_id: String,
+    quantity: i32,
+    unit_price_cents: i64,
+}
+
+const COLUMNS: &str = "id, user_id, kind, status, total_cents, created_at, updated_at";
+
+fn to_order(row: OrderRow, items: Vec<OrderItem>) -> anyhow::Result<Order> {
+    Ok(Order {
+        id: row.id,
+        user_id: row.user_id,
+        items,
+        total_amount: Money::from_cents(row.total_cents).context("negative total in database")?,
+        status: OrderStatus::parse(&row.status).with_context(|| format!("unknown status {:?}", row.status))?,
+        kind: if row.kind == "welcome" { OrderKind::Welcome } else { OrderKind::Standard },
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+    })
+}
+
+fn to_item(row: ItemRow) -> anyhow::Result<OrderItem> {
+    Ok(OrderItem {
+        product_id: row.product_id,
+        quantity: u32::try_from(row.quantity).context("negative quantity in database")?,
+        price: Money::from_cents(row.unit_price_cents).context("negative price in database")?,
+    })
+}
+
+/// Inserts an order with its lines. Returns `None` when it is a welcome order
+/// and the user already has one.
+pub async fn insert(connection: &mut PgConnection, order: &NewOrder, kind: OrderKind) -> anyhow::Result<Option<Order>> {
+    let row = sqlx::query_as::<_, OrderRow>(&format!(
+        "INSERT INTO orders (id, user_id, kind, total_cents) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (user_id) WHERE kind = 'welcome' DO NOTHING
+         RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::new_v4())
+    .bind(order.user_id)
+    .bind(kind.as_str())
+    .bind(order.total().cents())
+    .fetch_optional(&mut *connection)
+    .await
+    .context("INSERT INTO orders failed")?;
+    let Some(row) = row else { return Ok(None) };
+    let (mut products, mut quantities, mut prices, mut lines) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (line, item) in (1..).zip(&order.items) {
+        lines.push(line);
+        products.push(item.product_id.as_str().to_owned());
+        quantities.push(i32::try_from(item.quantity).context("quantity out of range")?);
+        prices.push(item.price.cents());
+    }
+    sqlx::query(
+        "INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price_cents)
+         SELECT $1, * FROM UNNEST($2::int[], $3::text[], $4::int[], $5::bigint[])",
+    )
+    .bind(row.id)
+    .bind(&lines)
+    .bind(&products)
+    .bind(&quantities)
+    .bind(&prices)
+    .execute(&mut *connection)
+    .await
+    .context("INSERT INTO order_items failed")?;
+    let items = order
+        .items
+        .iter()
+        .map(|i| OrderItem { product_id: i.product_id.as_str().to_owned(), quantity: i.quantity, price: i.price })
+        .collect();
+    to_order(row, items).map(Some)
+}
+
+async fn with_items(connection: &mut PgConnection, rows: Vec<OrderRow>) -> anyhow::Result<Vec<Order>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let item_rows = sqlx::query_as::<_, ItemRow>(
+        "SELECT order_id, product_id, quantity, unit_price_cents FROM order_items
+         WHERE order_id = ANY($1) ORDER BY order_id, line_no",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *connection)
+    .await
+    .context("SELECT order_items failed")?;
+    let mut items: HashMap<Uuid, Vec<OrderItem>> = HashMap::new();
+    for row in item_rows {
+        items.entry(row.order_id).or_default().push(to_item(row)?);
+    }
+    rows.into_iter().map(|row| { let lines = items.remove(&row.id).unwrap_or_default(); to_order(row, lines) }).collect()
+}
+
+/// The order with `id`, if any.
+pub async fn find(connection: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<Order>> {
+    let rows = sqlx::query_as::<_, OrderRow>(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
+        .bind(id)
+        .fetch_all(&mut *connection)
+        .await
+        .context("SELECT order by id failed")?;
+    Ok(with_items(connection, rows).await?.pop())
+}
+
+/// The user's welcome order, if any.
+pub async fn find_welcome(connection: &mut PgConnection, user_id: Uuid) -> anyhow::Result<Option<Order>> {
+    let rows = sqlx::query_as::<_, OrderRow>(&format!(
+        "SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND kind = 'welcome'"
+    ))
+    .bind(user_id)
+    .fetch_all(&mut *connection)
+    .await
+    .context("SELECT welcome order failed")?;
+    Ok(with_items(connection, rows).await?.pop())
+}
+
+/// Filters for listing orders.
+#[derive(Debug, Default)]
+pub struct OrderFilter {
+    /// Only this user's orders.
+    pub user_id: Option<Uuid>,
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+}
+
+/// A page of orders, newest first.
+pub async fn list(connection: &mut PgConnection, filter: &OrderFilter, limit: i64, offset: i64) -> anyhow::Result<Vec<Order>> {
+    let rows = sqlx::query_as::<_, OrderRow>(&format!(
+        "SELECT {COLUMNS} FROM orders
+         WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)
+         ORDER BY created_at DESC, id LIMIT $3 OFFSET $4"
+    ))
+    .bind(filter.user_id)
+    .bind(filter.status.map(OrderStatus::as_str))
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&mut *connection)
+    .await
+    .context("SELECT orders failed")?;
+    with_items(connection, rows).await
+}
+
+/// Moves a `pending` order to `next`. Returns the status the order had, or `None`
+/// when there is no such order. The row lock makes concurrent transitions take turns.
+pub async fn transition(executor: impl PgExecutor<'_>, id: Uuid, next: OrderStatus) -> anyhow::Result<Option<OrderStatus>> {
+    let previous: Option<String> = sqlx::query_scalar(
+        "WITH current AS (SELECT id, status FROM orders WHERE id = $1 FOR UPDATE)
+         UPDATE orders o SET status = CASE WHEN c.status = 'pending' THEN $2 ELSE o.status END,
+                             updated_at = CASE WHEN c.status = 'pending' THEN now() ELSE o.updated_at END
+         FROM current c WHERE o.id = c.id
+         RETURNING c.status",
+    )
+    .bind(id)
+    .bind(next.as_str())
+    .fetch_optional(executor)
+    .await
+    .context("UPDATE order status failed")?;
+    previous.map(|s| OrderStatus::parse(&s).with_context(|| format!("unknown status {s:?}"))).transpose()
+}

@@ -1,0 +1,58 @@
+//! Wiring: database, Kafka topics, the consumer, routes and the server.
+
+use shared::events::{Event, OrderCreated, PaymentCompleted, UserCreated};
+use shared::health::{ConsumerStatus, Readiness};
+use shared::http::{Server, ServerBuilder};
+use shared::kafka::{ConsumerBuilder, EventPublisher, ensure_topics};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::configuration::Settings;
+use crate::events::{on_payment_completed, on_user_created};
+use crate::routes;
+
+/// The schema, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// The consumer group, before the deployment's prefix.
+pub const CONSUMER_GROUP: &str = "order-service-group";
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The orders database.
+    pub pool: PgPool,
+    /// Publishes `order.created`.
+    pub publisher: EventPublisher,
+}
+
+/// Builds order-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
+pub struct Application;
+
+impl Application {
+    /// Connects, migrates, creates missing topics, subscribes and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+        shared::metrics::handle();
+        let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        ensure_topics(&settings.kafka, &[UserCreated::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC]).await?;
+        let publisher = EventPublisher::new(&settings.kafka)?;
+        let state = AppState { pool: pool.clone(), publisher: publisher.clone() };
+
+        let (on_user, on_payment) = (state.clone(), state.clone());
+        let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
+            .on(move |message| on_user_created(on_user.clone(), message))
+            .on(move |message| on_payment_completed(on_payment.clone(), message));
+        let status = ConsumerStatus::default();
+        let readiness = Readiness::default()
+            .postgres(pool)
+            .kafka(publisher.producer().clone())
+            .consumer(consumer.group(), status.clone());
+        let consumer = consumer.build(status)?;
+
+        let mut server = ServerBuilder::new(routes::router(state)).readiness(readiness);
+        let shutdown = server.shutdown_token();
+        server.spawn(consumer.run(shutdown));
+        server.bind(&settings.http).await
+    }
+
+}

@@ -1,0 +1,64 @@
+//! Starting order-service on port 0 with a database and topics of its own.
+
+use order_service::{Application, Settings};
+use shared::configuration::{Env, KafkaSettings};
+use shared::http::RequestId;
+use shared::kafka::EventPublisher;
+use shared::testing::{self, TestServer, eventually};
+use std::time::Duration;
+
+pub struct TestApp {
+    pub server: TestServer,
+    pub topic_prefix: String,
+    /// Publishes events into this test's topics, as the other services would.
+    pub publisher: EventPublisher,
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        self.server.url(path)
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.server.client
+    }
+
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{base}", self.topic_prefix)
+    }
+
+    pub async fn publish<E: shared::events::Event>(&self, event: &E) {
+        self.publisher.publish(event, &RequestId::parse_or_generate(Some("test-request"))).await.unwrap();
+    }
+
+    pub async fn orders_of(&self, user_id: uuid::Uuid) -> Vec<serde_json::Value> {
+        let response = self.client().get(self.url(&format!("/orders?userId={user_id}"))).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// Polls until the user has an order whose status satisfies `done`.
+    pub async fn wait_for_order(&self, user_id: uuid::Uuid, done: impl Fn(&str) -> bool) -> serde_json::Value {
+        eventually("the order to reach the expected status", Duration::from_secs(30), || async {
+            self.orders_of(user_id).await.into_iter().find(|o| o["status"].as_str().is_some_and(&done))
+        })
+        .await
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    testing::init_tracing();
+    let topic_prefix = testing::topic_prefix();
+    let env: Env = testing::service_env(&topic_prefix).await;
+    let settings = Settings::from_env(&env).expect("valid test settings");
+    let publisher = EventPublisher::new(&KafkaSettings { client_id: "test".into(), ..settings.kafka.clone() }).unwrap();
+    let server = TestServer::spawn(Application::build(settings).await.expect("order-service builds"));
+    server.wait_ready().await;
+    TestApp { server, topic_prefix, publisher }
+}
+
+pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {
+    assert_eq!(response.status().as_u16(), status);
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    response.json().await.unwrap()
+}

@@ -1,0 +1,33 @@
+//! `order.created` → a payment → `payment.completed`.
+
+use chrono::Utc;
+use shared::events::{OrderCreated, PaymentCompleted};
+use shared::kafka::{HandlerError, Incoming};
+
+use crate::domain::{decide, payment_id};
+use crate::startup::AppState;
+
+/// Settles the order's payment and announces the outcome.
+pub async fn on_order_created(state: AppState, message: Incoming<OrderCreated>) -> Result<(), HandlerError> {
+    let order = &message.event;
+    if !state.payment.delay.is_zero() {
+        // Stands in for the provider's round trip.
+        tokio::time::sleep(state.payment.delay).await;
+    }
+    let payment_id = payment_id(order.order_id);
+    let status = decide(payment_id, state.payment.failure_rate);
+    let payment = PaymentCompleted {
+        payment_id,
+        order_id: order.order_id,
+        user_id: order.user_id,
+        amount: order.total_amount,
+        status,
+        completed_at: Utc::now(),
+    };
+    state.publisher.publish(&payment, &message.meta.request_id).await.map_err(|e| HandlerError::Transient(e.into()))?;
+    metrics::counter!("payments_total", "status" => status.as_str()).increment(1);
+    metrics::counter!("payments_amount_cents_total", "status" => status.as_str())
+        .increment(u64::try_from(order.total_amount.cents()).unwrap_or(0));
+    tracing::info!(order_id = %order.order_id, %payment_id, status = status.as_str(), amount = %order.total_amount, "payment settled");
+    Ok(())
+}

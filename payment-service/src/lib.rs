@@ -1,0 +1,9 @@
+//! payment-service: settles each `order.created` (simulated) and announces `payment.completed`.
+
+pub mod configuration;
+pub mod domain;
+pub mod events;
+pub mod startup;
+
+pub use configuration::Settings;
+pub use startup::Application;

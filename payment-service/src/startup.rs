@@ -1,0 +1,50 @@
+//! Wiring: Kafka topics, the consumer and the server (no database: a payment's
+//! outcome is a pure function of its order).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use shared::events::{Event, OrderCreated, PaymentCompleted};
+use shared::health::{ConsumerStatus, Readiness};
+use shared::http::{Server, ServerBuilder};
+use shared::kafka::{ConsumerBuilder, EventPublisher, ensure_topics};
+
+use crate::configuration::{PaymentSettings, Settings};
+use crate::events::on_order_created;
+
+/// The consumer group, before the deployment's prefix.
+pub const CONSUMER_GROUP: &str = "payment-service-group";
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Publishes `payment.completed`.
+    pub publisher: EventPublisher,
+    /// The simulated provider's behaviour.
+    pub payment: Arc<PaymentSettings>,
+}
+
+/// Builds payment-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
+pub struct Application;
+
+impl Application {
+    /// Creates missing topics, subscribes and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+        shared::metrics::handle();
+        ensure_topics(&settings.kafka, &[OrderCreated::TOPIC, PaymentCompleted::TOPIC]).await?;
+        let publisher = EventPublisher::new(&settings.kafka)?;
+        let state = AppState { publisher: publisher.clone(), payment: Arc::new(settings.payment.clone()) };
+        let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
+            .on(move |message| on_order_created(state.clone(), message));
+        let status = ConsumerStatus::default();
+        let readiness =
+            Readiness::default().kafka(publisher.producer().clone()).consumer(consumer.group(), status.clone());
+        let consumer = consumer.build(status)?;
+
+        let mut server = ServerBuilder::new(axum::Router::new()).readiness(readiness);
+        let shutdown = server.shutdown_token();
+        server.spawn(consumer.run(shutdown));
+        server.bind(&settings.http).await
+    }
+
+}

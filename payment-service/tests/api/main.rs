@@ -1,0 +1,99 @@
+//! payment-service against the real Kafka broker, with topics of its own per test.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use payment_service::{Application, Settings};
+use rdkafka::Message;
+use shared::configuration::KafkaSettings;
+use shared::events::{OrderCreated, OrderItem, PaymentCompleted, PaymentStatus};
+use shared::http::RequestId;
+use shared::kafka::EventPublisher;
+use shared::money::Money;
+use shared::testing::{self, TestServer, TopicProbe, header_of};
+use uuid::Uuid;
+
+struct TestApp {
+    server: TestServer,
+    topic_prefix: String,
+    publisher: EventPublisher,
+}
+
+async fn spawn_app(failure_rate: &str) -> TestApp {
+    testing::init_tracing();
+    let topic_prefix = testing::topic_prefix();
+    let env = testing::service_env(&topic_prefix)
+        .await
+        .with("PAYMENT_DELAY_MS", "0")
+        .with("PAYMENT_FAILURE_RATE", failure_rate);
+    let settings = Settings::from_env(&env).unwrap();
+    let publisher = EventPublisher::new(&KafkaSettings { client_id: "test".into(), ..settings.kafka.clone() }).unwrap();
+    let server = TestServer::spawn(Application::build(settings).await.expect("payment-service builds"));
+    server.wait_ready().await;
+    TestApp { server, topic_prefix, publisher }
+}
+
+fn order(total_cents: i64) -> OrderCreated {
+    OrderCreated {
+        order_id: Uuid::new_v4(),
+        user_id: Uuid::new_v4(),
+        items: vec![OrderItem {
+            product_id: "product-1".into(),
+            quantity: 1,
+            price: Money::from_cents(total_cents).unwrap(),
+        }],
+        total_amount: Money::from_cents(total_cents).unwrap(),
+        created_at: Utc::now(),
+    }
+}
+
+async fn payments_for(app: &TestApp, orders: &[OrderCreated]) -> Vec<(PaymentCompleted, Option<String>)> {
+    let probe = TopicProbe::new(&format!("{}payment.completed", app.topic_prefix));
+    let mut found = Vec::new();
+    for _ in orders {
+        let message = probe.next_matching(Duration::from_secs(20), |_| true).await;
+        let payment: PaymentCompleted = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        found.push((payment, header_of(&message, "x-request-id")));
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_order_gets_one_completed_payment_for_its_amount() {
+    let app = spawn_app("0").await;
+    let orders = [order(1999), order(5)];
+    for order in &orders {
+        app.publisher.publish(order, &RequestId::parse_or_generate(Some("pay-req-1"))).await.unwrap();
+    }
+    let payments = payments_for(&app, &orders).await;
+    for order in &orders {
+        let (payment, request_id) = payments.iter().find(|(p, _)| p.order_id == order.order_id).unwrap();
+        assert_eq!(payment.status, PaymentStatus::Completed);
+        assert_eq!(payment.amount, order.total_amount);
+        assert_eq!(payment.user_id, order.user_id);
+        assert_eq!(request_id.as_deref(), Some("pay-req-1"), "the request id travels on");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redelivered_order_produces_the_same_payment() {
+    let app = spawn_app("0.5").await;
+    let order = order(700);
+    let request_id = RequestId::generate();
+    app.publisher.publish(&order, &request_id).await.unwrap();
+    app.publisher.publish(&order, &request_id).await.unwrap();
+    let payments = payments_for(&app, &[order.clone(), order]).await;
+    assert_eq!(payments[0].0.payment_id, payments[1].0.payment_id);
+    assert_eq!(payments[0].0.status, payments[1].0.status);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_rate_of_one_declines_every_payment() {
+    let app = spawn_app("1").await;
+    let orders = [order(100)];
+    app.publisher.publish(&orders[0], &RequestId::generate()).await.unwrap();
+    assert_eq!(payments_for(&app, &orders).await[0].0.status, PaymentStatus::Failed);
+    let ready = app.server.client.get(app.server.url("/health/ready")).send().await.unwrap();
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["consumer:".to_owned() + &app.topic_prefix + "payment-service-group"]["status"], "up");
+}

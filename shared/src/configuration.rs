@@ -1,0 +1,316 @@
+//! Typed settings read once from the environment, with defaults, validated at start.
+//!
+//! Services never call `std::env::var` themselves: they get an [`Env`] (the
+//! process environment, or a map in tests) and build their `Settings` from it.
+//! A bad value fails start-up with an error that names the variable.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+
+/// A settings value that could not be used; start-up stops with this message.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid value for environment variable {variable}: {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: String,
+    /// Why its value was refused.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error about `variable`.
+    pub fn new(variable: &str, reason: impl Display) -> Self {
+        Self { variable: variable.to_owned(), reason: reason.to_string() }
+    }
+}
+
+/// A snapshot of environment variables to read settings from.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// The current process environment.
+    pub fn from_process() -> Self {
+        Self { vars: std::env::vars().collect() }
+    }
+
+    /// An environment made of the given pairs (tests use this instead of mutating the process).
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
+    /// Returns a copy with `name` set to `value`.
+    #[must_use]
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.vars.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// The raw value of `name`, if set and not empty.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// `name` parsed as `T`, or `default` when unset.
+    pub fn get<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        Ok(self.optional(name)?.unwrap_or(default))
+    }
+
+    /// `name` parsed as `T`, or `None` when unset.
+    pub fn optional<T>(&self, name: &str) -> Result<Option<T>, ConfigError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.raw(name)
+            .map(|raw| raw.trim().parse::<T>().map_err(|e| ConfigError::new(name, format!("{raw:?}: {e}"))))
+            .transpose()
+    }
+
+    /// `name` as a string, or `default` when unset.
+    pub fn string(&self, name: &str, default: &str) -> String {
+        self.raw(name).unwrap_or(default).to_owned()
+    }
+
+    /// A duration given in milliseconds.
+    pub fn millis(&self, name: &str, default_ms: u64) -> Result<Duration, ConfigError> {
+        self.get(name, default_ms).map(Duration::from_millis)
+    }
+}
+
+/// Whether the platform runs for development or for production.
+///
+/// Production refuses development defaults for secrets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    /// Local runs, tests, demos.
+    Development,
+    /// Anything real.
+    Production,
+}
+
+impl Environment {
+    /// The name used in logs and trace resources.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+        }
+    }
+}
+
+impl FromStr for Environment {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "development" | "dev" | "local" | "test" => Ok(Self::Development),
+            "production" | "prod" => Ok(Self::Production),
+            other => Err(format!("unknown environment {other:?}; use development or production")),
+        }
+    }
+}
+
+/// Where the HTTP server listens.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    /// Address to bind (`HOST`).
+    pub host: IpAddr,
+    /// Port to bind (`PORT`); 0 picks a free port.
+    pub port: u16,
+}
+
+impl HttpSettings {
+    /// Reads `HOST` and `PORT`.
+    pub fn from_env(env: &Env, default_port: u16) -> Result<Self, ConfigError> {
+        Ok(Self { host: env.get("HOST", IpAddr::from([0, 0, 0, 0]))?, port: env.get("PORT", default_port)? })
+    }
+}
+
+/// How to reach the service's own PostgreSQL database.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    /// Server URL without the database (`DATABASE_URL`); may hold a password, hence secret.
+    pub server_url: SecretString,
+    /// The database name (`DATABASE_NAME`).
+    pub name: String,
+    /// Pool size (`DATABASE_MAX_CONNECTIONS`).
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection (`DATABASE_ACQUIRE_TIMEOUT_MS`).
+    pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("server_url", &"[redacted]")
+            .field("name", &self.name)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseSettings {
+    /// Reads `DATABASE_URL`, `DATABASE_NAME`, `DATABASE_MAX_CONNECTIONS`, `DATABASE_ACQUIRE_TIMEOUT_MS`.
+    pub fn from_env(env: &Env, default_name: &str) -> Result<Self, ConfigError> {
+        let settings = Self {
+            server_url: SecretString::from(env.string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432")),
+            name: env.string("DATABASE_NAME", default_name),
+            max_connections: env.get("DATABASE_MAX_CONNECTIONS", 10)?,
+            acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 3_000)?,
+        };
+        settings.server_options().map_err(|e| ConfigError::new("DATABASE_URL", e))?;
+        if settings.max_connections == 0 {
+            return Err(ConfigError::new("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        Ok(settings)
+    }
+
+    /// Options for the server's maintenance connection (no database selected).
+    pub fn server_options(&self) -> Result<PgConnectOptions, sqlx::Error> {
+        PgConnectOptions::from_str(self.server_url.expose_secret())
+    }
+
+    /// Options for the service's own database.
+    pub fn options(&self) -> Result<PgConnectOptions, sqlx::Error> {
+        Ok(self.server_options()?.database(&self.name))
+    }
+}
+
+/// How to reach the Kafka brokers and name topics and groups.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BROKERS`, comma-separated `host:port`.
+    pub brokers: String,
+    /// `KAFKA_CLIENT_ID`.
+    pub client_id: String,
+    /// `KAFKA_TOPIC_PREFIX`, prepended to every topic and consumer group (tests isolate themselves with it).
+    pub topic_prefix: String,
+    /// `KAFKA_TOPIC_PARTITIONS`, used when the platform creates a missing topic.
+    pub partitions: i32,
+    /// `KAFKA_REPLICATION_FACTOR`, used when the platform creates a missing topic.
+    pub replication_factor: i32,
+    /// `KAFKA_FETCH_WAIT_MAX_MS`: how long a fetch may wait for data. Some brokers (tansu)
+    /// only answer a fetch when this runs out, so it bounds every hop's latency.
+    pub fetch_wait_max_ms: u32,
+    /// `KAFKA_PRODUCE_TIMEOUT_MS`: how long a publish waits for the broker's acknowledgement.
+    pub produce_timeout: Duration,
+    /// `KAFKA_HANDLER_MAX_ATTEMPTS`: attempts at a failing message before it goes to the dead-letter topic.
+    pub handler_max_attempts: u32,
+    /// `KAFKA_RETRY_BASE_MS`: first retry delay; attempt n waits about base × n².
+    pub retry_base: Duration,
+}
+
+impl KafkaSettings {
+    /// Reads the `KAFKA_*` variables.
+    pub fn from_env(env: &Env, client_id: &str) -> Result<Self, ConfigError> {
+        let settings = Self {
+            brokers: env.string("KAFKA_BROKERS", "127.0.0.1:9092"),
+            client_id: env.string("KAFKA_CLIENT_ID", client_id),
+            topic_prefix: env.string("KAFKA_TOPIC_PREFIX", ""),
+            partitions: env.get("KAFKA_TOPIC_PARTITIONS", 3)?,
+            replication_factor: env.get("KAFKA_REPLICATION_FACTOR", 1)?,
+            fetch_wait_max_ms: env.get("KAFKA_FETCH_WAIT_MAX_MS", 10)?,
+            produce_timeout: env.millis("KAFKA_PRODUCE_TIMEOUT_MS", 5_000)?,
+            handler_max_attempts: env.get("KAFKA_HANDLER_MAX_ATTEMPTS", 4)?,
+            retry_base: env.millis("KAFKA_RETRY_BASE_MS", 100)?,
+        };
+        if settings.partitions < 1 {
+            return Err(ConfigError::new("KAFKA_TOPIC_PARTITIONS", "must be at least 1"));
+        }
+        if settings.replication_factor < 1 {
+            return Err(ConfigError::new("KAFKA_REPLICATION_FACTOR", "must be at least 1"));
+        }
+        if settings.handler_max_attempts < 1 {
+            return Err(ConfigError::new("KAFKA_HANDLER_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        Ok(settings)
+    }
+
+    /// The full name of a topic, with the configured prefix.
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{base}", self.topic_prefix)
+    }
+
+    /// The full name of a consumer group, with the configured prefix.
+    pub fn group(&self, base: &str) -> String {
+        format!("{}{base}", self.topic_prefix)
+    }
+}
+
+/// What the telemetry pipeline needs to know.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    /// The service's name in logs, traces and metrics (`OTEL_SERVICE_NAME`).
+    pub service_name: String,
+    /// Deployment environment (`APP_ENV`).
+    pub environment: Environment,
+    /// Log filter directives (`RUST_LOG`).
+    pub log_filter: String,
+    /// OTLP gRPC endpoint (`OTEL_EXPORTER_OTLP_ENDPOINT`); `none` disables export.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl TelemetrySettings {
+    /// Reads `OTEL_SERVICE_NAME`, `APP_ENV`, `RUST_LOG`, `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub fn from_env(env: &Env, service_name: &str) -> Result<Self, ConfigError> {
+        let endpoint = env.string("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317");
+        Ok(Self {
+            service_name: env.string("OTEL_SERVICE_NAME", service_name),
+            environment: env.get("APP_ENV", Environment::Development)?,
+            log_filter: env.string("RUST_LOG", "info"),
+            otlp_endpoint: (!endpoint.eq_ignore_ascii_case("none")).then_some(endpoint),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let env = Env::from_pairs([("PORT", "eighty")]);
+        let err = HttpSettings::from_env(&env, 3001).unwrap_err();
+        assert_eq!(err.variable, "PORT");
+        assert!(err.to_string().contains("PORT"), "{err}");
+    }
+
+    #[test]
+    fn defaults_apply_when_unset_or_blank() {
+        let env = Env::from_pairs([("PORT", "  ")]);
+        assert_eq!(HttpSettings::from_env(&env, 3001).unwrap().port, 3001);
+    }
+
+    #[test]
+    fn the_database_url_never_shows_in_debug_output() {
+        let env = Env::from_pairs([("DATABASE_URL", "postgres://u:hunter2@db:5432")]);
+        let settings = DatabaseSettings::from_env(&env, "userdb").unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn topics_and_groups_carry_the_prefix() {
+        let env = Env::from_pairs([("KAFKA_TOPIC_PREFIX", "t1.")]);
+        let kafka = KafkaSettings::from_env(&env, "svc").unwrap();
+        assert_eq!(kafka.topic("user.created"), "t1.user.created");
+        assert_eq!(kafka.group("order-service-group"), "t1.order-service-group");
+    }
+
+    #[test]
+    fn zero_partitions_are_refused() {
+        let env = Env::from_pairs([("KAFKA_TOPIC_PARTITIONS", "0")]);
+        assert_eq!(KafkaSettings::from_env(&env, "svc").unwrap_err().variable, "KAFKA_TOPIC_PARTITIONS");
+    }
+}

@@ -1,0 +1,98 @@
+//! The middleware stack every service's router gets, outermost first:
+//! request id → server span (continuing the caller's trace) → RED metrics →
+//! panic catcher → handler.
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderMap, Response};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+use tracing::{Span, field};
+
+use super::request_id::{REQUEST_ID_HEADER, set_request_id};
+use super::Problem;
+use crate::telemetry::propagation;
+
+/// Wraps `router` in the platform's standard middleware.
+pub fn standard_layers(router: Router) -> Router {
+    router
+        .layer(CatchPanicLayer::custom(|_panic| {
+            tracing::error!("handler panicked");
+            Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, None).into_response()
+        }))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(TraceLayer::new_for_http().make_span_with(make_span).on_request(()).on_response(on_response).on_failure(()))
+        .layer(middleware::from_fn(set_request_id))
+}
+
+/// Writes the current span's trace context (`traceparent`, `tracestate`) into outgoing headers.
+pub fn inject_trace_context(headers: &mut HeaderMap) {
+    propagation::inject_http(&Span::current(), headers);
+}
+
+fn route_of(request: &Request<Body>) -> &str {
+    request.extensions().get::<MatchedPath>().map_or("unmatched", MatchedPath::as_str)
+}
+
+fn is_probe(route: &str) -> bool {
+    route.starts_with("/health") || route == "/metrics"
+}
+
+fn make_span(request: &Request<Body>) -> Span {
+    let route = route_of(request);
+    let method = request.method().as_str();
+    let request_id = request.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let span = tracing::info_span!(
+        "http.server.request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        otel.status_code = field::Empty,
+        http.request.method = method,
+        http.route = route,
+        url.path = request.uri().path(),
+        request_id,
+        http.response.status_code = field::Empty,
+    );
+    propagation::set_parent_from_http(&span, request.headers());
+    span
+}
+
+fn on_response(response: &Response<Body>, _latency: Duration, span: &Span) {
+    let status = response.status();
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// Records RED metrics and writes the access log line (inside the request's span,
+/// so the line carries its request and trace ids).
+async fn record_metrics(request: Request, next: Next) -> axum::response::Response {
+    let route = route_of(&request).to_owned();
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    let status = response.status();
+    // Probes are scraped every few seconds; counting and logging them would drown the real traffic.
+    if is_probe(&route) {
+        tracing::debug!(status = status.as_u16(), "probe answered");
+    } else {
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), latency_ms, "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), latency_ms, "request completed");
+        }
+        let status = status.as_u16().to_string();
+        metrics::histogram!("http_request_duration_seconds", "method" => method.clone(), "route" => route.clone())
+            .record(elapsed.as_secs_f64());
+        metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status).increment(1);
+    }
+    response
+}

@@ -1,0 +1,15 @@
+//! HTTP plumbing every service uses: request ids, problem+json errors,
+//! extractors that answer bad input with 4xx, tracing and metrics layers, and
+//! the server with its standard routes (`/health/*`, `/metrics`).
+
+mod extract;
+mod layers;
+mod problem;
+mod request_id;
+mod server;
+
+pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use layers::{inject_trace_context, standard_layers};
+pub use problem::{FieldError, Problem};
+pub use request_id::{REQUEST_ID_HEADER, RequestId};
+pub use server::{Server, ServerBuilder};

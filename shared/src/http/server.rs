@@ -1,0 +1,130 @@
+//! The HTTP server with the platform's standard routes, its background tasks,
+//! and the order in which they stop.
+//!
+//! Shutdown order matters: stop taking requests (in-flight ones finish), then
+//! cancel background tasks (consumers commit what they handled and leave their
+//! group), then flush telemetry in `main`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::http::{Method, StatusCode, Uri};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Problem, standard_layers};
+use crate::configuration::HttpSettings;
+use crate::health::{self, Readiness};
+use crate::metrics;
+
+/// How long background tasks get to finish after shutdown was asked for.
+const TASK_GRACE: Duration = Duration::from_secs(10);
+
+/// Collects a service's routes, readiness checks and background tasks.
+pub struct ServerBuilder {
+    api: Router,
+    readiness: Readiness,
+    tasks: JoinSet<()>,
+    shutdown: CancellationToken,
+}
+
+impl ServerBuilder {
+    /// Starts with the service's own API routes.
+    pub fn new(api: Router) -> Self {
+        Self { api, readiness: Readiness::default(), tasks: JoinSet::new(), shutdown: CancellationToken::new() }
+    }
+
+    /// The checks behind `/health/ready`.
+    #[must_use]
+    pub fn readiness(mut self, readiness: Readiness) -> Self {
+        self.readiness = readiness;
+        self
+    }
+
+    /// The token background tasks watch; it is cancelled once the server stopped.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Runs `task` beside the server until shutdown; the task must return once the token is cancelled.
+    pub fn spawn<F>(&mut self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.spawn(task);
+    }
+
+    /// Binds the listener; port 0 picks a free port (tests).
+    pub async fn bind(self, settings: &HttpSettings) -> anyhow::Result<Server> {
+        let address = SocketAddr::new(settings.host, settings.port);
+        let listener = TcpListener::bind(address).await.with_context(|| format!("failed to bind {address}"))?;
+        let port = listener.local_addr().context("listener has no local address")?.port();
+        let router = Router::new()
+            .merge(health::router(self.readiness))
+            .merge(metrics::router())
+            .merge(self.api)
+            .fallback(not_found)
+            .method_not_allowed_fallback(method_not_allowed);
+        Ok(Server { listener, port, router: standard_layers(router), tasks: self.tasks, shutdown: self.shutdown })
+    }
+}
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    port: u16,
+    router: Router,
+    tasks: JoinSet<()>,
+    shutdown: CancellationToken,
+}
+
+impl Server {
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or Ctrl-C.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(crate::shutdown::signal()).await
+    }
+
+    /// Serves until `signal` completes, then stops everything in order. Tests stop services this way.
+    pub async fn run_until<S>(self, signal: S) -> anyhow::Result<()>
+    where
+        S: Future<Output = ()> + Send + 'static,
+    {
+        let Self { listener, port, router, mut tasks, shutdown } = self;
+        tracing::info!(port, "listening");
+        let stop = shutdown.clone();
+        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(async move {
+                tokio::select! {
+                    () = signal => {},
+                    () = stop.cancelled() => {},
+                }
+            })
+            .await
+            .context("HTTP server failed")?;
+        tracing::info!("HTTP server stopped; stopping background tasks");
+        shutdown.cancel();
+        let drained = tokio::time::timeout(TASK_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(grace_seconds = TASK_GRACE.as_secs(), "background tasks did not stop in time; aborting them");
+            tasks.abort_all();
+        }
+        Ok(())
+    }
+}
+
+async fn not_found(uri: Uri) -> Problem {
+    Problem::not_found(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: Method) -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, Some(format!("{method} is not allowed here")))
+}

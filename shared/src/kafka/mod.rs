@@ -1,0 +1,26 @@
+//! Kafka: topic creation, an acknowledged publisher, and a consumer loop that
+//! stores an offset only once its message was handled or dead-lettered.
+
+mod admin;
+mod consumer;
+mod headers;
+mod producer;
+
+pub use admin::ensure_topics;
+pub use consumer::{ConsumerBuilder, EventConsumer, EventMeta, HandlerError, Incoming};
+pub use producer::{EventPublisher, PublishError};
+
+use rdkafka::ClientConfig;
+
+use crate::configuration::KafkaSettings;
+
+/// Client configuration common to producers, consumers and admin clients.
+fn base_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &settings.brokers)
+        .set("client.id", &settings.client_id)
+        // librdkafka logs through its own callback; keep it to warnings.
+        .set("log_level", "4");
+    config
+}

@@ -1,0 +1,149 @@
+//! Publishing events: JSON body, CloudEvents headers, trace context, and a wait
+//! for the broker's acknowledgement (acks=all, idempotent producer).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::Utc;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::util::Timeout;
+use tracing::{Instrument, field};
+use uuid::Uuid;
+
+use super::{base_config, headers};
+use crate::configuration::KafkaSettings;
+use crate::events::Event;
+use crate::http::RequestId;
+use crate::telemetry::propagation;
+
+/// A publish the broker did not acknowledge in time.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The event could not be serialised (a bug, not an outage).
+    #[error("cannot serialise event for {topic}")]
+    Serialise {
+        /// Destination topic.
+        topic: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The broker refused the message or did not acknowledge it in time.
+    #[error("broker did not acknowledge the message on {topic}")]
+    Broker {
+        /// Destination topic.
+        topic: String,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+    },
+}
+
+/// Publishes events and dead letters for one service. Cheap to clone.
+#[derive(Clone)]
+pub struct EventPublisher {
+    producer: FutureProducer,
+    settings: Arc<KafkaSettings>,
+}
+
+impl EventPublisher {
+    /// Creates the producer; it connects lazily.
+    pub fn new(settings: &KafkaSettings) -> anyhow::Result<Self> {
+        let producer: FutureProducer = base_config(settings)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "1")
+            .set("message.timeout.ms", settings.produce_timeout.as_millis().to_string())
+            .create()
+            .context("cannot create Kafka producer")?;
+        Ok(Self { producer, settings: Arc::new(settings.clone()) })
+    }
+
+    /// The underlying producer (readiness checks ask it for metadata).
+    pub fn producer(&self) -> &FutureProducer {
+        &self.producer
+    }
+
+    /// The settings it was built with.
+    pub fn settings(&self) -> &KafkaSettings {
+        &self.settings
+    }
+
+    /// Publishes `event` to its topic keyed by its user id, and returns the event id
+    /// once the broker acknowledged it.
+    pub async fn publish<E: Event>(&self, event: &E, request_id: &RequestId) -> Result<Uuid, PublishError> {
+        let topic = self.settings.topic(E::TOPIC);
+        let payload =
+            serde_json::to_vec(event).map_err(|source| PublishError::Serialise { topic: topic.clone(), source })?;
+        let event_id = Uuid::new_v4();
+        let key = event.key().to_string();
+        let span = producer_span(&topic, &key);
+        let id_text = event_id.to_string();
+        let time = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut message_headers = OwnedHeaders::new()
+            .insert(header(headers::CE_ID, &id_text))
+            .insert(header(headers::CE_TYPE, E::TYPE))
+            .insert(header(headers::CE_SOURCE, &self.settings.client_id))
+            .insert(header(headers::CE_TIME, &time))
+            .insert(header(headers::CE_SPECVERSION, "1.0"))
+            .insert(header(headers::CONTENT_TYPE, "application/json"))
+            .insert(header(headers::REQUEST_ID, request_id.as_str()));
+        message_headers = propagation::inject_kafka(&span, message_headers);
+        self.send(&topic, &key, &payload, message_headers).instrument(span).await?;
+        tracing::debug!(topic, event_id = %event_id, event_type = E::TYPE, "event published");
+        Ok(event_id)
+    }
+
+    /// Sends raw bytes (dead letters, replays) and waits for the acknowledgement.
+    pub(crate) async fn send(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        message_headers: OwnedHeaders,
+    ) -> Result<(), PublishError> {
+        let started = Instant::now();
+        let record = FutureRecord::to(topic).key(key).payload(payload).headers(message_headers);
+        let result = self.producer.send(record, Timeout::After(self.settings.produce_timeout)).await;
+        let outcome = if result.is_ok() { "acked" } else { "failed" };
+        metrics::counter!("kafka_messages_produced_total", "topic" => topic.to_owned(), "outcome" => outcome)
+            .increment(1);
+        metrics::histogram!("kafka_produce_duration_seconds", "topic" => topic.to_owned())
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Ok(delivery) => {
+                let span = tracing::Span::current();
+                span.record("messaging.destination.partition.id", delivery.partition.to_string());
+                span.record("messaging.kafka.offset", delivery.offset);
+                Ok(())
+            }
+            Err((source, _message)) => {
+                tracing::Span::current().record("otel.status_code", "ERROR");
+                Err(PublishError::Broker { topic: topic.to_owned(), source })
+            }
+        }
+    }
+}
+
+pub(crate) fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a [u8]> {
+    Header { key, value: Some(value.as_bytes()) }
+}
+
+fn producer_span(topic: &str, key: &str) -> tracing::Span {
+    tracing::info_span!(
+        "kafka.publish",
+        otel.name = format!("send {topic}"),
+        otel.kind = "producer",
+        otel.status_code = field::Empty,
+        messaging.system = "kafka",
+        messaging.operation.type = "send",
+        messaging.operation.name = "send",
+        messaging.destination.name = topic,
+        messaging.kafka.message.key = key,
+        messaging.destination.partition.id = field::Empty,
+        messaging.kafka.offset = field::Empty,
+    )
+}

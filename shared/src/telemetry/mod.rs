@@ -1,0 +1,147 @@
+//! Logs and traces: JSON log lines on stdout joined to OTLP-exported spans.
+//!
+//! Every log line carries the active span's `trace_id` and `span_id` (and the
+//! `request_id` of the enclosing request or message), so any line leads to its
+//! trace in Jaeger and any trace to its lines.
+
+mod json_format;
+pub mod propagation;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::{KeyValue, global};
+use opentelemetry::propagation::TextMapCompositePropagator;
+use opentelemetry_otlp::{SpanExporter, WithExportConfig};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::fmt::format::JsonFields;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::EnvFilter;
+
+use crate::configuration::TelemetrySettings;
+pub use json_format::JsonLogFormat;
+
+/// Libraries whose own chatter would drown the service's lines, or feed the exporter's
+/// failures back into the exporter.
+const QUIET_DIRECTIVES: &[&str] =
+    &["h2=warn", "tonic=warn", "hyper=warn", "tower=warn", "opentelemetry=off", "opentelemetry_sdk=off", "opentelemetry_otlp=off"];
+
+static INSTALLED: OnceLock<()> = OnceLock::new();
+
+/// Flushes pending spans when the service stops.
+#[must_use = "call shutdown() before the process exits, or the last spans are lost"]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+}
+
+impl TelemetryGuard {
+    /// Flushes and stops the span exporter. It blocks, so it runs off the async workers.
+    pub async fn shutdown(self) {
+        if let Some(provider) = self.provider {
+            let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+            if let Ok(Err(error)) = flushed {
+                eprintln!("telemetry shutdown: {error}");
+            }
+        }
+    }
+}
+
+/// Installs the global subscriber (JSON logs, and span export when an endpoint is set)
+/// and the W3C trace-context and baggage propagators. Must run inside the Tokio runtime.
+pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
+    let filter = env_filter(&settings.log_filter)?;
+    let provider = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(|endpoint| tracer_provider(settings, endpoint))
+        .transpose()?;
+    install(settings, filter, provider.clone())?;
+    if let Some(endpoint) = &settings.otlp_endpoint {
+        tokio::spawn(report_collector_reachability(endpoint.clone()));
+    } else {
+        tracing::info!("span export disabled (OTEL_EXPORTER_OTLP_ENDPOINT=none)");
+    }
+    Ok(TelemetryGuard { provider })
+}
+
+/// Installs the given provider's layer once per process; later calls are no-ops.
+/// Tests that run several services in one process share one subscriber.
+pub fn install(
+    settings: &TelemetrySettings,
+    filter: EnvFilter,
+    provider: Option<SdkTracerProvider>,
+) -> anyhow::Result<()> {
+    if INSTALLED.get().is_some() {
+        return Ok(());
+    }
+    global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+        Box::new(TraceContextPropagator::new()),
+        Box::new(BaggagePropagator::new()),
+    ]));
+    let otel_layer = provider.map(|provider| {
+        global::set_tracer_provider(provider.clone());
+        tracing_opentelemetry::layer().with_tracer(provider.tracer(settings.service_name.clone()))
+    });
+    let fmt_layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(JsonFields::new())
+        .event_format(JsonLogFormat::new(&settings.service_name))
+        .with_writer(std::io::stdout);
+    // One filter for both layers: a span too verbose to log is too verbose to export.
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(otel_layer)
+        .with(fmt_layer)
+        .try_init()
+        .context("a global tracing subscriber is already installed")?;
+    let _ = INSTALLED.set(());
+    Ok(())
+}
+
+/// The log filter from `RUST_LOG`-style directives, with noisy libraries quietened.
+pub fn env_filter(directives: &str) -> anyhow::Result<EnvFilter> {
+    let mut filter = EnvFilter::try_new(directives).with_context(|| format!("invalid RUST_LOG {directives:?}"))?;
+    for directive in QUIET_DIRECTIVES {
+        // A user's explicit directive for the same target wins.
+        if !directives.contains(directive.split('=').next().unwrap_or_default()) {
+            filter = filter.add_directive(directive.parse().context("built-in log directive")?);
+        }
+    }
+    Ok(filter)
+}
+
+/// A batch-exporting tracer provider with the service's resource attributes.
+pub fn tracer_provider(settings: &TelemetrySettings, endpoint: &str) -> anyhow::Result<SdkTracerProvider> {
+    let exporter = SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint)
+        .with_timeout(Duration::from_secs(3))
+        .build()
+        .with_context(|| format!("invalid OTLP endpoint {endpoint:?}"))?;
+    let resource = Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .with_attributes([
+            KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
+            KeyValue::new("deployment.environment.name", settings.environment.as_str()),
+        ])
+        .build();
+    Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+}
+
+/// Says once whether a collector listens at `endpoint`; the exporter's own repeated
+/// connection errors are silenced, so this is the one line an operator sees.
+async fn report_collector_reachability(endpoint: String) {
+    let address = endpoint.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_owned();
+    let reachable = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address))
+        .await
+        .is_ok_and(|connected| connected.is_ok());
+    if reachable {
+        tracing::info!(endpoint, "exporting spans over OTLP");
+    } else {
+        tracing::warn!(endpoint, "no OTLP collector answers; the service runs normally and its spans are dropped");
+    }
+}

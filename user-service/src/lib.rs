@@ -1,0 +1,11 @@
+//! user-service: user accounts in their own database, announced on `user.created`.
+
+pub mod configuration;
+pub mod domain;
+pub mod events;
+pub mod repository;
+pub mod routes;
+pub mod startup;
+
+pub use configuration::Settings;
+pub use startup::Application;

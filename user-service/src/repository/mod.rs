@@ -1,0 +1,3 @@
+//! SQL over the users database; functions take any executor so callers choose the transaction.
+
+pub mod users;

@@ -1,0 +1,40 @@
+//! Wiring: database, Kafka, routes and the server, in the order they must come up.
+
+use shared::events::{Event, UserCreated};
+use shared::health::Readiness;
+use shared::http::{Server, ServerBuilder};
+use shared::kafka::{EventPublisher, ensure_topics};
+use sqlx::PgPool;
+use sqlx::migrate::Migrator;
+
+use crate::configuration::Settings;
+use crate::routes;
+
+/// The schema, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The users database.
+    pub pool: PgPool,
+    /// Publishes `user.created`.
+    pub publisher: EventPublisher,
+}
+
+/// Builds user-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
+pub struct Application;
+
+impl Application {
+    /// Connects, migrates, creates missing topics and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Server> {
+        shared::metrics::handle();
+        let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        ensure_topics(&settings.kafka, &[UserCreated::TOPIC]).await?;
+        let publisher = EventPublisher::new(&settings.kafka)?;
+        let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone());
+        let api = routes::router(AppState { pool, publisher });
+        ServerBuilder::new(api).readiness(readiness).bind(&settings.http).await
+    }
+
+}

@@ -1,0 +1,6 @@
+//! user-service against the real PostgreSQL and Kafka broker: one database and
+//! one topic prefix per test.
+
+mod health;
+mod helpers;
+mod users;

@@ -1,0 +1,106 @@
+//! `/users`: what a client sees, and what the service publishes.
+
+use std::time::Duration;
+
+use rdkafka::Message;
+use shared::events::UserCreated;
+use shared::testing::{TopicProbe, header_of};
+
+use crate::helpers::{assert_problem, spawn_app, valid_user};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn creating_a_user_stores_it_and_publishes_user_created() {
+    let app = spawn_app().await;
+    let response = app
+        .client()
+        .post(app.url("/users"))
+        .header("x-request-id", "req-create-1")
+        .json(&valid_user("john.doe@example.com"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let user: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(user["email"], "john.doe@example.com");
+    assert_eq!(user["role"], "user");
+    assert!(user.get("password").is_none() && user.get("passwordHash").is_none(), "{user}");
+    let id = user["id"].as_str().unwrap().to_owned();
+
+    let fetched: serde_json::Value =
+        app.client().get(app.url(&format!("/users/{id}"))).send().await.unwrap().json().await.unwrap();
+    assert_eq!(fetched, user);
+
+    let probe = TopicProbe::new(&format!("{}user.created", app.topic_prefix));
+    let message = probe.next_matching(Duration::from_secs(20), |_| true).await;
+    let event: UserCreated = serde_json::from_slice(message.payload().unwrap()).unwrap();
+    assert_eq!(event.user_id.to_string(), id);
+    assert_eq!(event.email, "john.doe@example.com");
+    assert_eq!(message.key(), Some(id.as_bytes()), "events are keyed by user id");
+    assert_eq!(header_of(&message, "x-request-id").as_deref(), Some("req-create-1"));
+    assert_eq!(header_of(&message, "ce_type").as_deref(), Some("platform.user.created.v1"));
+    assert!(header_of(&message, "ce_id").is_some_and(|id| uuid::Uuid::parse_str(&id).is_ok()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_invalid_field_is_reported_at_once() {
+    let app = spawn_app().await;
+    let response = app.post_user(&serde_json::json!({"email": "nope", "name": "X", "password": "weak"})).await;
+    let body = assert_problem(response, 400).await;
+    let mut fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    fields.sort_unstable();
+    assert_eq!(fields, ["email", "name", "password"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_bodies_get_4xx_problems_and_store_nothing() {
+    let app = spawn_app().await;
+    let cases: [(&str, &str, u16); 5] = [
+        ("application/json", "{\"email\": ", 400),
+        ("application/json", "{\"email\": \"a@example.com\"}", 400),
+        ("application/json", "{\"email\": 5, \"name\": \"Jo\", \"password\": \"SecurePass123!\"}", 400),
+        ("application/json", "[]", 400),
+        ("text/plain", "hello", 415),
+    ];
+    for (content_type, body, status) in cases {
+        let response =
+            app.client().post(app.url("/users")).header("content-type", content_type).body(body).send().await.unwrap();
+        let problem = assert_problem(response, status).await;
+        assert!(problem["detail"].is_string(), "{body}: {problem}");
+    }
+    let users: Vec<serde_json::Value> = app.client().get(app.url("/users")).send().await.unwrap().json().await.unwrap();
+    assert!(users.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_duplicate_email_in_any_case_is_a_conflict_and_the_first_user_stays() {
+    let app = spawn_app().await;
+    assert_eq!(app.post_user(&valid_user("jane@example.com")).await.status(), 201);
+    assert_problem(app.post_user(&valid_user("JANE@example.com")).await, 409).await;
+    let users: Vec<serde_json::Value> = app.client().get(app.url("/users")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(users.len(), 1);
+    assert_eq!(users[0]["email"], "jane@example.com");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unknown_ids_are_404_and_malformed_ids_are_400() {
+    let app = spawn_app().await;
+    let unknown = app.client().get(app.url(&format!("/users/{}", uuid::Uuid::new_v4()))).send().await.unwrap();
+    assert_problem(unknown, 404).await;
+    assert_problem(app.client().get(app.url("/users/not-a-uuid")).send().await.unwrap(), 400).await;
+    assert_problem(app.client().get(app.url("/users?limit=0")).send().await.unwrap(), 400).await;
+    assert_problem(app.client().get(app.url("/users?limit=abc")).send().await.unwrap(), 400).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_broker_the_service_refuses_to_start_with_a_clear_error() {
+    let env = shared::testing::service_env(&shared::testing::topic_prefix())
+        .await
+        .with("KAFKA_BROKERS", "127.0.0.1:1")
+        .with("KAFKA_PRODUCE_TIMEOUT_MS", "500");
+    let settings = user_service::Settings::from_env(&env).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(30), user_service::Application::build(settings))
+        .await
+        .expect("start-up gives up instead of hanging");
+    let error = format!("{:#}", result.err().expect("start-up fails"));
+    assert!(error.contains("topic") || error.contains("Kafka"), "{error}");
+}
