@@ -1,7 +1,7 @@
 //! api-gateway: the single entry point in front of the services.
 
-use shared::configuration::Env;
 use api_gateway::{Application, Settings};
+use shared::configuration::Env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

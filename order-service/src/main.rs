@@ -1,7 +1,7 @@
 //! order-service: orders, welcome orders for new users, and payment outcomes.
 
-use shared::configuration::Env;
 use order_service::{Application, Settings};
+use shared::configuration::Env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -54,5 +54,4 @@ impl Application {
         server.spawn(consumer.run(shutdown));
         server.bind(&settings.http).await
     }
-
 }

@@ -1,7 +1,7 @@
 //! payment-service: settles orders and announces the outcome.
 
-use shared::configuration::Env;
 use payment_service::{Application, Settings};
+use shared::configuration::Env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

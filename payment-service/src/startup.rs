@@ -1,7 +1,6 @@
 //! Wiring: Kafka topics, the consumer and the server (no database: a payment's
 //! outcome is a pure function of its order).
 
-use std::future::Future;
 use std::sync::Arc;
 
 use shared::events::{Event, OrderCreated, PaymentCompleted};
@@ -46,5 +45,4 @@ impl Application {
         server.spawn(consumer.run(shutdown));
         server.bind(&settings.http).await
     }
-
 }

@@ -69,7 +69,11 @@ impl Check {
                 }
             }
             Self::Consumer(status) => {
-                if status.is_subscribed() { Ok(()) } else { Err("not subscribed".to_owned()) }
+                if status.is_subscribed() {
+                    Ok(())
+                } else {
+                    Err("not subscribed".to_owned())
+                }
             }
         }
     }
@@ -134,7 +138,7 @@ async fn live() -> Json<Value> {
 async fn ready(State(readiness): State<Readiness>) -> (StatusCode, Json<Value>) {
     let (ok, checks) = readiness.evaluate().await;
     if !ok {
-        tracing::warn!(checks = %Value::Object(checks.clone()), "not ready");
+        tracing::warn!(checks = %serde_json::Value::Object(checks.clone()), "not ready");
     }
     let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({ "status": if ok { "ready" } else { "not_ready" }, "checks": checks })))

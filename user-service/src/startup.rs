@@ -36,5 +36,4 @@ impl Application {
         let api = routes::router(AppState { pool, publisher });
         ServerBuilder::new(api).readiness(readiness).bind(&settings.http).await
     }
-
 }

@@ -38,17 +38,29 @@ impl Upstreams {
             .pool_idle_timeout(std::time::Duration::from_secs(30))
             .build()
             .context("cannot build the upstream HTTP client")?;
-        Ok(Self { client, users: Arc::new(settings.user_service.clone()), orders: Arc::new(settings.order_service.clone()) })
+        Ok(Self {
+            client,
+            users: Arc::new(settings.user_service.clone()),
+            orders: Arc::new(settings.order_service.clone()),
+        })
     }
 }
 
 /// `/api/users…` → user-service.
-pub async fn users(State(upstreams): State<Upstreams>, request_id: RequestId, request: Request) -> Result<Response, Problem> {
+pub async fn users(
+    State(upstreams): State<Upstreams>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, Problem> {
     forward(&upstreams.client, &upstreams.users, "user-service", &request_id, request).await
 }
 
 /// `/api/orders…` → order-service.
-pub async fn orders(State(upstreams): State<Upstreams>, request_id: RequestId, request: Request) -> Result<Response, Problem> {
+pub async fn orders(
+    State(upstreams): State<Upstreams>,
+    request_id: RequestId,
+    request: Request,
+) -> Result<Response, Problem> {
     forward(&upstreams.client, &upstreams.orders, "order-service", &request_id, request).await
 }
 

@@ -32,9 +32,7 @@ async fn a_user_created_through_the_gateway_gets_a_settled_welcome_order() {
 
     // The request id crossed all three hops.
     let payments = TopicProbe::new(&format!("{}payment.completed", platform.topic_prefix));
-    let payment = payments
-        .next_matching(Duration::from_secs(20), |m| m.key() == Some(user_id.as_bytes()))
-        .await;
+    let payment = payments.next_matching(Duration::from_secs(20), |m| m.key() == Some(user_id.as_bytes())).await;
     assert_eq!(header_of(&payment, "x-request-id").as_deref(), Some("e2e-request-1"));
     let by_id: serde_json::Value = platform
         .gateway
@@ -62,8 +60,11 @@ async fn bad_input_through_the_gateway_keeps_its_problem_shape() {
     let body = assert_problem(invalid, 400).await;
     assert_eq!(body["errors"].as_array().unwrap().len(), 3);
     assert_problem(client.get(platform.url("/api/orders/not-a-uuid")).send().await.unwrap(), 400).await;
-    assert_problem(client.get(platform.url(&format!("/api/users/{}", uuid::Uuid::new_v4()))).send().await.unwrap(), 404)
-        .await;
+    assert_problem(
+        client.get(platform.url(&format!("/api/users/{}", uuid::Uuid::new_v4()))).send().await.unwrap(),
+        404,
+    )
+    .await;
 }
 
 /// Run with `make latency`: POST → order settled for 20 users, payment delay 0.

@@ -19,19 +19,21 @@ impl Platform {
         let env = |extra: &[(&str, &str)]| {
             let topic_prefix = topic_prefix.clone();
             let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-            async move {
-                extra.into_iter().fold(testing::service_env(&topic_prefix).await, |env, (k, v)| env.with(&k, v))
-            }
+            async move { extra.into_iter().fold(testing::service_env(&topic_prefix).await, |env, (k, v)| env.with(&k, v)) }
         };
         let users = TestServer::spawn(
             user_service::Application::build(user_service::Settings::from_env(&env(&[]).await).unwrap()).await.unwrap(),
         );
         let orders = TestServer::spawn(
-            order_service::Application::build(order_service::Settings::from_env(&env(&[]).await).unwrap()).await.unwrap(),
+            order_service::Application::build(order_service::Settings::from_env(&env(&[]).await).unwrap())
+                .await
+                .unwrap(),
         );
         let payment_env = env(&[("PAYMENT_DELAY_MS", "0"), ("PAYMENT_FAILURE_RATE", payment_failure_rate)]).await;
         let payments = TestServer::spawn(
-            payment_service::Application::build(payment_service::Settings::from_env(&payment_env).unwrap()).await.unwrap(),
+            payment_service::Application::build(payment_service::Settings::from_env(&payment_env).unwrap())
+                .await
+                .unwrap(),
         );
         let gateway = spawn_gateway(&users.address, &orders.address).await;
         for service in [&users, &orders, &payments, &gateway] {

@@ -8,9 +8,9 @@ impl ProductId {
     /// Parses `product-[A-Za-z0-9-]+`, at most 100 characters.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let valid = raw.len() <= 100
-            && raw.strip_prefix("product-").is_some_and(|rest| {
-                !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-            });
+            && raw
+                .strip_prefix("product-")
+                .is_some_and(|rest| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
         if valid {
             Ok(Self(raw.to_owned()))
         } else {

@@ -110,7 +110,12 @@ async fn with_items(connection: &mut PgConnection, rows: Vec<OrderRow>) -> anyho
     for row in item_rows {
         items.entry(row.order_id).or_default().push(to_item(row)?);
     }
-    rows.into_iter().map(|row| { let lines = items.remove(&row.id).unwrap_or_default(); to_order(row, lines) }).collect()
+    rows.into_iter()
+        .map(|row| {
+            let lines = items.remove(&row.id).unwrap_or_default();
+            to_order(row, lines)
+        })
+        .collect()
 }
 
 /// The order with `id`, if any.
@@ -125,13 +130,12 @@ pub async fn find(connection: &mut PgConnection, id: Uuid) -> anyhow::Result<Opt
 
 /// The user's welcome order, if any.
 pub async fn find_welcome(connection: &mut PgConnection, user_id: Uuid) -> anyhow::Result<Option<Order>> {
-    let rows = sqlx::query_as::<_, OrderRow>(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND kind = 'welcome'"
-    ))
-    .bind(user_id)
-    .fetch_all(&mut *connection)
-    .await
-    .context("SELECT welcome order failed")?;
+    let rows =
+        sqlx::query_as::<_, OrderRow>(&format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND kind = 'welcome'"))
+            .bind(user_id)
+            .fetch_all(&mut *connection)
+            .await
+            .context("SELECT welcome order failed")?;
     Ok(with_items(connection, rows).await?.pop())
 }
 
@@ -145,7 +149,12 @@ pub struct OrderFilter {
 }
 
 /// A page of orders, newest first.
-pub async fn list(connection: &mut PgConnection, filter: &OrderFilter, limit: i64, offset: i64) -> anyhow::Result<Vec<Order>> {
+pub async fn list(
+    connection: &mut PgConnection,
+    filter: &OrderFilter,
+    limit: i64,
+    offset: i64,
+) -> anyhow::Result<Vec<Order>> {
     let rows = sqlx::query_as::<_, OrderRow>(&format!(
         "SELECT {COLUMNS} FROM orders
          WHERE ($1::uuid IS NULL OR user_id = $1) AND ($2::text IS NULL OR status = $2)
@@ -163,7 +172,11 @@ pub async fn list(connection: &mut PgConnection, filter: &OrderFilter, limit: i6
 
 /// Moves a `pending` order to `next`. Returns the status the order had, or `None`
 /// when there is no such order. The row lock makes concurrent transitions take turns.
-pub async fn transition(executor: impl PgExecutor<'_>, id: Uuid, next: OrderStatus) -> anyhow::Result<Option<OrderStatus>> {
+pub async fn transition(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    next: OrderStatus,
+) -> anyhow::Result<Option<OrderStatus>> {
     let previous: Option<String> = sqlx::query_scalar(
         "WITH current AS (SELECT id, status FROM orders WHERE id = $1 FOR UPDATE)
          UPDATE orders o SET status = CASE WHEN c.status = 'pending' THEN $2 ELSE o.status END,

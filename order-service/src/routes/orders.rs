@@ -50,7 +50,10 @@ fn default_limit() -> i64 {
 }
 
 /// `GET /orders?userId=&status=&limit=&offset=`, newest first.
-pub async fn list(State(state): State<AppState>, ApiQuery(query): ApiQuery<ListQuery>) -> Result<Json<Vec<Order>>, Problem> {
+pub async fn list(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<Vec<Order>>, Problem> {
     let mut errors = Vec::new();
     let status = match query.status.as_deref().map(OrderStatus::parse) {
         Some(None) => {

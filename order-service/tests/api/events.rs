@@ -68,8 +68,10 @@ async fn a_payment_outcome_sets_the_order_status_once_and_for_all() {
     // A contradicting late event must not move a final order. A second order of the same
     // user, paid by an event behind it on the same key, tells when it was handled.
     app.publish(&payment(&paid, PaymentStatus::Failed)).await;
-    let body = serde_json::json!({"userId": paid_user, "items": [{"productId": "product-1", "quantity": 1, "price": 1}]});
-    let marker: serde_json::Value = app.client().post(app.url("/orders")).json(&body).send().await.unwrap().json().await.unwrap();
+    let body =
+        serde_json::json!({"userId": paid_user, "items": [{"productId": "product-1", "quantity": 1, "price": 1}]});
+    let marker: serde_json::Value =
+        app.client().post(app.url("/orders")).json(&body).send().await.unwrap().json().await.unwrap();
     app.publish(&payment(&marker, PaymentStatus::Completed)).await;
     eventually("the marker order to be paid", Duration::from_secs(30), || async {
         let orders = app.orders_of(paid_user).await;

@@ -3,11 +3,11 @@
 //! axum's own extractors answer with `text/plain` (and 422 for JSON that does
 //! not fit the type); these wrap them so a client always gets the one shape.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::Json;
 use serde::de::DeserializeOwned;
 
 use super::Problem;

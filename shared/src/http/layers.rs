@@ -14,8 +14,8 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 use tracing::{Span, field};
 
-use super::request_id::{REQUEST_ID_HEADER, set_request_id};
 use super::Problem;
+use super::request_id::{REQUEST_ID_HEADER, set_request_id};
 use crate::telemetry::propagation;
 
 /// Wraps `router` in the platform's standard middleware.
@@ -26,7 +26,9 @@ pub fn standard_layers(router: Router) -> Router {
             Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, None).into_response()
         }))
         .layer(middleware::from_fn(record_metrics))
-        .layer(TraceLayer::new_for_http().make_span_with(make_span).on_request(()).on_response(on_response).on_failure(()))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(make_span).on_request(()).on_response(on_response).on_failure(()),
+        )
         .layer(middleware::from_fn(set_request_id))
 }
 

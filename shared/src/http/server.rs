@@ -114,7 +114,10 @@ impl Server {
         shutdown.cancel();
         let drained = tokio::time::timeout(TASK_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(grace_seconds = TASK_GRACE.as_secs(), "background tasks did not stop in time; aborting them");
+            tracing::warn!(
+                grace_seconds = TASK_GRACE.as_secs(),
+                "background tasks did not stop in time; aborting them"
+            );
             tasks.abort_all();
         }
         Ok(())

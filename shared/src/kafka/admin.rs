@@ -14,13 +14,12 @@ use crate::events::dead_letter_topic;
 pub async fn ensure_topics(settings: &KafkaSettings, bases: &[&str]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> =
         base_config(settings).create().context("cannot create Kafka admin client")?;
-    let names: Vec<String> = bases
+    let names: Vec<String> =
+        bases.iter().flat_map(|base| [settings.topic(base), dead_letter_topic(&settings.topic(base))]).collect();
+    let topics: Vec<NewTopic<'_>> = names
         .iter()
-        .flat_map(|base| [settings.topic(base), dead_letter_topic(&settings.topic(base))])
+        .map(|name| NewTopic::new(name, settings.partitions, TopicReplication::Fixed(settings.replication_factor)))
         .collect();
-    let replication = TopicReplication::Fixed(settings.replication_factor);
-    let topics: Vec<NewTopic<'_>> =
-        names.iter().map(|name| NewTopic::new(name, settings.partitions, replication)).collect();
     let options = AdminOptions::new()
         .operation_timeout(Some(settings.produce_timeout))
         .request_timeout(Some(settings.produce_timeout));

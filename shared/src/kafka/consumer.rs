@@ -172,7 +172,8 @@ impl ConsumerContext for GroupContext {
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
         if let Err(error) = result {
             // "No offset stored" is routine when nothing new was handled since the last commit.
-            if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) {
+            if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
+            {
                 tracing::warn!(%error, "offset commit failed");
             }
         }
@@ -226,7 +227,8 @@ impl EventConsumer {
         }
         self.status.set_subscribed(false);
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
-            if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)) {
+            if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
+            {
                 tracing::warn!(%error, "final offset commit failed");
             }
         }
@@ -267,7 +269,12 @@ impl EventConsumer {
         self.process_in_span(message, meta, shutdown).instrument(span).await
     }
 
-    async fn process_in_span(&self, message: &BorrowedMessage<'_>, meta: EventMeta, shutdown: &CancellationToken) -> Outcome {
+    async fn process_in_span(
+        &self,
+        message: &BorrowedMessage<'_>,
+        meta: EventMeta,
+        shutdown: &CancellationToken,
+    ) -> Outcome {
         let topic = meta.topic.clone();
         let Some(handler) = self.handlers.get(&topic) else {
             tracing::warn!(topic, "no handler for topic; skipping");
@@ -299,7 +306,12 @@ impl EventConsumer {
                     match error {
                         HandlerError::Transient(error) if attempt < max_attempts => {
                             let delay = backoff(self.settings.retry_base, attempt);
-                            tracing::warn!(error = format!("{error:#}"), attempt, delay_ms = delay.as_millis() as u64, "handler failed; retrying");
+                            tracing::warn!(
+                                error = format!("{error:#}"),
+                                attempt,
+                                delay_ms = delay.as_millis() as u64,
+                                "handler failed; retrying"
+                            );
                             metrics::counter!("kafka_handler_retries_total", "topic" => topic.clone()).increment(1);
                             tokio::select! {
                                 () = shutdown.cancelled() => return Outcome::Interrupted,

@@ -33,11 +33,7 @@ pub const DLQ_FIRST_FAILURE: &str = "x-dlq-first-failure-time";
 /// The last value of header `name` as UTF-8, if present.
 pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, name: &str) -> Option<&'a str> {
     let headers = headers?;
-    headers
-        .iter()
-        .filter(|h| h.key == name)
-        .filter_map(|h| h.value.and_then(|v| std::str::from_utf8(v).ok()))
-        .last()
+    headers.iter().filter(|h| h.key == name).filter_map(|h| h.value.and_then(|v| std::str::from_utf8(v).ok())).last()
 }
 
 /// The `ce_time` header as a timestamp.

@@ -11,25 +11,32 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::Context;
+use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry::{KeyValue, global};
-use opentelemetry::propagation::TextMapCompositePropagator;
 use opentelemetry_otlp::{SpanExporter, WithExportConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::EnvFilter;
 
 use crate::configuration::TelemetrySettings;
 pub use json_format::JsonLogFormat;
 
 /// Libraries whose own chatter would drown the service's lines, or feed the exporter's
 /// failures back into the exporter.
-const QUIET_DIRECTIVES: &[&str] =
-    &["h2=warn", "tonic=warn", "hyper=warn", "tower=warn", "opentelemetry=off", "opentelemetry_sdk=off", "opentelemetry_otlp=off"];
+const QUIET_DIRECTIVES: &[&str] = &[
+    "h2=warn",
+    "tonic=warn",
+    "hyper=warn",
+    "tower=warn",
+    "opentelemetry=off",
+    "opentelemetry_sdk=off",
+    "opentelemetry_otlp=off",
+];
 
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
@@ -55,11 +62,7 @@ impl TelemetryGuard {
 /// and the W3C trace-context and baggage propagators. Must run inside the Tokio runtime.
 pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     let filter = env_filter(&settings.log_filter)?;
-    let provider = settings
-        .otlp_endpoint
-        .as_deref()
-        .map(|endpoint| tracer_provider(settings, endpoint))
-        .transpose()?;
+    let provider = settings.otlp_endpoint.as_deref().map(|endpoint| tracer_provider(settings, endpoint)).transpose()?;
     install(settings, filter, provider.clone())?;
     if let Some(endpoint) = &settings.otlp_endpoint {
         tokio::spawn(report_collector_reachability(endpoint.clone()));
@@ -135,7 +138,8 @@ pub fn tracer_provider(settings: &TelemetrySettings, endpoint: &str) -> anyhow::
 /// Says once whether a collector listens at `endpoint`; the exporter's own repeated
 /// connection errors are silenced, so this is the one line an operator sees.
 async fn report_collector_reachability(endpoint: String) {
-    let address = endpoint.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_owned();
+    let address =
+        endpoint.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/').to_owned();
     let reachable = tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(&address))
         .await
         .is_ok_and(|connected| connected.is_ok());

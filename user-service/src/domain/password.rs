@@ -23,8 +23,9 @@ impl Password {
             && has(char::is_ascii_digit)
             && has(|c| !c.is_alphanumeric()))
         {
-            return Err("must contain an upper-case letter, a lower-case letter, a digit and a special character"
-                .to_owned());
+            return Err(
+                "must contain an upper-case letter, a lower-case letter, a digit and a special character".to_owned()
+            );
         }
         Ok(Self(SecretString::from(raw)))
     }

@@ -37,9 +37,7 @@ impl TryFrom<CreateUserRequest> for NewUser {
             (Ok(email), Ok(name), Ok(password)) => {
                 Ok(Self { email, name, password, role: request.role.unwrap_or_default() })
             }
-            (email, name, password) => {
-                Err([email.err(), name.err(), password.err()].into_iter().flatten().collect())
-            }
+            (email, name, password) => Err([email.err(), name.err(), password.err()].into_iter().flatten().collect()),
         }
     }
 }
@@ -89,7 +87,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
-async fn create_user(state: &AppState, request_id: &RequestId, request: CreateUserRequest) -> Result<User, CreateUserError> {
+async fn create_user(
+    state: &AppState,
+    request_id: &RequestId,
+    request: CreateUserRequest,
+) -> Result<User, CreateUserError> {
     let new_user = NewUser::try_from(request).map_err(CreateUserError::Invalid)?;
     let password = new_user.password.clone();
     let hash = tokio::task::spawn_blocking(move || password.hash()).await.context("hashing task failed")??;
@@ -128,7 +130,10 @@ fn default_limit() -> i64 {
 /// `GET /users?limit=&offset=`, newest first.
 pub async fn list(State(state): State<AppState>, ApiQuery(page): ApiQuery<Page>) -> Result<Json<Vec<User>>, Problem> {
     if !(1..=100).contains(&page.limit) || page.offset < 0 {
-        return Err(Problem::validation(vec![FieldError::new("limit", "must be 1 to 100; offset must not be negative")]));
+        return Err(Problem::validation(vec![FieldError::new(
+            "limit",
+            "must be 1 to 100; offset must not be negative",
+        )]));
     }
     Ok(Json(users::list(&state.pool, page.limit, page.offset).await?))
 }

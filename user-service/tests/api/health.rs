@@ -56,7 +56,8 @@ async fn metrics_count_requests_by_route_template() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_request_id_is_kept_and_a_missing_one_is_made() {
     let app = spawn_app().await;
-    let kept = app.client().get(app.url("/health/live")).header("x-request-id", "demo-request-123").send().await.unwrap();
+    let kept =
+        app.client().get(app.url("/health/live")).header("x-request-id", "demo-request-123").send().await.unwrap();
     assert_eq!(kept.headers()["x-request-id"], "demo-request-123");
     let made = app.client().get(app.url("/health/live")).send().await.unwrap();
     let id = made.headers()["x-request-id"].to_str().unwrap();

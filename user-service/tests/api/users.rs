@@ -46,7 +46,8 @@ async fn every_invalid_field_is_reported_at_once() {
     let app = spawn_app().await;
     let response = app.post_user(&serde_json::json!({"email": "nope", "name": "X", "password": "weak"})).await;
     let body = assert_problem(response, 400).await;
-    let mut fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let mut fields: Vec<&str> =
+        body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     fields.sort_unstable();
     assert_eq!(fields, ["email", "name", "password"]);
 }
