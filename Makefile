@@ -46,7 +46,7 @@ test-demo: up ## The demo script end to end against the native processes
 	@./demo-quick.sh
 
 latency: infra ## POST → settled order over 20 users (payment delay 0)
-	@cargo test --release -p api-gateway --test api chain_latency -- --ignored --nocapture
+	@cargo test -p api-gateway --test api chain_latency -- --ignored --nocapture
 
 clean-test-dbs: ## Drop databases left by tests
 	@psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -Atqc \
