@@ -42,8 +42,8 @@ test-rust: infra
 		cargo test --workspace --no-fail-fast; \
 	fi
 
-test-demo: up ## The demo script end to end against the native processes
-	@./demo-quick.sh
+test-demo: infra ## The demo script end to end against the native processes
+	@$(SCRIPTS)/demo-test.sh
 
 latency: infra ## POST → settled order over 20 users (payment delay 0)
 	@cargo test -p api-gateway --test api chain_latency -- --ignored --nocapture
