@@ -4,6 +4,7 @@ use shared::events::{Event, OrderCreated, PaymentCompleted, UserCreated};
 use shared::health::{ConsumerStatus, Readiness};
 use shared::http::{Server, ServerBuilder};
 use shared::kafka::{ConsumerBuilder, EventPublisher, ensure_topics};
+use shared::outbox::OutboxRelay;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -20,10 +21,8 @@ pub const CONSUMER_GROUP: &str = "order-service-group";
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The orders database.
+    /// The orders database (and its outbox).
     pub pool: PgPool,
-    /// Publishes `order.created`.
-    pub publisher: EventPublisher,
 }
 
 /// Builds order-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
@@ -36,7 +35,7 @@ impl Application {
         let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
         ensure_topics(&settings.kafka, &[UserCreated::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC]).await?;
         let publisher = EventPublisher::new(&settings.kafka)?;
-        let state = AppState { pool: pool.clone(), publisher: publisher.clone() };
+        let state = AppState { pool: pool.clone() };
 
         let (on_user, on_payment) = (state.clone(), state.clone());
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
@@ -44,14 +43,16 @@ impl Application {
             .on(move |message| on_payment_completed(on_payment.clone(), message));
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()
-            .postgres(pool)
+            .postgres(pool.clone())
             .kafka(publisher.producer().clone())
             .consumer(consumer.group(), status.clone());
         let consumer = consumer.build(status)?;
 
         let mut server = ServerBuilder::new(routes::router(state)).readiness(readiness);
         let shutdown = server.shutdown_token();
-        server.spawn(consumer.run(shutdown));
+        server.spawn(consumer.run(shutdown.clone()));
+        server.spawn(OutboxRelay::new(pool.clone(), publisher).run(shutdown.clone()));
+        server.spawn(shared::db::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }
 }

@@ -9,9 +9,11 @@ pub mod db;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod idempotency;
 pub mod kafka;
 pub mod metrics;
 pub mod money;
+pub mod outbox;
 pub mod shutdown;
 pub mod telemetry;
 

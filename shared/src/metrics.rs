@@ -45,6 +45,30 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Process metrics (`process_*`) and the runtime's scheduling lag, refreshed every
+/// few seconds until `shutdown`.
+pub async fn report_runtime_metrics(shutdown: tokio_util::sync::CancellationToken) {
+    const TICK: Duration = Duration::from_millis(250);
+    let collector = metrics_process::Collector::default();
+    collector.describe();
+    let mut ticks = 0u32;
+    loop {
+        // A timer that should fire after TICK: how late it fires is how long ready tasks wait
+        // for a worker thread (the counterpart of Node's event-loop lag).
+        let started = tokio::time::Instant::now();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(TICK) => {}
+        }
+        let lag = started.elapsed().saturating_sub(TICK);
+        metrics::gauge!("runtime_scheduling_lag_seconds").set(lag.as_secs_f64());
+        ticks += 1;
+        if ticks % 8 == 1 {
+            collector.collect();
+        }
+    }
+}
+
 /// `GET /metrics` in the Prometheus text format.
 pub fn router() -> Router {
     Router::new().route("/metrics", get(render))

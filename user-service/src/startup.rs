@@ -4,6 +4,7 @@ use shared::events::{Event, UserCreated};
 use shared::health::Readiness;
 use shared::http::{Server, ServerBuilder};
 use shared::kafka::{EventPublisher, ensure_topics};
+use shared::outbox::OutboxRelay;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
@@ -16,10 +17,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// The users database.
+    /// The users database (and its outbox).
     pub pool: PgPool,
-    /// Publishes `user.created`.
-    pub publisher: EventPublisher,
 }
 
 /// Builds user-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
@@ -33,7 +32,11 @@ impl Application {
         ensure_topics(&settings.kafka, &[UserCreated::TOPIC]).await?;
         let publisher = EventPublisher::new(&settings.kafka)?;
         let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone());
-        let api = routes::router(AppState { pool, publisher });
-        ServerBuilder::new(api).readiness(readiness).bind(&settings.http).await
+        let relay = OutboxRelay::new(pool.clone(), publisher);
+        let mut server = ServerBuilder::new(routes::router(AppState { pool: pool.clone() })).readiness(readiness);
+        let shutdown = server.shutdown_token();
+        server.spawn(relay.run(shutdown.clone()));
+        server.spawn(shared::db::report_pool_metrics(pool, shutdown));
+        server.bind(&settings.http).await
     }
 }

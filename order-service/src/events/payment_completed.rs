@@ -1,36 +1,46 @@
 //! `payment.completed` → the order becomes `paid` or `payment_failed`.
 
+use anyhow::Context;
 use shared::events::{PaymentCompleted, PaymentStatus};
+use shared::idempotency::first_delivery;
 use shared::kafka::{HandlerError, Incoming};
 
 use crate::domain::OrderStatus;
 use crate::repository::orders;
 use crate::startup::AppState;
 
-/// Applies the payment's outcome; an order already final is left alone.
+/// Applies the payment's outcome; an order already final is left alone, and a
+/// redelivered event is recognised by its id.
 pub async fn on_payment_completed(state: AppState, message: Incoming<PaymentCompleted>) -> Result<(), HandlerError> {
     let payment = &message.event;
+    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
+    if !first_delivery(&mut transaction, &message.meta).await? {
+        return Ok(());
+    }
     let next = match payment.status {
         PaymentStatus::Completed => OrderStatus::Paid,
         PaymentStatus::Failed => OrderStatus::PaymentFailed,
     };
-    match orders::transition(&state.pool, payment.order_id, next).await? {
-        None => Err(HandlerError::Permanent(anyhow::anyhow!(
+    let Some(previous) = orders::transition(&mut *transaction, payment.order_id, next).await? else {
+        // Rolled back with the processed mark, so a replay from the dead-letter topic is handled afresh.
+        return Err(HandlerError::Permanent(anyhow::anyhow!(
             "payment {} is for unknown order {}",
             payment.payment_id,
             payment.order_id
-        ))),
-        Some(previous) if previous.can_become(next) => {
+        )));
+    };
+    transaction.commit().await.context("cannot commit the status change")?;
+    match previous {
+        previous if previous.can_become(next) => {
             metrics::counter!("order_status_changes_total", "status" => next.as_str()).increment(1);
             if next == OrderStatus::Paid {
-                #[allow(clippy::cast_precision_loss)]
                 metrics::counter!("order_revenue_cents_total")
                     .increment(u64::try_from(payment.amount.cents()).unwrap_or(0));
             }
             tracing::info!(order_id = %payment.order_id, status = next.as_str(), "order status updated");
             Ok(())
         }
-        Some(previous) => {
+        previous => {
             tracing::info!(order_id = %payment.order_id, status = previous.as_str(), "order already final; payment event ignored");
             Ok(())
         }

@@ -1,20 +1,29 @@
 //! `user.created` → the user's welcome order.
 
+use anyhow::Context;
 use shared::events::UserCreated;
+use shared::idempotency::first_delivery;
 use shared::kafka::{HandlerError, Incoming};
 
 use crate::domain::{NewOrder, OrderKind};
 use crate::ordering::{PlaceOrderError, place_order};
 use crate::startup::AppState;
 
-/// Creates the welcome order; a redelivery creates nothing new.
+/// Creates the welcome order and its event in one transaction with the event's
+/// processed mark; a redelivery finds the mark and does nothing.
 pub async fn on_user_created(state: AppState, message: Incoming<UserCreated>) -> Result<(), HandlerError> {
-    let order = NewOrder::welcome(message.event.user_id);
-    match place_order(&state.pool, &state.publisher, &order, OrderKind::Welcome, &message.meta.request_id).await {
-        Ok(_) => Ok(()),
-        Err(PlaceOrderError::Invalid(errors)) => {
-            Err(HandlerError::Permanent(anyhow::anyhow!("welcome order is invalid: {errors:?}")))
-        }
-        Err(error) => Err(HandlerError::Transient(error.into())),
+    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
+    if !first_delivery(&mut transaction, &message.meta).await? {
+        return Ok(());
     }
+    let order = NewOrder::welcome(message.event.user_id);
+    match place_order(&mut transaction, &order, OrderKind::Welcome, &message.meta.request_id).await {
+        Ok(_) => {}
+        Err(PlaceOrderError::Invalid(errors)) => {
+            return Err(HandlerError::Permanent(anyhow::anyhow!("welcome order is invalid: {errors:?}")));
+        }
+        Err(PlaceOrderError::Unexpected(error)) => return Err(HandlerError::Transient(error)),
+    }
+    transaction.commit().await.context("cannot commit the welcome order")?;
+    Ok(())
 }

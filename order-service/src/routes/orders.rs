@@ -20,7 +20,11 @@ pub async fn create(
     ApiJson(request): ApiJson<OrderRequest>,
 ) -> Result<(StatusCode, Json<Order>), Problem> {
     let order = NewOrder::try_from(request).map_err(PlaceOrderError::Invalid)?;
-    let stored = place_order(&state.pool, &state.publisher, &order, OrderKind::Standard, &request_id).await?;
+    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
+    let stored = place_order(&mut transaction, &order, OrderKind::Standard, &request_id)
+        .await?
+        .context("a standard order never conflicts")?;
+    transaction.commit().await.context("cannot commit the order")?;
     Ok((StatusCode::CREATED, Json(stored)))
 }
 

@@ -31,6 +31,11 @@ impl TestApp {
         self.publisher.publish(event, &RequestId::parse_or_generate(Some("test-request"))).await.unwrap();
     }
 
+    /// Publishes `event` under a chosen id, as a redelivery would carry it.
+    pub async fn publish_with_id<E: shared::events::Event>(&self, event: &E, id: uuid::Uuid) {
+        self.publisher.publish_with_id(event, id, &RequestId::generate()).await.unwrap();
+    }
+
     pub async fn orders_of(&self, user_id: uuid::Uuid) -> Vec<serde_json::Value> {
         let response = self.client().get(self.url(&format!("/orders?userId={user_id}"))).send().await.unwrap();
         assert_eq!(response.status(), 200);
@@ -47,9 +52,13 @@ impl TestApp {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|env| env).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(Env) -> Env) -> TestApp {
     testing::init_tracing();
     let topic_prefix = testing::topic_prefix();
-    let env: Env = testing::service_env(&topic_prefix).await;
+    let env: Env = configure(testing::service_env(&topic_prefix).await);
     let settings = Settings::from_env(&env).expect("valid test settings");
     let publisher = EventPublisher::new(&KafkaSettings { client_id: "test".into(), ..settings.kafka.clone() }).unwrap();
     let server = TestServer::spawn(Application::build(settings).await.expect("order-service builds"));

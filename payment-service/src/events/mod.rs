@@ -4,6 +4,8 @@ use chrono::Utc;
 use shared::events::{OrderCreated, PaymentCompleted};
 use shared::kafka::{HandlerError, Incoming};
 
+use uuid::Uuid;
+
 use crate::domain::{decide, payment_id};
 use crate::startup::AppState;
 
@@ -24,7 +26,14 @@ pub async fn on_order_created(state: AppState, message: Incoming<OrderCreated>) 
         status,
         completed_at: Utc::now(),
     };
-    state.publisher.publish(&payment, &message.meta.request_id).await.map_err(|e| HandlerError::Transient(e.into()))?;
+    // The event id derives from the payment id: a redelivered order yields an event the
+    // order-service recognises as already handled.
+    let event_id = Uuid::new_v5(&payment_id, b"payment.completed");
+    state
+        .publisher
+        .publish_with_id(&payment, event_id, &message.meta.request_id)
+        .await
+        .map_err(|e| HandlerError::Transient(e.into()))?;
     metrics::counter!("payments_total", "status" => status.as_str()).increment(1);
     metrics::counter!("payments_amount_cents_total", "status" => status.as_str())
         .increment(u64::try_from(order.total_amount.cents()).unwrap_or(0));

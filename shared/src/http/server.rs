@@ -35,7 +35,10 @@ pub struct ServerBuilder {
 impl ServerBuilder {
     /// Starts with the service's own API routes.
     pub fn new(api: Router) -> Self {
-        Self { api, readiness: Readiness::default(), tasks: JoinSet::new(), shutdown: CancellationToken::new() }
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(metrics::report_runtime_metrics(shutdown.clone()));
+        Self { api, readiness: Readiness::default(), tasks, shutdown }
     }
 
     /// The checks behind `/health/ready`.

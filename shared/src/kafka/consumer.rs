@@ -59,6 +59,8 @@ pub struct EventMeta {
     pub published_at: Option<DateTime<Utc>>,
     /// Where the message was read.
     pub topic: String,
+    /// The consumer group that read it.
+    pub group: String,
     /// Its partition.
     pub partition: i32,
     /// Its offset.
@@ -245,6 +247,7 @@ impl EventConsumer {
             request_id: RequestId::parse_or_generate(headers::get(message_headers, headers::REQUEST_ID)),
             published_at: headers::event_time(message_headers),
             topic: topic.clone(),
+            group: self.group.clone(),
             partition: message.partition(),
             offset: message.offset(),
         };

@@ -3,12 +3,13 @@
 
 mod admin;
 mod consumer;
-mod headers;
+pub mod headers;
 mod producer;
 
 pub use admin::ensure_topics;
 pub use consumer::{ConsumerBuilder, EventConsumer, EventMeta, HandlerError, Incoming};
-pub use producer::{EventPublisher, PublishError};
+pub use headers::REQUEST_ID as REQUEST_ID_HEADER;
+pub use producer::{EventPublisher, OutgoingEvent, PublishError};
 
 use rdkafka::ClientConfig;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
@@ -42,6 +42,27 @@ pub enum PublishError {
     },
 }
 
+/// A serialised event and the metadata its message carries.
+#[derive(Debug, Clone)]
+pub struct OutgoingEvent<'a> {
+    /// Topic name without the deployment's prefix.
+    pub topic_base: &'a str,
+    /// CloudEvents type.
+    pub event_type: &'a str,
+    /// CloudEvents id; consumers deduplicate on it.
+    pub event_id: Uuid,
+    /// Partitioning key (the user id).
+    pub key: &'a str,
+    /// JSON body.
+    pub payload: &'a [u8],
+    /// When the event happened.
+    pub time: DateTime<Utc>,
+    /// The request that caused it.
+    pub request_id: &'a str,
+    /// The trace context it continues, when not the current span's.
+    pub parent: Option<opentelemetry::Context>,
+}
+
 /// Publishes events and dead letters for one service. Cheap to clone.
 #[derive(Clone)]
 pub struct EventPublisher {
@@ -72,29 +93,59 @@ impl EventPublisher {
         &self.settings
     }
 
-    /// Publishes `event` to its topic keyed by its user id, and returns the event id
-    /// once the broker acknowledged it.
+    /// Publishes `event` to its topic keyed by its user id under a fresh event id, and
+    /// returns the id once the broker acknowledged it.
     pub async fn publish<E: Event>(&self, event: &E, request_id: &RequestId) -> Result<Uuid, PublishError> {
-        let topic = self.settings.topic(E::TOPIC);
-        let payload =
-            serde_json::to_vec(event).map_err(|source| PublishError::Serialise { topic: topic.clone(), source })?;
-        let event_id = Uuid::new_v4();
+        self.publish_with_id(event, Uuid::new_v4(), request_id).await
+    }
+
+    /// Publishes `event` under a given event id: a handler that derives the id from its input
+    /// publishes the same event however often the input is redelivered.
+    pub async fn publish_with_id<E: Event>(
+        &self,
+        event: &E,
+        event_id: Uuid,
+        request_id: &RequestId,
+    ) -> Result<Uuid, PublishError> {
+        let payload = serde_json::to_vec(event)
+            .map_err(|source| PublishError::Serialise { topic: self.settings.topic(E::TOPIC), source })?;
         let key = event.key().to_string();
-        let span = producer_span(&topic, &key);
-        let id_text = event_id.to_string();
-        let time = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let outgoing = OutgoingEvent {
+            topic_base: E::TOPIC,
+            event_type: E::TYPE,
+            event_id,
+            key: &key,
+            payload: &payload,
+            time: Utc::now(),
+            request_id: request_id.as_str(),
+            parent: None,
+        };
+        self.publish_outgoing(&outgoing).await?;
+        Ok(event_id)
+    }
+
+    /// Publishes a serialised event with its metadata. Its producer span is a child of
+    /// `parent` when given (an outbox row's stored context), else of the current span.
+    pub async fn publish_outgoing(&self, event: &OutgoingEvent<'_>) -> Result<(), PublishError> {
+        let topic = self.settings.topic(event.topic_base);
+        let span = producer_span(&topic, event.key);
+        if let Some(parent) = &event.parent {
+            let _ = tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent.clone());
+        }
+        let id_text = event.event_id.to_string();
+        let time = event.time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
         let mut message_headers = OwnedHeaders::new()
             .insert(header(headers::CE_ID, &id_text))
-            .insert(header(headers::CE_TYPE, E::TYPE))
+            .insert(header(headers::CE_TYPE, event.event_type))
             .insert(header(headers::CE_SOURCE, &self.settings.client_id))
             .insert(header(headers::CE_TIME, &time))
             .insert(header(headers::CE_SPECVERSION, "1.0"))
             .insert(header(headers::CONTENT_TYPE, "application/json"))
-            .insert(header(headers::REQUEST_ID, request_id.as_str()));
+            .insert(header(headers::REQUEST_ID, event.request_id));
         message_headers = propagation::inject_kafka(&span, message_headers);
-        self.send(&topic, &key, &payload, message_headers).instrument(span).await?;
-        tracing::debug!(topic, event_id = %event_id, event_type = E::TYPE, "event published");
-        Ok(event_id)
+        self.send(&topic, event.key, event.payload, message_headers).instrument(span).await?;
+        tracing::debug!(topic, event_id = %event.event_id, event_type = event.event_type, "event published");
+        Ok(())
     }
 
     /// Sends raw bytes (dead letters, replays) and waits for the acknowledgement.

@@ -84,3 +84,16 @@ pub fn set_parent_from_kafka(span: &Span, headers: Option<&BorrowedHeaders>) {
         let _ = span.set_parent(parent);
     }
 }
+
+/// The current span's context as a header map, to store beside an outbox row.
+pub fn capture_current() -> std::collections::HashMap<String, String> {
+    let context = Span::current().context();
+    let mut carrier = std::collections::HashMap::new();
+    global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut carrier));
+    carrier
+}
+
+/// A context from a stored header map.
+pub fn context_from_map(carrier: &std::collections::HashMap<String, String>) -> opentelemetry::Context {
+    global::get_text_map_propagator(|propagator| propagator.extract(carrier))
+}

@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Problem, RequestId};
-use shared::kafka::PublishError;
+use shared::outbox;
 use uuid::Uuid;
 
 use crate::domain::{Email, NewUser, Password, Role, User, UserName};
@@ -51,9 +51,6 @@ pub enum CreateUserError {
     /// The e-mail address is taken.
     #[error("e-mail address already registered")]
     DuplicateEmail,
-    /// The event could not be published, so nothing was stored.
-    #[error("cannot publish user.created")]
-    EventBus(#[source] PublishError),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -64,19 +61,13 @@ impl From<CreateUserError> for Problem {
         match error {
             CreateUserError::Invalid(errors) => Problem::validation(errors),
             CreateUserError::DuplicateEmail => Problem::conflict("a user with this e-mail address already exists"),
-            CreateUserError::EventBus(error) => {
-                tracing::error!(error = format!("{:#}", anyhow::Error::new(error)), "user not created: event bus down");
-                Problem::unavailable("the service cannot accept new users right now; try again shortly")
-            }
             CreateUserError::Unexpected(error) => Problem::internal(&error),
         }
     }
 }
 
-/// `POST /users`: stores the user and publishes `user.created`.
-///
-/// The event is published inside the transaction and the transaction commits only after the
-/// broker acknowledged it, so a user is never stored without its event.
+/// `POST /users`: stores the user and, in the same transaction, its `user.created` event
+/// (the outbox relay publishes it), so a user never exists without its event.
 pub async fn create(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -100,7 +91,7 @@ async fn create_user(
         InsertUserError::DuplicateEmail => CreateUserError::DuplicateEmail,
         InsertUserError::Other(e) => CreateUserError::Unexpected(e),
     })?;
-    state.publisher.publish(&user_created(&user), request_id).await.map_err(CreateUserError::EventBus)?;
+    outbox::enqueue(&mut transaction, &user_created(&user), request_id).await?;
     transaction.commit().await.context("cannot commit new user")?;
     tracing::info!(user_id = %user.id.as_uuid(), "user created");
     Ok(user)

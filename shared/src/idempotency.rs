@@ -1,0 +1,28 @@
+//! Idempotent consumers: remember handled event ids in the handler's own transaction.
+//!
+//! Each service that consumes keeps a `processed_events(consumer_group, event_id)`
+//! table. A handler calls [`first_delivery`] inside the transaction that applies
+//! its effect: a redelivered event finds its id already there and the handler
+//! skips, and a handler that fails rolls the mark back with the effect.
+
+use anyhow::Context;
+use sqlx::PgConnection;
+
+use crate::kafka::EventMeta;
+
+/// Records `meta.event_id` for its consumer group; true on its first delivery, false on a redelivery.
+pub async fn first_delivery(connection: &mut PgConnection, meta: &EventMeta) -> anyhow::Result<bool> {
+    let inserted =
+        sqlx::query("INSERT INTO processed_events (consumer_group, event_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(&meta.group)
+            .bind(meta.event_id)
+            .execute(connection)
+            .await
+            .context("cannot record the processed event")?
+            .rows_affected();
+    if inserted == 0 {
+        tracing::info!(event_id = %meta.event_id, "event already handled; skipping the redelivery");
+        metrics::counter!("kafka_redeliveries_skipped_total", "topic" => meta.topic.clone()).increment(1);
+    }
+    Ok(inserted == 1)
+}

@@ -1,0 +1,225 @@
+//! The transactional outbox: an event is written in the same transaction as the
+//! state change it announces, and a relay publishes it afterwards.
+//!
+//! So a commit always has its event, and a rollback never does, whatever the
+//! broker is doing at the time. The relay is woken at once by PostgreSQL
+//! `NOTIFY` on commit, and sweeps every second in case a notification was lost
+//! (listener reconnecting, relay busy). Rows are published strictly in insertion
+//! order, one relay at a time (an advisory lock), which keeps every key's events
+//! in order across instances. A row is marked published only after the broker's
+//! acknowledgement; a crash in between publishes it again with the same event
+//! id, which consumers deduplicate.
+//!
+//! Each service's migrations create the table (see `OUTBOX_MIGRATION_SQL` in the
+//! services' migration files): `outbox(id bigserial, event_id, topic, event_type,
+//! message_key, payload jsonb, headers jsonb, created_at, published_at)`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::events::Event;
+use crate::http::RequestId;
+use crate::kafka::{EventPublisher, OutgoingEvent};
+use crate::telemetry::propagation;
+
+/// The `NOTIFY` channel the outbox trigger signals.
+pub const CHANNEL: &str = "outbox";
+/// Rows published per relay transaction.
+const BATCH: i64 = 200;
+/// How often the relay looks even without a notification.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Published rows are kept this long for inspection, then pruned.
+const KEEP_PUBLISHED: &str = "1 hour";
+/// Advisory lock key: one relay per database publishes at a time.
+const RELAY_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
+
+/// Writes `event` to the outbox within the caller's transaction, with the current
+/// trace context and `request_id`, and returns its event id.
+pub async fn enqueue<E: Event>(
+    connection: &mut PgConnection,
+    event: &E,
+    request_id: &RequestId,
+) -> anyhow::Result<Uuid> {
+    let event_id = Uuid::new_v4();
+    let mut headers = propagation::capture_current();
+    headers.insert(crate::kafka::REQUEST_ID_HEADER.to_owned(), request_id.as_str().to_owned());
+    sqlx::query(
+        "INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(event_id)
+    .bind(E::TOPIC)
+    .bind(E::TYPE)
+    .bind(event.key().to_string())
+    .bind(sqlx::types::Json(event))
+    .bind(sqlx::types::Json(&headers))
+    .execute(connection)
+    .await
+    .with_context(|| format!("cannot write {} to the outbox", E::TYPE))?;
+    Ok(event_id)
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    event_id: Uuid,
+    topic: String,
+    event_type: String,
+    message_key: String,
+    payload: sqlx::types::Json<serde_json::Value>,
+    headers: sqlx::types::Json<HashMap<String, String>>,
+    created_at: DateTime<Utc>,
+}
+
+/// Publishes outbox rows of one database.
+pub struct OutboxRelay {
+    pool: PgPool,
+    publisher: EventPublisher,
+}
+
+impl OutboxRelay {
+    /// A relay over `pool`'s outbox.
+    pub fn new(pool: PgPool, publisher: EventPublisher) -> Self {
+        Self { pool, publisher }
+    }
+
+    /// Relays until `shutdown`, then returns (unpublished rows wait for the next start).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener = None;
+        let mut failures = 0u32;
+        loop {
+            if listener.is_none() {
+                listener = self.listen().await;
+            }
+            match self.drain().await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    // Once per outage, then quietly: the backlog metrics tell the rest.
+                    if failures == 1 {
+                        tracing::warn!(error = format!("{error:#}"), "outbox relay cannot publish; retrying");
+                    }
+                }
+            }
+            self.record_backlog().await;
+            let pause = if failures == 0 { SWEEP_EVERY } else { SWEEP_EVERY * failures.min(5) };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                notified = wait_for_notification(&mut listener) => {
+                    if !notified {
+                        listener = None;
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen(CHANNEL).await.ok()?;
+        Some(listener)
+    }
+
+    /// Publishes pending rows in order until none are left.
+    pub async fn drain(&self) -> anyhow::Result<()> {
+        while self.publish_batch().await? == BATCH as usize {}
+        Ok(())
+    }
+
+    async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let mut transaction = self.pool.begin().await.context("cannot begin outbox transaction")?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *transaction)
+            .await
+            .context("cannot take the relay lock")?;
+        if !locked {
+            return Ok(0); // another instance is relaying
+        }
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT id, event_id, topic, event_type, message_key, payload, headers, created_at
+             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+        )
+        .bind(BATCH)
+        .fetch_all(&mut *transaction)
+        .await
+        .context("cannot read the outbox")?;
+        let mut published = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for row in &rows {
+            match self.publish(row).await {
+                Ok(()) => published.push(row.id),
+                Err(error) => {
+                    // Stop at the first failure: later rows may share its key and must not overtake it.
+                    failure = Some(error);
+                    break;
+                }
+            }
+        }
+        if !published.is_empty() {
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+                .bind(&published)
+                .execute(&mut *transaction)
+                .await
+                .context("cannot mark outbox rows published")?;
+            sqlx::query(&format!("DELETE FROM outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"))
+                .execute(&mut *transaction)
+                .await
+                .context("cannot prune the outbox")?;
+        }
+        transaction.commit().await.context("cannot commit outbox progress")?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(rows.len()),
+        }
+    }
+
+    async fn publish(&self, row: &Row) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(&row.payload.0).context("cannot serialise outbox payload")?;
+        let request_id = row.headers.get(crate::kafka::REQUEST_ID_HEADER).map_or("", String::as_str);
+        let outgoing = OutgoingEvent {
+            topic_base: &row.topic,
+            event_type: &row.event_type,
+            event_id: row.event_id,
+            key: &row.message_key,
+            payload: &payload,
+            time: row.created_at,
+            request_id,
+            parent: Some(propagation::context_from_map(&row.headers.0)),
+        };
+        self.publisher.publish_outgoing(&outgoing).await?;
+        metrics::counter!("outbox_published_total", "topic" => row.topic.clone()).increment(1);
+        Ok(())
+    }
+
+    async fn record_backlog(&self) {
+        let backlog: Result<(i64, Option<f64>), _> = sqlx::query_as(
+            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        if let Ok((pending, oldest)) = backlog {
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("outbox_pending_events").set(pending as f64);
+            metrics::gauge!("outbox_oldest_pending_age_seconds").set(oldest.unwrap_or(0.0).max(0.0));
+        }
+    }
+}
+
+/// Waits for a notification; returns false when the listener is gone (and must be rebuilt).
+async fn wait_for_notification(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(listener) => listener.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
