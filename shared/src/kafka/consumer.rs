@@ -6,7 +6,7 @@
 //! crash therefore redelivers at most the messages in flight, never skips one,
 //! which is why handlers must be idempotent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,8 +17,9 @@ use futures::future::BoxFuture;
 use rand::Rng;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{ClientContext, Message, TopicPartitionList};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use uuid::Uuid;
@@ -76,6 +77,9 @@ pub struct Incoming<E> {
     pub meta: EventMeta,
 }
 
+/// Messages a partition's worker may have queued before its partition is paused.
+const PARTITION_QUEUE: usize = 64;
+
 type ErasedHandler = Arc<dyn Fn(Vec<u8>, EventMeta) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
 
 /// Registers one handler per event type, then builds the consumer.
@@ -121,7 +125,7 @@ impl ConsumerBuilder {
 
     /// Creates the consumer and subscribes it to every registered topic.
     pub fn build(self, status: ConsumerStatus) -> anyhow::Result<EventConsumer> {
-        let context = GroupContext { status: status.clone() };
+        let context = GroupContext { status: status.clone(), group: self.group.clone() };
         let consumer: StreamConsumer<GroupContext> = base_config(&self.settings)
             .set("group.id", &self.group)
             .set("enable.auto.commit", "true")
@@ -131,6 +135,7 @@ impl ConsumerBuilder {
             .set("fetch.wait.max.ms", self.settings.fetch_wait_max_ms.to_string())
             .set("session.timeout.ms", "10000")
             .set("heartbeat.interval.ms", "1000")
+            .set("statistics.interval.ms", "5000")
             .create_with_context(context)
             .context("cannot create Kafka consumer")?;
         let topics: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
@@ -150,9 +155,24 @@ impl ConsumerBuilder {
 /// Raises the readiness flag when the group assigns partitions.
 struct GroupContext {
     status: ConsumerStatus,
+    group: String,
 }
 
-impl ClientContext for GroupContext {}
+impl ClientContext for GroupContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`) carry each partition's lag.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, stats) in &stats.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" queue; negative lag means unknown.
+                if *partition >= 0 && stats.consumer_lag >= 0 {
+                    #[allow(clippy::cast_precision_loss)]
+                    metrics::gauge!("kafka_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string(), "group" => self.group.clone())
+                        .set(stats.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for GroupContext {
     fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -202,42 +222,116 @@ pub struct EventConsumer {
 
 impl EventConsumer {
     /// Consumes until `shutdown` is cancelled, then commits and leaves the group.
+    ///
+    /// Each partition gets a worker task of its own, so a message being retried holds
+    /// back only the messages behind it on its partition. A worker that falls behind
+    /// has its partition paused instead of buffering without bound.
     pub async fn run(self, shutdown: CancellationToken) {
+        let this = Arc::new(self);
+        let mut workers: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
+        let mut backlog: HashMap<(String, i32), VecDeque<OwnedMessage>> = HashMap::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        let mut flush = tokio::time::interval(Duration::from_millis(20));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => break,
-                message = self.consumer.recv() => message,
+                _ = flush.tick(), if !backlog.is_empty() => {
+                    this.flush_backlog(&workers, &mut backlog);
+                    continue;
+                }
+                message = this.consumer.recv() => message,
             };
             let message = match message {
-                Ok(message) => message,
+                Ok(message) => message.detach(),
                 Err(error) => {
-                    tracing::warn!(%error, group = self.group, "consumer error");
+                    tracing::warn!(%error, group = this.group, "consumer error");
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         () = tokio::time::sleep(Duration::from_millis(500)) => continue,
                     }
                 }
             };
-            match self.process(&message, &shutdown).await {
-                Outcome::Handled | Outcome::DeadLettered => {
-                    if let Err(error) = self.consumer.store_offset_from_message(&message) {
-                        tracing::warn!(%error, "cannot store offset; the message may be redelivered");
-                    }
-                }
-                Outcome::Interrupted => break,
+            let key = (message.topic().to_owned(), message.partition());
+            if let Some(queued) = backlog.get_mut(&key) {
+                queued.push_back(message);
+                continue;
+            }
+            let worker = workers.entry(key.clone()).or_insert_with(|| {
+                let (sender, receiver) = mpsc::channel(PARTITION_QUEUE);
+                tasks.spawn(Arc::clone(&this).partition_worker(receiver, shutdown.clone()));
+                sender
+            });
+            if let Err(mpsc::error::TrySendError::Full(message)) = worker.try_send(message) {
+                this.set_paused(&key, true);
+                backlog.entry(key).or_default().push_back(message);
             }
         }
-        self.status.set_subscribed(false);
-        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync) {
+        drop(workers);
+        while tasks.join_next().await.is_some() {}
+        this.status.set_subscribed(false);
+        if let Err(error) = this.consumer.commit_consumer_state(CommitMode::Sync) {
             if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
             {
                 tracing::warn!(%error, "final offset commit failed");
             }
         }
-        tracing::info!(group = self.group, "consumer stopped");
+        tracing::info!(group = this.group, "consumer stopped");
     }
 
-    async fn process(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> Outcome {
+    /// Hands queued messages to workers that have room again, resuming their partitions.
+    fn flush_backlog(
+        &self,
+        workers: &HashMap<(String, i32), mpsc::Sender<OwnedMessage>>,
+        backlog: &mut HashMap<(String, i32), VecDeque<OwnedMessage>>,
+    ) {
+        backlog.retain(|key, queued| {
+            let Some(worker) = workers.get(key) else { return false };
+            while let Some(message) = queued.pop_front() {
+                if let Err(mpsc::error::TrySendError::Full(message)) = worker.try_send(message) {
+                    queued.push_front(message);
+                    return true;
+                }
+            }
+            self.set_paused(key, false);
+            false
+        });
+    }
+
+    fn set_paused(&self, (topic, partition): &(String, i32), paused: bool) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, *partition);
+        let result = if paused { self.consumer.pause(&list) } else { self.consumer.resume(&list) };
+        if let Err(error) = result {
+            tracing::warn!(%error, topic, partition, paused, "cannot change partition flow");
+        }
+    }
+
+    /// Handles one partition's messages in order, storing each offset once dealt with.
+    async fn partition_worker(
+        self: Arc<Self>,
+        mut messages: mpsc::Receiver<OwnedMessage>,
+        shutdown: CancellationToken,
+    ) {
+        while let Some(message) = messages.recv().await {
+            if shutdown.is_cancelled() {
+                return; // not stored: the next owner of the partition gets it again
+            }
+            match self.process(&message, &shutdown).await {
+                Outcome::Handled | Outcome::DeadLettered => {
+                    if let Err(error) =
+                        self.consumer.store_offset(message.topic(), message.partition(), message.offset())
+                    {
+                        // After a rebalance took the partition away: its new owner redelivers, handlers are idempotent.
+                        tracing::debug!(%error, "cannot store offset; the message may be redelivered");
+                    }
+                }
+                Outcome::Interrupted => return,
+            }
+        }
+    }
+
+    async fn process(&self, message: &OwnedMessage, shutdown: &CancellationToken) -> Outcome {
         let topic = message.topic().to_owned();
         let message_headers = message.headers();
         let meta = EventMeta {
@@ -272,12 +366,7 @@ impl EventConsumer {
         self.process_in_span(message, meta, shutdown).instrument(span).await
     }
 
-    async fn process_in_span(
-        &self,
-        message: &BorrowedMessage<'_>,
-        meta: EventMeta,
-        shutdown: &CancellationToken,
-    ) -> Outcome {
+    async fn process_in_span(&self, message: &OwnedMessage, meta: EventMeta, shutdown: &CancellationToken) -> Outcome {
         let topic = meta.topic.clone();
         let Some(handler) = self.handlers.get(&topic) else {
             tracing::warn!(topic, "no handler for topic; skipping");
@@ -336,7 +425,7 @@ impl EventConsumer {
     /// is neither handled nor parked.
     async fn dead_letter(
         &self,
-        message: &BorrowedMessage<'_>,
+        message: &OwnedMessage,
         meta: &EventMeta,
         error: &anyhow::Error,
         attempts: u32,

@@ -1,7 +1,7 @@
 //! Names and reading of the headers the platform puts on every message.
 
 use chrono::{DateTime, Utc};
-use rdkafka::message::{BorrowedHeaders, Headers};
+use rdkafka::message::Headers;
 
 /// CloudEvents id of the event.
 pub const CE_ID: &str = "ce_id";
@@ -31,12 +31,12 @@ pub const DLQ_ATTEMPTS: &str = "x-dlq-attempts";
 pub const DLQ_FIRST_FAILURE: &str = "x-dlq-first-failure-time";
 
 /// The last value of header `name` as UTF-8, if present.
-pub fn get<'a>(headers: Option<&'a BorrowedHeaders>, name: &str) -> Option<&'a str> {
+pub fn get<'a, H: Headers>(headers: Option<&'a H>, name: &str) -> Option<&'a str> {
     let headers = headers?;
     headers.iter().filter(|h| h.key == name).filter_map(|h| h.value.and_then(|v| std::str::from_utf8(v).ok())).last()
 }
 
 /// The `ce_time` header as a timestamp.
-pub fn event_time(headers: Option<&BorrowedHeaders>) -> Option<DateTime<Utc>> {
+pub fn event_time<H: Headers>(headers: Option<&H>) -> Option<DateTime<Utc>> {
     get(headers, CE_TIME).and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map(|t| t.with_timezone(&Utc))
 }

@@ -6,7 +6,7 @@
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::global;
 use opentelemetry::propagation::{Extractor, Injector};
-use rdkafka::message::{BorrowedHeaders, Header, Headers, OwnedHeaders};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -39,9 +39,9 @@ impl Injector for KafkaInjector {
     }
 }
 
-struct KafkaExtractor<'a>(&'a BorrowedHeaders);
+struct KafkaExtractor<'a, H>(&'a H);
 
-impl Extractor for KafkaExtractor<'_> {
+impl<H: Headers> Extractor for KafkaExtractor<'_, H> {
     fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
@@ -78,7 +78,7 @@ pub fn inject_kafka(span: &Span, headers: OwnedHeaders) -> OwnedHeaders {
 }
 
 /// Makes the producer's span (from the message's headers) the parent of `span`.
-pub fn set_parent_from_kafka(span: &Span, headers: Option<&BorrowedHeaders>) {
+pub fn set_parent_from_kafka<H: Headers>(span: &Span, headers: Option<&H>) {
     if let Some(headers) = headers {
         let parent = global::get_text_map_propagator(|propagator| propagator.extract(&KafkaExtractor(headers)));
         let _ = span.set_parent(parent);
