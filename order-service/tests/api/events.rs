@@ -111,3 +111,53 @@ async fn a_payment_for_an_unknown_order_is_dead_lettered() {
     let letter = dead_letters.next_matching(Duration::from_secs(20), |_| true).await;
     assert!(header_of(&letter, "x-dlq-error").is_some_and(|e| e.contains("unknown order")));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_that_kept_failing_is_parked_then_replayed_once_the_cause_is_fixed() {
+    let app = spawn_app_with(|env| {
+        env.with("KAFKA_HANDLER_MAX_ATTEMPTS", "2").with("DATABASE_ACQUIRE_TIMEOUT_MS", "300")
+    })
+    .await;
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", shared::testing::server_url())).await.unwrap();
+    let set_connections = |allowed: bool| {
+        let admin = admin.clone();
+        let database = app.database_name.clone();
+        async move {
+            sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS {allowed}"#))
+                .execute(&admin)
+                .await
+                .unwrap();
+            if !allowed {
+                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+                    .bind(&database)
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+
+    // The database is down for longer than the retries last: the event is parked.
+    set_connections(false).await;
+    let user_id = Uuid::new_v4();
+    app.publish(&user_created(user_id)).await;
+    let dead_letters = TopicProbe::new(&app.topic("user.created.dlq"));
+    let letter = dead_letters.next_matching(Duration::from_secs(30), |_| true).await;
+    assert_eq!(header_of(&letter, "x-dlq-attempts").as_deref(), Some("2"));
+    set_connections(true).await;
+
+    let kafka = app.kafka_settings();
+    let listed = shared::kafka::dead_letters::list(&kafka, "user.created").unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key.as_deref(), Some(user_id.to_string().as_str()));
+
+    let dry = shared::kafka::dead_letters::replay(&kafka, "user.created", true).await.unwrap();
+    assert_eq!(dry.replayed.len(), 1);
+    assert!(app.orders_of(user_id).await.is_empty(), "a dry run changes nothing");
+
+    let replay = shared::kafka::dead_letters::replay(&kafka, "user.created", false).await.unwrap();
+    assert_eq!(replay.replayed.len(), 1);
+    app.wait_for_order(user_id, |s| s == "pending").await;
+    let again = shared::kafka::dead_letters::replay(&kafka, "user.created", false).await.unwrap();
+    assert!(again.replayed.is_empty(), "a letter is replayed once");
+}

@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct TestApp {
     pub server: TestServer,
     pub topic_prefix: String,
+    pub database_name: String,
+    kafka: KafkaSettings,
     /// Publishes events into this test's topics, as the other services would.
     pub publisher: EventPublisher,
 }
@@ -21,6 +23,10 @@ impl TestApp {
 
     pub fn client(&self) -> &reqwest::Client {
         &self.server.client
+    }
+
+    pub fn kafka_settings(&self) -> KafkaSettings {
+        self.kafka.clone()
     }
 
     pub fn topic(&self, base: &str) -> String {
@@ -61,9 +67,10 @@ pub async fn spawn_app_with(configure: impl FnOnce(Env) -> Env) -> TestApp {
     let env: Env = configure(testing::service_env(&topic_prefix).await);
     let settings = Settings::from_env(&env).expect("valid test settings");
     let publisher = EventPublisher::new(&KafkaSettings { client_id: "test".into(), ..settings.kafka.clone() }).unwrap();
+    let (database_name, kafka) = (settings.database.name.clone(), settings.kafka.clone());
     let server = TestServer::spawn(Application::build(settings).await.expect("order-service builds"));
     server.wait_ready().await;
-    TestApp { server, topic_prefix, publisher }
+    TestApp { server, topic_prefix, database_name, kafka, publisher }
 }
 
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {

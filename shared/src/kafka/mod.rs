@@ -3,6 +3,7 @@
 
 mod admin;
 mod consumer;
+pub mod dead_letters;
 pub mod headers;
 mod producer;
 
