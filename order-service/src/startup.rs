@@ -40,7 +40,8 @@ impl Application {
         let (on_user, on_payment) = (state.clone(), state.clone());
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
             .on(move |message| on_user_created(on_user.clone(), message))
-            .on(move |message| on_payment_completed(on_payment.clone(), message));
+            .on(move |message| on_payment_completed(on_payment.clone(), message))
+            .pause_while_down(Readiness::default().postgres(pool.clone()));
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()
             .postgres(pool.clone())

@@ -113,51 +113,70 @@ async fn a_payment_for_an_unknown_order_is_dead_lettered() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_message_that_kept_failing_is_parked_then_replayed_once_the_cause_is_fixed() {
-    let app = spawn_app_with(|env| {
-        env.with("KAFKA_HANDLER_MAX_ATTEMPTS", "2").with("DATABASE_ACQUIRE_TIMEOUT_MS", "300")
-    })
-    .await;
-    let admin = sqlx::PgPool::connect(&format!("{}/postgres", shared::testing::server_url())).await.unwrap();
-    let set_connections = |allowed: bool| {
-        let admin = admin.clone();
-        let database = app.database_name.clone();
-        async move {
-            sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS {allowed}"#))
-                .execute(&admin)
-                .await
-                .unwrap();
-            if !allowed {
-                sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-                    .bind(&database)
-                    .execute(&admin)
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-
-    // The database is down for longer than the retries last: the event is parked.
-    set_connections(false).await;
+async fn a_parked_message_is_replayed_once_its_cause_is_fixed() {
+    let app = spawn_app().await;
+    // A payment for an order this service does not have (yet): parked at once.
+    let order_id = Uuid::new_v4();
     let user_id = Uuid::new_v4();
-    app.publish(&user_created(user_id)).await;
-    let dead_letters = TopicProbe::new(&app.topic("user.created.dlq"));
-    let letter = dead_letters.next_matching(Duration::from_secs(30), |_| true).await;
-    assert_eq!(header_of(&letter, "x-dlq-attempts").as_deref(), Some("2"));
-    set_connections(true).await;
+    app.publish(&payment(&serde_json::json!({"id": order_id, "userId": user_id}), PaymentStatus::Completed)).await;
+    let dead_letters = TopicProbe::new(&app.topic("payment.completed.dlq"));
+    dead_letters.next_matching(Duration::from_secs(30), |_| true).await;
 
     let kafka = app.kafka_settings();
-    let listed = shared::kafka::dead_letters::list(&kafka, "user.created").unwrap();
+    let listed = shared::kafka::dead_letters::list(&kafka, "payment.completed").unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key.as_deref(), Some(user_id.to_string().as_str()));
+    assert!(listed[0].error.as_deref().is_some_and(|e| e.contains("unknown order")));
 
-    let dry = shared::kafka::dead_letters::replay(&kafka, "user.created", true).await.unwrap();
+    // The fix: the missing order is restored (say, from a backup).
+    let pool =
+        sqlx::PgPool::connect(&format!("{}/{}", shared::testing::server_url(), app.database_name)).await.unwrap();
+    sqlx::query("INSERT INTO orders (id, user_id, total_cents) VALUES ($1, $2, 1000)")
+        .bind(order_id)
+        .bind(user_id)
+        .execute(&pool)
+        .await
+        .unwrap();
+
+    let dry = shared::kafka::dead_letters::replay(&kafka, "payment.completed", true).await.unwrap();
     assert_eq!(dry.replayed.len(), 1);
-    assert!(app.orders_of(user_id).await.is_empty(), "a dry run changes nothing");
+    assert_eq!(app.orders_of(user_id).await[0]["status"], "pending", "a dry run changes nothing");
 
-    let replay = shared::kafka::dead_letters::replay(&kafka, "user.created", false).await.unwrap();
+    let replay = shared::kafka::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
     assert_eq!(replay.replayed.len(), 1);
-    app.wait_for_order(user_id, |s| s == "pending").await;
-    let again = shared::kafka::dead_letters::replay(&kafka, "user.created", false).await.unwrap();
+    app.wait_for_order(user_id, |s| s == "paid").await;
+    let again = shared::kafka::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
     assert!(again.replayed.is_empty(), "a letter is replayed once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn while_the_database_is_down_consumption_pauses_instead_of_dead_lettering() {
+    let app = spawn_app_with(|env| env.with("DATABASE_ACQUIRE_TIMEOUT_MS", "300")).await;
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", shared::testing::server_url())).await.unwrap();
+    let database = app.database_name.clone();
+    sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS false"#)).execute(&admin).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&database)
+        .execute(&admin)
+        .await
+        .unwrap();
+    let user_id = Uuid::new_v4();
+    app.publish(&user_created(user_id)).await;
+    eventually("readiness to report the outage", Duration::from_secs(10), || async {
+        let ready = app.client().get(app.url("/health/ready")).send().await.ok()?;
+        (ready.status() == 503).then_some(())
+    })
+    .await;
+    let metrics = || async { app.client().get(app.url("/metrics")).send().await.ok()?.text().await.ok() };
+    let paused = eventually("the consumer to pause", Duration::from_secs(20), || async {
+        metrics().await.filter(|m| m.lines().any(|l| l.starts_with("kafka_consumer_paused{") && l.ends_with(" 1")))
+    })
+    .await;
+    assert!(paused.contains("kafka_handler_failures_total"), "it paused because the handler failed");
+    assert!(!paused.contains("kafka_dead_letters_total"), "nothing was parked: {paused}");
+    sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS true"#)).execute(&admin).await.unwrap();
+    app.wait_for_order(user_id, |s| s == "pending").await;
+    let resumed = metrics().await.unwrap();
+    assert!(resumed.lines().any(|l| l.starts_with("kafka_consumer_paused{") && l.ends_with(" 0")), "{resumed}");
+    assert!(!resumed.contains("kafka_dead_letters_total"), "{resumed}");
 }

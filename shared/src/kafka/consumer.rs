@@ -28,7 +28,7 @@ use super::producer::header;
 use super::{EventPublisher, base_config, headers};
 use crate::configuration::KafkaSettings;
 use crate::events::{Event, dead_letter_topic};
-use crate::health::ConsumerStatus;
+use crate::health::{ConsumerStatus, Readiness};
 use crate::http::RequestId;
 use crate::telemetry::propagation;
 
@@ -88,12 +88,19 @@ pub struct ConsumerBuilder {
     group: String,
     publisher: EventPublisher,
     handlers: HashMap<String, ErasedHandler>,
+    dependencies: Option<Readiness>,
 }
 
 impl ConsumerBuilder {
     /// A consumer in `group_base` (prefixed like topics), dead-lettering through `publisher`.
     pub fn new(settings: &KafkaSettings, group_base: &str, publisher: EventPublisher) -> Self {
-        Self { settings: settings.clone(), group: settings.group(group_base), publisher, handlers: HashMap::new() }
+        Self {
+            settings: settings.clone(),
+            group: settings.group(group_base),
+            publisher,
+            handlers: HashMap::new(),
+            dependencies: None,
+        }
     }
 
     /// Handles events of type `E` with `handler`.
@@ -115,6 +122,15 @@ impl ConsumerBuilder {
             })
         });
         self.handlers.insert(self.settings.topic(E::TOPIC), erased);
+        self
+    }
+
+    /// Checks the handlers' own dependencies (their database). While one is down, a failing
+    /// message waits for it instead of spending its retries: an outage pauses consumption
+    /// rather than filling the dead-letter topic.
+    #[must_use]
+    pub fn pause_while_down(mut self, dependencies: Readiness) -> Self {
+        self.dependencies = Some(dependencies);
         self
     }
 
@@ -148,6 +164,7 @@ impl ConsumerBuilder {
             publisher: self.publisher,
             settings: self.settings,
             status,
+            dependencies: self.dependencies,
         })
     }
 }
@@ -218,6 +235,7 @@ pub struct EventConsumer {
     publisher: EventPublisher,
     settings: KafkaSettings,
     status: ConsumerStatus,
+    dependencies: Option<Readiness>,
 }
 
 impl EventConsumer {
@@ -396,6 +414,16 @@ impl EventConsumer {
                     metrics::counter!("kafka_handler_failures_total", "topic" => topic.clone()).increment(1);
                     first_failure.get_or_insert_with(Utc::now);
                     match error {
+                        HandlerError::Transient(error) if self.dependency_down().await => {
+                            tracing::warn!(
+                                error = format!("{error:#}"),
+                                "a dependency is down; pausing until it is back"
+                            );
+                            if !self.wait_for_dependencies(shutdown).await {
+                                return Outcome::Interrupted;
+                            }
+                            tracing::info!("dependencies are back; resuming");
+                        }
                         HandlerError::Transient(error) if attempt < max_attempts => {
                             let delay = backoff(self.settings.retry_base, attempt);
                             tracing::warn!(
@@ -418,6 +446,28 @@ impl EventConsumer {
         };
         tracing::Span::current().record("otel.status_code", "ERROR");
         self.dead_letter(message, &meta, &error, attempt, first_failure.unwrap_or_else(Utc::now), shutdown).await
+    }
+
+    async fn dependency_down(&self) -> bool {
+        match &self.dependencies {
+            Some(dependencies) => !dependencies.evaluate().await.0,
+            None => false,
+        }
+    }
+
+    /// Polls the dependencies until they are all up; false if shutdown came first.
+    async fn wait_for_dependencies(&self, shutdown: &CancellationToken) -> bool {
+        let paused = metrics::gauge!("kafka_consumer_paused", "group" => self.group.clone());
+        paused.set(1.0);
+        let mut back = true;
+        while self.dependency_down().await {
+            tokio::select! {
+                () = shutdown.cancelled() => { back = false; break; }
+                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+        paused.set(0.0);
+        back
     }
 
     /// Sends the message unchanged to `<topic>.dlq`, with headers saying where it came from and why.
