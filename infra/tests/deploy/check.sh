@@ -60,7 +60,14 @@ if [ "$(cat "$VENV/.requirements" 2>/dev/null)" != "$stamp" ]; then
   say "Installing the validators into $VENV"
   rm -rf "$VENV"
   mkdir -p "$TOOLS"
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+    # Debian's python3 keeps venv in a package of its own.
+    as_root apt-get install -y -qq python3-venv >/dev/null 2>&1 ||
+      { as_root apt-get update -qq && as_root apt-get install -y -qq python3-venv >/dev/null; } ||
+      die "cannot create a virtualenv: install python3-venv"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV"
+  fi
   "$VENV/bin/pip" install --quiet --disable-pip-version-check "${PY_REQUIREMENTS[@]}"
   echo "$stamp" >"$VENV/.requirements"
 fi

@@ -1,0 +1,157 @@
+//! The platform as real processes: a private tansu broker (its own port and
+//! sqlite data) and the services' binaries, each with a database of its own,
+//! so a fault test can stop, kill and starve them without touching anything else.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use shared::testing::{self, eventually};
+
+/// A free TCP port on loopback (released just before use; fine on a test machine).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+fn port_open(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+}
+
+/// Where `cargo build` put the service binaries (next to this test's `deps/`).
+fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: run `cargo build --bins` first (make chaos does)", path.display());
+    path
+}
+
+/// A scratch directory for this test's broker data and logs.
+pub fn scratch_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(testing::unique_name("faults"));
+    std::fs::create_dir_all(&dir).expect("can create a scratch directory");
+    dir
+}
+
+/// A tansu broker with persistent sqlite storage that can be stopped and started again.
+pub struct Broker {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl Broker {
+    pub async fn start(dir: &std::path::Path) -> Self {
+        let mut broker = Self { port: free_port(), dir: dir.join("tansu"), child: None };
+        std::fs::create_dir_all(&broker.dir).expect("broker data directory");
+        broker.restart().await;
+        broker
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub async fn restart(&mut self) {
+        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("tansu.log")).unwrap();
+        let tansu = std::env::var("TANSU_BIN").unwrap_or_else(|_| "/usr/local/bin/tansu".to_owned());
+        let child = Command::new(tansu)
+            .current_dir(&self.dir) // sqlite paths are relative to the working directory
+            .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("tansu is installed (make infra installs it)");
+        self.child = Some(child);
+        let port = self.port;
+        eventually("the broker to listen", Duration::from_secs(20), || async move { port_open(port).then_some(()) })
+            .await;
+    }
+
+    /// Stops the broker the hard way, as a crash or a network cut would.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// One service binary with fixed settings; it can be killed and started again.
+pub struct Service {
+    pub name: &'static str,
+    pub port: u16,
+    env: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+    client: reqwest::Client,
+}
+
+impl Service {
+    pub async fn start(name: &'static str, dir: &std::path::Path, env: Vec<(String, String)>) -> Self {
+        let mut service = Self {
+            name,
+            port: free_port(),
+            env,
+            log: dir.join(format!("{name}.log")),
+            child: None,
+            client: reqwest::Client::new(),
+        };
+        service.restart().await;
+        service
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(binary(self.name))
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("PORT", self.port.to_string())
+            .env("HOST", "127.0.0.1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the service binary starts");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    pub async fn wait_ready(&self) {
+        eventually(&format!("{} to be ready (log: {})", self.name, self.log.display()), Duration::from_secs(60), || async {
+            let response = self.client.get(self.url("/health/ready")).send().await.ok()?;
+            response.status().is_success().then_some(())
+        })
+        .await;
+    }
+
+    pub async fn ready_status(&self) -> Option<u16> {
+        Some(self.client.get(self.url("/health/ready")).send().await.ok()?.status().as_u16())
+    }
+
+    /// SIGKILL: no graceful shutdown, no final commit.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
