@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo test test-rust test-demo latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo test test-rust test-demo chaos test-observability test-deploy latency clean-test-dbs fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -30,9 +30,12 @@ status: ## Show what is running
 demo: up ## Bring everything up and run the demo flow
 	@./demo-quick.sh
 
-test: infra ## Run every test: unit, integration (real PostgreSQL and broker), end to end, the demo script
+test: infra ## Run every test: unit, integration and end to end on real PostgreSQL and Kafka, faults, the demo, observability and deployment checks
 	@$(MAKE) --no-print-directory test-rust
+	@$(MAKE) --no-print-directory chaos
 	@$(MAKE) --no-print-directory test-demo
+	@$(MAKE) --no-print-directory test-observability
+	@$(MAKE) --no-print-directory test-deploy
 	@$(MAKE) --no-print-directory clean-test-dbs
 
 test-rust: infra
@@ -45,6 +48,16 @@ test-rust: infra
 test-demo: infra ## The demo script end to end against the native processes
 	@$(SCRIPTS)/demo-test.sh
 
+chaos: infra ## Fault tests: broker outage, SIGKILL, database outage, poison messages, scale-out (own broker each)
+	@cargo build --quiet --bins
+	@cargo test --quiet -p api-gateway --test faults -- --ignored --test-threads 1 --nocapture
+
+test-observability: infra ## Prometheus rules and Grafana dashboards: promtool, then every PromQL expression against the live platform
+	@$(SCRIPTS)/observability-test.sh
+
+test-deploy: ## Dockerfile, compose files and Kubernetes manifests, validated offline
+	@infra/tests/deploy/check.sh
+
 latency: infra ## POST → settled order over 20 users (payment delay 0)
 	@cargo test -p api-gateway --test api chain_latency -- --ignored --nocapture
 
@@ -56,6 +69,7 @@ clean-test-dbs: ## Drop databases left by tests
 fmt: ## Format the code
 	@cargo fmt --all
 
-lint: ## Formatting and clippy, as CI would
+lint: ## Formatting, clippy and the static observability checks
 	@cargo fmt --all -- --check
 	@cargo clippy --workspace --all-targets -- -D warnings
+	@OBS_STATIC_ONLY=1 infra/tests/observability/check.sh

@@ -210,6 +210,11 @@ pub struct KafkaSettings {
     pub handler_max_attempts: u32,
     /// `KAFKA_RETRY_BASE_MS`: first retry delay; attempt n waits about base × n².
     pub retry_base: Duration,
+    /// `KAFKA_ENABLE_IDEMPOTENCE` (false): the idempotent producer. Off by default because
+    /// nothing needs it here (one message in flight keeps order; consumers deduplicate by
+    /// event id) and tansu 0.6's sqlite engine panics when an idempotent producer outlives a
+    /// broker restart. Turn it on against Apache Kafka if you like.
+    pub enable_idempotence: bool,
 }
 
 impl KafkaSettings {
@@ -225,6 +230,7 @@ impl KafkaSettings {
             produce_timeout: env.millis("KAFKA_PRODUCE_TIMEOUT_MS", 5_000)?,
             handler_max_attempts: env.get("KAFKA_HANDLER_MAX_ATTEMPTS", 4)?,
             retry_base: env.millis("KAFKA_RETRY_BASE_MS", 100)?,
+            enable_idempotence: env.get("KAFKA_ENABLE_IDEMPOTENCE", false)?,
         };
         if settings.partitions < 1 {
             return Err(ConfigError::new("KAFKA_TOPIC_PARTITIONS", "must be at least 1"));

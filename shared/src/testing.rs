@@ -202,3 +202,12 @@ pub async fn produce_raw(topic: &str, key: &str, payload: &[u8]) {
         .map_err(|(error, _)| error)
         .expect("the broker acknowledges the test message");
 }
+
+/// The sum of every series of `name` in a Prometheus text exposition (0 when absent).
+pub fn metric_sum(exposition: &str, name: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' ')))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}

@@ -38,6 +38,12 @@ impl Upstreams {
             .pool_idle_timeout(std::time::Duration::from_secs(30))
             .build()
             .context("cannot build the upstream HTTP client")?;
+        // Series exist from the start, so the error panels read 0 rather than "no data".
+        for service in ["user-service", "order-service"] {
+            for kind in ["timeout", "unavailable"] {
+                metrics::counter!("gateway_upstream_errors_total", "service" => service, "kind" => kind).absolute(0);
+            }
+        }
         Ok(Self {
             client,
             users: Arc::new(settings.user_service.clone()),

@@ -130,15 +130,27 @@ impl Service {
     }
 
     pub async fn wait_ready(&self) {
-        eventually(&format!("{} to be ready (log: {})", self.name, self.log.display()), Duration::from_secs(60), || async {
-            let response = self.client.get(self.url("/health/ready")).send().await.ok()?;
-            response.status().is_success().then_some(())
-        })
+        eventually(
+            &format!("{} to be ready (log: {})", self.name, self.log.display()),
+            Duration::from_secs(60),
+            || async {
+                let response = self.client.get(self.url("/health/ready")).send().await.ok()?;
+                response.status().is_success().then_some(())
+            },
+        )
         .await;
     }
 
     pub async fn ready_status(&self) -> Option<u16> {
         Some(self.client.get(self.url("/health/ready")).send().await.ok()?.status().as_u16())
+    }
+
+    /// SIGTERM: the service finishes in-flight work, commits and leaves its consumer group.
+    pub fn terminate(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let _ = child.wait();
+        }
     }
 
     /// SIGKILL: no graceful shutdown, no final commit.

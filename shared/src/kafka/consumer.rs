@@ -155,6 +155,16 @@ impl ConsumerBuilder {
             .create_with_context(context)
             .context("cannot create Kafka consumer")?;
         let topics: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+        // Series exist from the start, so dashboards and alerts read 0 rather than "no data".
+        for topic in &topics {
+            let topic = (*topic).to_owned();
+            metrics::counter!("kafka_messages_consumed_total", "topic" => topic.clone(), "group" => self.group.clone())
+                .absolute(0);
+            metrics::counter!("kafka_handler_failures_total", "topic" => topic.clone()).absolute(0);
+            metrics::counter!("kafka_handler_retries_total", "topic" => topic.clone()).absolute(0);
+            metrics::counter!("kafka_dead_letters_total", "topic" => topic).absolute(0);
+        }
+        metrics::gauge!("kafka_consumer_paused", "group" => self.group.clone()).set(0.0);
         consumer.subscribe(&topics).with_context(|| format!("cannot subscribe to {topics:?}"))?;
         tracing::info!(group = self.group, ?topics, "consumer subscribed");
         Ok(EventConsumer {

@@ -1,5 +1,5 @@
 //! Publishing events: JSON body, CloudEvents headers, trace context, and a wait
-//! for the broker's acknowledgement (acks=all, idempotent producer).
+//! for the broker's acknowledgement (acks=all, one request in flight).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,7 +75,9 @@ impl EventPublisher {
     pub fn new(settings: &KafkaSettings) -> anyhow::Result<Self> {
         let producer: FutureProducer = base_config(settings)
             .set("acks", "all")
-            .set("enable.idempotence", "true")
+            .set("enable.idempotence", settings.enable_idempotence.to_string())
+            // One request in flight: a retried send cannot overtake the next one.
+            .set("max.in.flight.requests.per.connection", "1")
             .set("linger.ms", "1")
             .set("message.timeout.ms", settings.produce_timeout.as_millis().to_string())
             .create()
