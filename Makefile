@@ -39,6 +39,7 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 	@$(MAKE) --no-print-directory clean-test-dbs
 
 test-rust: infra
+	@cargo build --quiet --bins
 	@if cargo nextest --version >/dev/null 2>&1; then \
 		cargo nextest run --workspace --no-fail-fast; \
 	else \

@@ -215,6 +215,10 @@ pub struct KafkaSettings {
     /// event id) and tansu 0.6's sqlite engine panics when an idempotent producer outlives a
     /// broker restart. Turn it on against Apache Kafka if you like.
     pub enable_idempotence: bool,
+    /// `KAFKA_GROUP_INSTANCE_ID`: a stable identity for this instance in its consumer groups
+    /// (static membership, KIP-345), e.g. the pod name. A restarted instance then gets its
+    /// partitions back at once instead of after a rebalance.
+    pub group_instance_id: Option<String>,
 }
 
 impl KafkaSettings {
@@ -231,6 +235,7 @@ impl KafkaSettings {
             handler_max_attempts: env.get("KAFKA_HANDLER_MAX_ATTEMPTS", 4)?,
             retry_base: env.millis("KAFKA_RETRY_BASE_MS", 100)?,
             enable_idempotence: env.get("KAFKA_ENABLE_IDEMPOTENCE", false)?,
+            group_instance_id: env.raw("KAFKA_GROUP_INSTANCE_ID").map(str::to_owned),
         };
         if settings.partitions < 1 {
             return Err(ConfigError::new("KAFKA_TOPIC_PARTITIONS", "must be at least 1"));

@@ -1,6 +1,8 @@
 //! The platform as real processes: a private tansu broker (its own port and
 //! sqlite data) and the services' binaries, each with a database of its own,
 //! so a fault test can stop, kill and starve them without touching anything else.
+//! Shared by the fault tests and the telemetry test, which use different parts.
+#![allow(dead_code)]
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

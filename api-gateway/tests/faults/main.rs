@@ -38,6 +38,13 @@ struct Platform {
 
 impl Platform {
     async fn start() -> Self {
+        Self::start_with(true).await
+    }
+
+    /// `static_membership`: whether order-service has a stable group instance id. A static
+    /// member that restarts gets its partitions back at once; but it does not leave the group
+    /// when it stops, so hand-over to another instance waits for the broker's session timeout.
+    async fn start_with(static_membership: bool) -> Self {
         testing::init_tracing();
         let dir = scratch_dir();
         let broker = Broker::start(&dir).await;
@@ -59,7 +66,10 @@ impl Platform {
         };
         let (user_db, order_db_name) = (testing::create_database().await, testing::create_database().await);
         let users = Service::start("user-service", &dir, common(Some(&user_db))).await;
-        let order_env = common(Some(&order_db_name));
+        let mut order_env = common(Some(&order_db_name));
+        if static_membership {
+            order_env.push(("KAFKA_GROUP_INSTANCE_ID".to_owned(), "order-service-1".to_owned()));
+        }
         let orders = Service::start("order-service", &dir, order_env.clone()).await;
         let payments = Service::start("payment-service", &dir, common(None)).await;
         let order_db = PgPool::connect(&format!("{}/{order_db_name}", testing::server_url())).await.unwrap();
@@ -346,7 +356,8 @@ async fn poison_messages_are_parked_and_the_chain_goes_on() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "fault test: run with `make chaos`"]
 async fn a_second_order_service_takes_over_the_partitions_of_one_that_stops() {
-    let mut platform = Platform::start().await;
+    // Dynamic members: a stopping instance leaves the group and its partitions move at once.
+    let mut platform = Platform::start_with(false).await;
     let second = Service::start("order-service", &platform.dir, platform.order_env.clone()).await;
     let progress = Arc::new(AtomicUsize::new(0));
     let registrations = platform.register(200, Arc::clone(&progress));

@@ -55,6 +55,7 @@ fn to_item(row: ItemRow) -> anyhow::Result<OrderItem> {
 
 /// Inserts an order with its lines. Returns `None` when it is a welcome order
 /// and the user already has one.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "INSERT orders", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "orders"))]
 pub async fn insert(connection: &mut PgConnection, order: &NewOrder, kind: OrderKind) -> anyhow::Result<Option<Order>> {
     let row = sqlx::query_as::<_, OrderRow>(&format!(
         "INSERT INTO orders (id, user_id, kind, total_cents) VALUES ($1, $2, $3, $4)
@@ -119,6 +120,7 @@ async fn with_items(connection: &mut PgConnection, rows: Vec<OrderRow>) -> anyho
 }
 
 /// The order with `id`, if any.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT orders", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "orders"))]
 pub async fn find(connection: &mut PgConnection, id: Uuid) -> anyhow::Result<Option<Order>> {
     let rows = sqlx::query_as::<_, OrderRow>(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
         .bind(id)
@@ -129,6 +131,7 @@ pub async fn find(connection: &mut PgConnection, id: Uuid) -> anyhow::Result<Opt
 }
 
 /// The user's welcome order, if any.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT orders", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "orders"))]
 pub async fn find_welcome(connection: &mut PgConnection, user_id: Uuid) -> anyhow::Result<Option<Order>> {
     let rows =
         sqlx::query_as::<_, OrderRow>(&format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND kind = 'welcome'"))
@@ -149,6 +152,7 @@ pub struct OrderFilter {
 }
 
 /// A page of orders, newest first.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT orders", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "orders"))]
 pub async fn list(
     connection: &mut PgConnection,
     filter: &OrderFilter,
@@ -172,6 +176,7 @@ pub async fn list(
 
 /// Moves a `pending` order to `next`. Returns the status the order had, or `None`
 /// when there is no such order. The row lock makes concurrent transitions take turns.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "UPDATE orders", db.system.name = "postgresql", db.operation.name = "UPDATE", db.collection.name = "orders"))]
 pub async fn transition(
     executor: impl PgExecutor<'_>,
     id: Uuid,

@@ -142,7 +142,11 @@ impl ConsumerBuilder {
     /// Creates the consumer and subscribes it to every registered topic.
     pub fn build(self, status: ConsumerStatus) -> anyhow::Result<EventConsumer> {
         let context = GroupContext { status: status.clone(), group: self.group.clone() };
-        let consumer: StreamConsumer<GroupContext> = base_config(&self.settings)
+        let mut config = base_config(&self.settings);
+        if let Some(instance) = &self.settings.group_instance_id {
+            config.set("group.instance.id", instance);
+        }
+        let consumer: StreamConsumer<GroupContext> = config
             .set("group.id", &self.group)
             .set("enable.auto.commit", "true")
             .set("auto.commit.interval.ms", "1000")

@@ -45,6 +45,7 @@ impl TryFrom<UserRow> for User {
 const COLUMNS: &str = "id, email, name, role, created_at, updated_at";
 
 /// Inserts a user within `transaction`.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "INSERT users", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "users"))]
 pub async fn insert(
     transaction: &mut Transaction<'_, Postgres>,
     user: &NewUser,
@@ -68,6 +69,7 @@ pub async fn insert(
 }
 
 /// The user with `id`, if any.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT users", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "users"))]
 pub async fn find(executor: impl PgExecutor<'_>, id: UserId) -> anyhow::Result<Option<User>> {
     sqlx::query_as::<_, UserRow>(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
         .bind(id.as_uuid())
@@ -79,6 +81,7 @@ pub async fn find(executor: impl PgExecutor<'_>, id: UserId) -> anyhow::Result<O
 }
 
 /// A page of users, newest first.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT users", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "users"))]
 pub async fn list(executor: impl PgExecutor<'_>, limit: i64, offset: i64) -> anyhow::Result<Vec<User>> {
     sqlx::query_as::<_, UserRow>(&format!(
         "SELECT {COLUMNS} FROM users ORDER BY created_at DESC, id LIMIT $1 OFFSET $2"
