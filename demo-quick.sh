@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# The demo flow: create a user through the gateway, watch the event chain give
-# them a welcome order and settle its payment, then place an order by hand and
-# watch it settle too. Waits by polling with deadlines, never by sleeping blind;
-# exits non-zero with a clear message at the first thing that goes wrong.
+# The demo flow, through the gateway as a client sees it: sign in as the admin,
+# sign up a user, watch the event chain give them a welcome order and settle
+# its payment, place an order by hand and watch it settle, then read the stats.
+# Waits by polling with deadlines, never by sleeping blind; exits non-zero with
+# a clear message at the first thing that goes wrong. Works against the native
+# run (`make up`) and against docker compose alike.
 #
-#   GATEWAY_URL           where the gateway listens (http://localhost:3005)
+#   GATEWAY_URL           the gateway (http://localhost:3005)
+#   ADMIN_EMAIL           the first admin (admin@example.com, the development default)
+#   ADMIN_PASSWORD        its password (Admin123!ChangeMe, the development default)
+#   JAEGER_URL            Jaeger's UI, for the trace link (http://localhost:16686)
+#   GRAFANA_URL           Grafana (http://localhost:3010)
+#   KAFKA_UI_URL          the Kafka UI of the compose stack (http://localhost:8080)
 #   DEMO_TIMEOUT_SECONDS  how long each wait may take (30)
 set -euo pipefail
 
 GATEWAY_URL="${GATEWAY_URL:-http://localhost:3005}"
+ADMIN_EMAIL="${ADMIN_EMAIL:-admin@example.com}"
+ADMIN_PASSWORD="${ADMIN_PASSWORD:-Admin123!ChangeMe}"
+JAEGER_URL="${JAEGER_URL:-http://localhost:16686}"
+GRAFANA_URL="${GRAFANA_URL:-http://localhost:3010}"
+KAFKA_UI_URL="${KAFKA_UI_URL:-http://localhost:8080}"
 TIMEOUT="${DEMO_TIMEOUT_SECONDS:-30}"
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
@@ -31,18 +43,23 @@ poll() {
   done
 }
 
-# api <method> <path> [body]: prints "<status> <body>"; the request id names this demo run.
+HEADERS=$(mktemp)
+trap 'rm -f "$HEADERS"' EXIT
+
+# api <method> <path> [body] [token]: prints "<status> <body>"; every call carries this run's request id.
 api() {
-  local method=$1 path=$2 body=${3:-}
-  local args=(-sS -X "$method" -H "X-Request-Id: $REQUEST_ID" -w '\n%{http_code}' "$GATEWAY_URL$path")
+  local method=$1 path=$2 body=${3:-} token=${4:-}
+  local args=(-sS -X "$method" -D "$HEADERS" -H "X-Request-Id: $REQUEST_ID" -w '\n%{http_code}' "$GATEWAY_URL$path")
   [ -n "$body" ] && args+=(-H 'Content-Type: application/json' -d "$body")
+  [ -n "$token" ] && args+=(-H "Authorization: Bearer $token")
   local response; response=$(curl "${args[@]}") || fail "cannot reach the gateway at $GATEWAY_URL"
-  printf '%s %s' "$(tail -n1 <<<"$response")" "$(sed '$d' <<<"$response")"
+  printf '%s %s' "$(tail -n1 <<<"$response")" "$(sed '$d' <<<"$response" | tr -d '\n')"
 }
 
+trace_id() { tr -d '\r' <"$HEADERS" | awk -F': ' 'tolower($1) == "x-trace-id" {print $2}'; }
 gateway_ready() { curl -fsS "$GATEWAY_URL/health/ready" >/dev/null && echo up; }
-settled_order() {
-  api GET "/api/orders?userId=$1" | cut -d' ' -f2- |
+settled_order() { # <token> [order id]
+  api GET /api/orders "" "$1" | cut -d' ' -f2- |
     jq -ce --arg id "${2:-}" '.[] | select(($id == "" or .id == $id) and .status != "pending")'
 }
 
@@ -53,28 +70,47 @@ bold "0. Waiting for the gateway at $GATEWAY_URL"
 poll "$TIMEOUT" gateway_ready >/dev/null || fail "the gateway is not ready after ${TIMEOUT}s; start the platform with 'make up'"
 ok "gateway ready"
 
-bold "1. Creating a user"
-email="demo+$(date +%s%N)@example.com"
-read -r status body <<<"$(api POST /api/users "{\"email\":\"$email\",\"name\":\"Demo User\",\"password\":\"SecurePass123!\"}")"
-[ "$status" = 201 ] || fail "expected 201 creating the user, got $status: $body"
-USER_ID=$(jq -r .id <<<"$body")
-ok "user $USER_ID created ($email)"
+bold "1. Signing in as the admin ($ADMIN_EMAIL)"
+read -r status body <<<"$(api POST /api/auth/login "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}")"
+[ "$status" = 200 ] || fail "admin sign-in answered $status: $body (set ADMIN_EMAIL and ADMIN_PASSWORD)"
+ADMIN_TOKEN=$(jq -r .access_token <<<"$body")
+ok "signed in; token valid for $(jq -r .expires_in <<<"$body")s"
 
-bold "2. Waiting for the welcome order to be created and paid (user.created → order.created → payment.completed)"
+bold "2. Signing up a user"
+email="demo+$(date +%s%N)@example.com"
+read -r status body <<<"$(api POST /api/auth/register "{\"email\":\"$email\",\"name\":\"Demo User\",\"password\":\"SecurePass123!\"}")"
+[ "$status" = 201 ] || fail "expected 201 signing up, got $status: $body"
+USER_ID=$(jq -r .user.id <<<"$body")
+USER_TOKEN=$(jq -r .access_token <<<"$body")
+TRACE_ID=$(trace_id)
+ok "user $USER_ID ($email), role $(jq -r .user.role <<<"$body")"
+
+bold "3. Waiting for the welcome order: user.created → order.created → payment.completed"
 started=$SECONDS
-order=$(poll "$TIMEOUT" settled_order "$USER_ID") || fail "no settled welcome order after ${TIMEOUT}s; see 'make logs'"
+order=$(poll "$TIMEOUT" settled_order "$USER_TOKEN") || fail "no settled welcome order after ${TIMEOUT}s; see 'make logs'"
 ok "welcome order $(jq -r .id <<<"$order"): $(jq -r .status <<<"$order"), total $(jq -r .totalAmount <<<"$order") ($((SECONDS - started))s)"
 
-bold "3. Placing an order by hand"
-read -r status body <<<"$(api POST /api/orders "{\"userId\":\"$USER_ID\",\"items\":[{\"productId\":\"product-demo-123\",\"quantity\":3,\"price\":19.99}]}")"
+bold "4. Placing an order as the user"
+read -r status body <<<"$(api POST /api/orders "{\"userId\":\"$USER_ID\",\"items\":[{\"productId\":\"product-demo-123\",\"quantity\":3,\"price\":19.99}]}" "$USER_TOKEN")"
 [ "$status" = 201 ] || fail "expected 201 placing the order, got $status: $body"
 ORDER_ID=$(jq -r .id <<<"$body")
 ok "order $ORDER_ID placed: total $(jq -r .totalAmount <<<"$body"), status $(jq -r .status <<<"$body")"
-order=$(poll "$TIMEOUT" settled_order "$USER_ID" "$ORDER_ID") || fail "order $ORDER_ID not settled after ${TIMEOUT}s"
+order=$(poll "$TIMEOUT" settled_order "$USER_TOKEN" "$ORDER_ID") || fail "order $ORDER_ID not settled after ${TIMEOUT}s"
 ok "order $ORDER_ID: $(jq -r .status <<<"$order")"
 
-bold "4. Where to look next"
-echo "  Users:   $GATEWAY_URL/api/users"
-echo "  Orders:  $GATEWAY_URL/api/orders?userId=$USER_ID"
-echo "  Logs:    make logs   (every line of this flow carries request_id $REQUEST_ID)"
+bold "5. Order statistics (admin)"
+read -r status body <<<"$(api GET /api/orders/stats "" "$ADMIN_TOKEN")"
+[ "$status" = 200 ] || fail "expected 200 for the stats, got $status: $body"
+ok "$(jq -r '"\(.totalOrders) orders, revenue \(.revenue), average \(.averageOrderValue); by status \(.countsByStatus | tojson)"' <<<"$body")"
+
+bold "6. Where to look next"
+echo "  API docs:  $GATEWAY_URL/api/docs"
+if [ -n "$TRACE_ID" ]; then
+  echo "  The sign-up's trace (gateway → user → order → payment → order): $JAEGER_URL/trace/$TRACE_ID"
+else
+  echo "  Traces:    span export is off (OTEL_EXPORTER_OTLP_ENDPOINT=none); no trace id"
+fi
+echo "  Grafana:   $GRAFANA_URL (dashboards: Platform overview, Service)"
+echo "  Kafka UI:  $KAFKA_UI_URL (compose only)"
+echo "  Logs:      make logs   (every line of this flow carries request_id $REQUEST_ID)"
 bold "Demo completed: the event chain works end to end."

@@ -2,8 +2,75 @@
 
 use std::time::Duration;
 
-use shared::configuration::{ConfigError, Env, HttpSettings, TelemetrySettings};
+use axum::http::HeaderValue;
+use secrecy::{ExposeSecret, SecretString};
+use shared::auth::ServiceKey;
+use shared::configuration::{ConfigError, Env, Environment, HttpSettings, TelemetrySettings};
 use url::Url;
+
+/// The development default of `JWT_SECRET`; production refuses it.
+pub const DEVELOPMENT_JWT_SECRET: &str = "development-jwt-secret-change-me";
+
+/// How tokens are signed and checked.
+#[derive(Clone)]
+pub struct JwtSettings {
+    /// `JWT_SECRET`: the HS256 key.
+    pub secret: SecretString,
+    /// `JWT_ISSUER` (rust-event-platform).
+    pub issuer: String,
+    /// `JWT_AUDIENCE` (platform-api).
+    pub audience: String,
+    /// `JWT_EXPIRATION_SECONDS` (3600).
+    pub expiration: Duration,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("secret", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("expiration", &self.expiration)
+            .finish()
+    }
+}
+
+impl JwtSettings {
+    fn from_env(env: &Env, environment: Environment) -> Result<Self, ConfigError> {
+        let secret = env.string("JWT_SECRET", DEVELOPMENT_JWT_SECRET);
+        if environment == Environment::Production && (secret == DEVELOPMENT_JWT_SECRET || secret.len() < 32) {
+            return Err(ConfigError::new("JWT_SECRET", "production needs a random secret of at least 32 characters"));
+        }
+        let expiration = Duration::from_secs(env.get("JWT_EXPIRATION_SECONDS", 3600)?);
+        if expiration.is_zero() {
+            return Err(ConfigError::new("JWT_EXPIRATION_SECONDS", "must be positive"));
+        }
+        Ok(Self {
+            secret: SecretString::from(secret),
+            issuer: env.string("JWT_ISSUER", "rust-event-platform"),
+            audience: env.string("JWT_AUDIENCE", "platform-api"),
+            expiration,
+        })
+    }
+
+    /// The key bytes.
+    pub fn key(&self) -> &[u8] {
+        self.secret.expose_secret().as_bytes()
+    }
+}
+
+/// Request limits per client.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// `AUTH_RATE_LIMIT_PER_MINUTE` (30): sign-ups and sign-ins per client address.
+    pub auth_per_minute: u32,
+    /// `API_RATE_LIMIT_PER_MINUTE` (1200): other requests per authenticated principal.
+    pub api_per_minute: u32,
+    /// `MAX_BODY_BYTES` (1 MiB).
+    pub max_body_bytes: usize,
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins; empty allows none.
+    pub cors_origins: Vec<HeaderValue>,
+}
 
 /// Where the backends live and how long to wait for them.
 #[derive(Debug, Clone)]
@@ -25,6 +92,12 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// `*_SERVICE_URL`, `UPSTREAM_TIMEOUT_MS`.
     pub upstreams: UpstreamSettings,
+    /// `JWT_*`.
+    pub jwt: JwtSettings,
+    /// `SERVICE_API_KEY`.
+    pub service_key: ServiceKey,
+    /// Rate, size and origin limits.
+    pub limits: LimitSettings,
 }
 
 fn service_url(env: &Env, name: &str, default: &str) -> Result<Url, ConfigError> {
@@ -38,9 +111,29 @@ fn service_url(env: &Env, name: &str, default: &str) -> Result<Url, ConfigError>
 impl Settings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let telemetry = TelemetrySettings::from_env(env, "api-gateway")?;
+        let cors_origins = env
+            .string("CORS_ALLOWED_ORIGINS", "")
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(|o| HeaderValue::from_str(o).map_err(|e| ConfigError::new("CORS_ALLOWED_ORIGINS", e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let positive = |name: &str, default: u32| -> Result<u32, ConfigError> {
+            let value = env.get(name, default)?;
+            if value == 0 { Err(ConfigError::new(name, "must be positive")) } else { Ok(value) }
+        };
         Ok(Self {
             http: HttpSettings::from_env(env, 3005)?,
-            telemetry: TelemetrySettings::from_env(env, "api-gateway")?,
+            jwt: JwtSettings::from_env(env, telemetry.environment)?,
+            service_key: ServiceKey::from_env(env, telemetry.environment)?,
+            limits: LimitSettings {
+                auth_per_minute: positive("AUTH_RATE_LIMIT_PER_MINUTE", 30)?,
+                api_per_minute: positive("API_RATE_LIMIT_PER_MINUTE", 1200)?,
+                max_body_bytes: env.get("MAX_BODY_BYTES", 1024 * 1024)?,
+                cors_origins,
+            },
+            telemetry,
             upstreams: UpstreamSettings {
                 user_service: service_url(env, "USER_SERVICE_URL", "http://127.0.0.1:3001")?,
                 order_service: service_url(env, "ORDER_SERVICE_URL", "http://127.0.0.1:3002")?,
@@ -53,6 +146,13 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn production_refuses_the_development_jwt_secret() {
+        let env = Env::from_pairs([("APP_ENV", "production"), ("SERVICE_API_KEY", &"k".repeat(40))]);
+        assert_eq!(Settings::from_env(&env).unwrap_err().variable, "JWT_SECRET");
+        assert!(Settings::from_env(&env.with("JWT_SECRET", "s".repeat(40))).is_ok());
+    }
 
     #[test]
     fn a_service_url_must_be_http() {

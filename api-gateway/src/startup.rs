@@ -1,9 +1,12 @@
-//! Wiring: the upstream client, routes and the server.
+//! Wiring: tokens, rate limits, the upstream client, CORS, routes and the server.
 
+use axum::http::{Method, header};
 use shared::http::{Server, ServerBuilder};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::auth::{RateLimits, Tokens};
 use crate::configuration::Settings;
-use crate::routes::{self, Upstreams};
+use crate::routes::{self, AppState, Upstreams};
 
 /// Builds api-gateway. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
 pub struct Application;
@@ -12,9 +15,21 @@ impl Application {
     /// Builds the upstream client and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         shared::metrics::handle();
-        let upstreams = Upstreams::new(&settings.upstreams)?;
+        let upstreams =
+            Upstreams::new(&settings.upstreams, settings.service_key.clone(), settings.limits.max_body_bytes)?;
+        let state = AppState { upstreams, tokens: Tokens::new(&settings.jwt) };
+        let mut api = routes::router(state, RateLimits::new(&settings.limits));
+        if !settings.limits.cors_origins.is_empty() {
+            api = api.layer(
+                CorsLayer::new()
+                    .allow_origin(AllowOrigin::list(settings.limits.cors_origins.clone()))
+                    .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+                    .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, shared::http::REQUEST_ID_HEADER])
+                    .expose_headers([shared::http::REQUEST_ID_HEADER]),
+            );
+        }
         // The gateway holds no state of its own: ready as soon as it listens. Backends
         // report their own readiness; tying it to theirs would cascade one outage into all.
-        ServerBuilder::new(routes::router(upstreams)).bind(&settings.http).await
+        ServerBuilder::new(api).bind(&settings.http).await
     }
 }

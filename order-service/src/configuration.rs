@@ -1,5 +1,6 @@
 //! order-service's settings: read once at start from the environment.
 
+use shared::auth::ServiceKey;
 use shared::configuration::{ConfigError, DatabaseSettings, Env, HttpSettings, KafkaSettings, TelemetrySettings};
 
 /// Everything order-service can be configured with.
@@ -13,16 +14,20 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// `OTEL_*`, `RUST_LOG`, `APP_ENV`.
     pub telemetry: TelemetrySettings,
+    /// `SERVICE_API_KEY`.
+    pub service_key: ServiceKey,
 }
 
 impl Settings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let telemetry = TelemetrySettings::from_env(env, "order-service")?;
         Ok(Self {
             http: HttpSettings::from_env(env, 3002)?,
             database: DatabaseSettings::from_env(env, "orderdb")?,
             kafka: KafkaSettings::from_env(env, "order-service")?,
-            telemetry: TelemetrySettings::from_env(env, "order-service")?,
+            service_key: ServiceKey::from_env(env, telemetry.environment)?,
+            telemetry,
         })
     }
 }

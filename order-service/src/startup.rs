@@ -49,7 +49,8 @@ impl Application {
             .consumer(consumer.group(), status.clone());
         let consumer = consumer.build(status)?;
 
-        let mut server = ServerBuilder::new(routes::router(state)).readiness(readiness);
+        let mut server =
+            ServerBuilder::new(routes::router(state)).service_key(settings.service_key.clone()).readiness(readiness);
         let shutdown = server.shutdown_token();
         server.spawn(consumer.run(shutdown.clone()));
         server.spawn(OutboxRelay::new(pool.clone(), publisher).run(shutdown.clone()));

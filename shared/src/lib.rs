@@ -4,6 +4,7 @@
 //! knows about users, orders or payments except the event contracts in
 //! [`events`], which are the one thing the services must agree on.
 
+pub mod auth;
 pub mod configuration;
 pub mod db;
 pub mod events;

@@ -90,6 +90,24 @@ where
     }
 }
 
+/// A client that calls a backend as the gateway would: with the (development) service key
+/// and a fresh principal of `role`.
+pub fn trusted_client(role: crate::auth::Role) -> reqwest::Client {
+    trusted_client_for(Uuid::new_v4(), role)
+}
+
+/// Like [`trusted_client`], for the principal `id`.
+pub fn trusted_client_for(id: Uuid, role: crate::auth::Role) -> reqwest::Client {
+    use reqwest::header::{HeaderMap, HeaderValue};
+    let mut headers = HeaderMap::new();
+    headers.insert(crate::auth::API_KEY_HEADER, HeaderValue::from_static(crate::auth::DEVELOPMENT_API_KEY));
+    if let Ok(id) = HeaderValue::from_str(&id.to_string()) {
+        headers.insert(crate::auth::PRINCIPAL_ID_HEADER, id);
+    }
+    headers.insert(crate::auth::PRINCIPAL_ROLE_HEADER, HeaderValue::from_static(role.as_str()));
+    reqwest::Client::builder().default_headers(headers).build().expect("a test client")
+}
+
 /// A service running inside the test, stopped when this is dropped.
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`.
@@ -110,7 +128,12 @@ impl TestServer {
                 eprintln!("test server failed: {error:#}");
             }
         });
-        Self { address, client: reqwest::Client::new(), stop }
+        Self { address, client: trusted_client(crate::auth::Role::Admin), stop }
+    }
+
+    /// A client without the service key or a principal: what someone going around the gateway has.
+    pub fn untrusted_client(&self) -> reqwest::Client {
+        reqwest::Client::new()
     }
 
     /// `address` + `path`.

@@ -1,6 +1,46 @@
 //! user-service's settings: read once at start from the environment.
 
-use shared::configuration::{ConfigError, DatabaseSettings, Env, HttpSettings, KafkaSettings, TelemetrySettings};
+use secrecy::{ExposeSecret, SecretString};
+use shared::auth::ServiceKey;
+use shared::configuration::{
+    ConfigError, DatabaseSettings, Env, Environment, HttpSettings, KafkaSettings, TelemetrySettings,
+};
+
+use crate::domain::{Email, Password};
+
+/// Development defaults of the first admin; production refuses them.
+pub const DEVELOPMENT_ADMIN_EMAIL: &str = "admin@example.com";
+/// See [`DEVELOPMENT_ADMIN_EMAIL`].
+pub const DEVELOPMENT_ADMIN_PASSWORD: &str = "Admin123!ChangeMe";
+
+/// The first admin, created at start when no user has that e-mail address.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// `ADMIN_EMAIL`.
+    pub email: Email,
+    /// `ADMIN_PASSWORD`.
+    pub password: Password,
+}
+
+impl AdminSettings {
+    fn from_env(env: &Env, environment: Environment) -> Result<Self, ConfigError> {
+        let email = env.string("ADMIN_EMAIL", DEVELOPMENT_ADMIN_EMAIL);
+        let password = SecretString::from(env.string("ADMIN_PASSWORD", DEVELOPMENT_ADMIN_PASSWORD));
+        if environment == Environment::Production {
+            if env.raw("ADMIN_EMAIL").is_none() {
+                return Err(ConfigError::new("ADMIN_EMAIL", "production needs the first admin's e-mail address"));
+            }
+            if password.expose_secret() == DEVELOPMENT_ADMIN_PASSWORD {
+                return Err(ConfigError::new("ADMIN_PASSWORD", "production needs a password of its own"));
+            }
+        }
+        Ok(Self {
+            email: Email::parse(&email).map_err(|e| ConfigError::new("ADMIN_EMAIL", e))?,
+            password: Password::parse(password.expose_secret().to_owned())
+                .map_err(|e| ConfigError::new("ADMIN_PASSWORD", e))?,
+        })
+    }
+}
 
 /// Everything user-service can be configured with.
 #[derive(Debug, Clone)]
@@ -13,16 +53,40 @@ pub struct Settings {
     pub kafka: KafkaSettings,
     /// `OTEL_*`, `RUST_LOG`, `APP_ENV`.
     pub telemetry: TelemetrySettings,
+    /// `SERVICE_API_KEY`.
+    pub service_key: ServiceKey,
+    /// `ADMIN_EMAIL`, `ADMIN_PASSWORD`.
+    pub admin: AdminSettings,
 }
 
 impl Settings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let telemetry = TelemetrySettings::from_env(env, "user-service")?;
         Ok(Self {
             http: HttpSettings::from_env(env, 3001)?,
             database: DatabaseSettings::from_env(env, "userdb")?,
             kafka: KafkaSettings::from_env(env, "user-service")?,
-            telemetry: TelemetrySettings::from_env(env, "user-service")?,
+            service_key: ServiceKey::from_env(env, telemetry.environment)?,
+            admin: AdminSettings::from_env(env, telemetry.environment)?,
+            telemetry,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn production_refuses_development_secrets() {
+        let production = Env::from_pairs([("APP_ENV", "production"), ("SERVICE_API_KEY", &"k".repeat(40))]);
+        assert_eq!(Settings::from_env(&production).unwrap_err().variable, "ADMIN_EMAIL");
+        let production = production.with("ADMIN_EMAIL", "root@example.com");
+        assert_eq!(Settings::from_env(&production).unwrap_err().variable, "ADMIN_PASSWORD");
+        let production = production.with("ADMIN_PASSWORD", "An0ther!Secret");
+        assert!(Settings::from_env(&production).is_ok());
+        let weak_key = production.with("SERVICE_API_KEY", "short");
+        assert_eq!(Settings::from_env(&weak_key).unwrap_err().variable, "SERVICE_API_KEY");
     }
 }

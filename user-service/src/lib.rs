@@ -1,5 +1,6 @@
 //! user-service: user accounts in their own database, announced on `user.created`.
 
+pub mod accounts;
 pub mod configuration;
 pub mod domain;
 pub mod events;

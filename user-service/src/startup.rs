@@ -33,7 +33,10 @@ impl Application {
         let publisher = EventPublisher::new(&settings.kafka)?;
         let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone());
         let relay = OutboxRelay::new(pool.clone(), publisher);
-        let mut server = ServerBuilder::new(routes::router(AppState { pool: pool.clone() })).readiness(readiness);
+        crate::accounts::ensure_admin(&pool, &settings.admin.email, &settings.admin.password).await?;
+        let mut server = ServerBuilder::new(routes::router(AppState { pool: pool.clone() }))
+            .service_key(settings.service_key.clone())
+            .readiness(readiness);
         let shutdown = server.shutdown_token();
         server.spawn(relay.run(shutdown.clone()));
         server.spawn(shared::db::report_pool_metrics(pool, shutdown));

@@ -14,6 +14,10 @@ pub struct Platform {
 
 impl Platform {
     pub async fn start(payment_failure_rate: &str) -> Self {
+        Self::start_with(payment_failure_rate, &[]).await
+    }
+
+    pub async fn start_with(payment_failure_rate: &str, gateway_env: &[(&str, &str)]) -> Self {
         testing::init_tracing();
         let topic_prefix = testing::topic_prefix();
         let env = |extra: &[(&str, &str)]| {
@@ -35,7 +39,7 @@ impl Platform {
                 .await
                 .unwrap(),
         );
-        let gateway = spawn_gateway(&users.address, &orders.address).await;
+        let gateway = spawn_gateway_with(&users.address, &orders.address, gateway_env).await;
         for service in [&users, &orders, &payments, &gateway] {
             service.wait_ready().await;
         }
@@ -46,18 +50,59 @@ impl Platform {
         self.gateway.url(path)
     }
 
-    /// Polls through the gateway until the user's order leaves `pending`.
-    pub async fn wait_for_settled_order(&self, user_id: &str) -> serde_json::Value {
-        let url = self.url(&format!("/api/orders?userId={user_id}"));
+    /// Polls through the gateway, as the user, until their welcome order leaves `pending`.
+    pub async fn wait_for_settled_order(&self, token: &str) -> serde_json::Value {
+        let url = self.url("/api/orders");
         eventually("the welcome order to be settled", Duration::from_secs(30), || async {
-            let orders: Vec<serde_json::Value> = self.gateway.client.get(&url).send().await.ok()?.json().await.ok()?;
+            let response = self.gateway.client.get(&url).bearer_auth(token).send().await.ok()?;
+            let orders: Vec<serde_json::Value> = response.json().await.ok()?;
             orders.into_iter().find(|o| o["status"] == "paid" || o["status"] == "payment_failed")
         })
         .await
     }
+
+    /// Signs up a user through the gateway; returns (user, token).
+    pub async fn register(&self, email: &str) -> (serde_json::Value, String) {
+        let response = self
+            .gateway
+            .client
+            .post(self.url("/api/auth/register"))
+            .json(&serde_json::json!({"email": email, "name": "Jane Doe", "password": "SecurePass123!"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        let body: serde_json::Value = response.json().await.unwrap();
+        (body["user"].clone(), body["access_token"].as_str().unwrap().to_owned())
+    }
+
+    /// Signs in as the first admin (development defaults); returns the token.
+    pub async fn admin_token(&self) -> String {
+        let response = self
+            .gateway
+            .client
+            .post(self.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": "admin@example.com", "password": "Admin123!ChangeMe"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned()
+    }
 }
 
 pub async fn spawn_gateway(users: &str, orders: &str) -> TestServer {
+    spawn_gateway_with(users, orders, &[]).await
+}
+
+/// A token the test gateway accepts, for a principal that need not exist anywhere.
+pub fn token_for(role: shared::auth::Role) -> String {
+    let settings = api_gateway::Settings::from_env(&Env::default()).unwrap();
+    let principal = shared::auth::Principal { id: uuid::Uuid::new_v4(), role };
+    api_gateway::auth::Tokens::new(&settings.jwt).issue(principal).unwrap()
+}
+
+pub async fn spawn_gateway_with(users: &str, orders: &str, extra: &[(&str, &str)]) -> TestServer {
     let env = Env::from_pairs([
         ("PORT", "0"),
         ("HOST", "127.0.0.1"),
@@ -66,6 +111,7 @@ pub async fn spawn_gateway(users: &str, orders: &str) -> TestServer {
         ("UPSTREAM_TIMEOUT_MS", "5000"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "none"),
     ]);
+    let env = extra.iter().fold(env, |env, (k, v)| env.with(k, *v));
     let settings = api_gateway::Settings::from_env(&env).unwrap();
     TestServer::spawn(api_gateway::Application::build(settings).await.unwrap())
 }

@@ -1,5 +1,6 @@
 //! api-gateway: on its own (backends down) and in front of the whole platform.
 
+mod auth;
 mod chain;
 mod helpers;
 mod proxy;

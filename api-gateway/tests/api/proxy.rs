@@ -1,17 +1,36 @@
 //! The gateway when its backends are down, and its own bad-input handling.
 
-use crate::helpers::{assert_problem, spawn_gateway};
+use shared::auth::Role;
+
+use crate::helpers::{assert_problem, spawn_gateway, token_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_that_is_down_is_a_502_problem_with_the_request_id() {
     // Port 1 refuses connections.
     let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
-    let response = gateway.client.get(gateway.url("/api/users")).header("x-request-id", "down-1").send().await.unwrap();
+    let token = token_for(Role::Admin);
+    let response = gateway
+        .client
+        .get(gateway.url("/api/users"))
+        .bearer_auth(&token)
+        .header("x-request-id", "down-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.headers()["x-request-id"], "down-1");
     let body = assert_problem(response, 502).await;
     assert_eq!(body["detail"], "user-service is unavailable");
-    let orders = gateway.client.post(gateway.url("/api/orders")).json(&serde_json::json!({})).send().await.unwrap();
+    let orders = gateway
+        .client
+        .post(gateway.url("/api/orders"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_problem(orders, 502).await;
+    let login = gateway.client.post(gateway.url("/api/auth/login")).json(&serde_json::json!({})).send().await.unwrap();
+    assert_problem(login, 502).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -28,6 +47,7 @@ async fn an_oversized_body_is_413() {
     let response = gateway
         .client
         .post(gateway.url("/api/users"))
+        .bearer_auth(token_for(Role::Admin))
         .header("content-type", "application/json")
         .body(body)
         .send()

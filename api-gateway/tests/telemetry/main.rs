@@ -1,6 +1,6 @@
 //! Observability proven on the real thing: the four services as processes
 //! exporting spans to an OTLP receiver in this test, logging JSON to files.
-//! One `POST /api/users` must give ONE trace, gateway to the order's payment
+//! One `POST /api/auth/register` must give ONE trace, gateway to the order's payment
 //! status, and every log line of that request must point into it.
 
 #[path = "../faults/cluster.rs"]
@@ -16,9 +16,9 @@ use shared::testing::{self, eventually};
 
 /// Every span the request must produce, by service.
 const EXPECTED: [(&str, &str); 12] = [
-    ("api-gateway", "POST /api/users"),
+    ("api-gateway", "POST /api/auth/register"),
     ("api-gateway", "POST user-service"),
-    ("user-service", "POST /users"),
+    ("user-service", "POST /auth/register"),
     ("user-service", "INSERT users"),
     ("user-service", "send user.created"),
     ("order-service", "process user.created"),
@@ -83,7 +83,7 @@ async fn one_request_is_one_trace_across_four_services_and_kafka_and_its_logs_po
     let request_id = format!("trace-test-{}", uuid::Uuid::new_v4().simple());
     let client = reqwest::Client::new();
     let response = client
-        .post(gateway.url("/api/users"))
+        .post(gateway.url("/api/auth/register"))
         .header("x-request-id", &request_id)
         .json(&serde_json::json!({"email": "trace@example.com", "name": "Trace Test", "password": "SecurePass123!"}))
         .send()
@@ -106,9 +106,9 @@ async fn one_request_is_one_trace_across_four_services_and_kafka_and_its_logs_po
     .await;
 
     // The tree, parent to child.
-    let gateway_server = span_named(&trace, "api-gateway", "POST /api/users", SERVER);
+    let gateway_server = span_named(&trace, "api-gateway", "POST /api/auth/register", SERVER);
     let gateway_client = span_named(&trace, "api-gateway", "POST user-service", CLIENT);
-    let user_server = span_named(&trace, "user-service", "POST /users", SERVER);
+    let user_server = span_named(&trace, "user-service", "POST /auth/register", SERVER);
     let user_insert = span_named(&trace, "user-service", "INSERT users", CLIENT);
     let user_send = span_named(&trace, "user-service", "send user.created", PRODUCER);
     let order_process = span_named(&trace, "order-service", "process user.created", CONSUMER);

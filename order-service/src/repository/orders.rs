@@ -196,3 +196,26 @@ pub async fn transition(
     .context("UPDATE order status failed")?;
     previous.map(|s| OrderStatus::parse(&s).with_context(|| format!("unknown status {s:?}"))).transpose()
 }
+
+/// Order counts and sums per status.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StatusTotals {
+    /// The status.
+    pub status: String,
+    /// Orders in it.
+    pub orders: i64,
+    /// Sum of their totals, in cents.
+    pub total_cents: i64,
+}
+
+/// Counts and sums per status, over all orders.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT orders", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "orders"))]
+pub async fn totals_by_status(executor: impl PgExecutor<'_>) -> anyhow::Result<Vec<StatusTotals>> {
+    sqlx::query_as::<_, StatusTotals>(
+        "SELECT status, count(*) AS orders, COALESCE(sum(total_cents), 0)::bigint AS total_cents
+         FROM orders GROUP BY status ORDER BY status",
+    )
+    .fetch_all(executor)
+    .await
+    .context("SELECT order totals failed")
+}

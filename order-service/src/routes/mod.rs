@@ -1,6 +1,7 @@
-//! HTTP routes of order-service.
+//! HTTP routes of order-service. All need the service API key and a principal.
 
 mod orders;
+mod stats;
 
 use axum::Router;
 use axum::routing::get;
@@ -11,6 +12,7 @@ use crate::startup::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/orders", get(orders::list).post(orders::create))
-        .route("/orders/{id}", get(orders::get))
+        .route("/orders/stats", get(stats::get))
+        .route("/orders/{id}", get(orders::get).patch(orders::update_status).delete(orders::cancel))
         .with_state(state)
 }

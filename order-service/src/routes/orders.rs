@@ -1,10 +1,11 @@
-//! `/orders`: place (publishing `order.created`), read one, list with filters.
+//! `/orders`: place, read, list, change status (admin) and cancel.
 
 use anyhow::Context;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use shared::auth::{Principal, forbidden};
 use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Problem, RequestId};
 use uuid::Uuid;
 
@@ -13,13 +14,17 @@ use crate::ordering::{PlaceOrderError, place_order};
 use crate::repository::orders::{self, OrderFilter};
 use crate::startup::AppState;
 
-/// `POST /orders`.
+/// `POST /orders`: for the caller themself, or for anyone when an admin asks.
 pub async fn create(
     State(state): State<AppState>,
+    principal: Principal,
     request_id: RequestId,
     ApiJson(request): ApiJson<OrderRequest>,
 ) -> Result<(StatusCode, Json<Order>), Problem> {
     let order = NewOrder::try_from(request).map_err(PlaceOrderError::Invalid)?;
+    if !principal.may_access(order.user_id) {
+        return Err(forbidden());
+    }
     let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
     let stored = place_order(&mut transaction, &order, OrderKind::Standard, &request_id)
         .await?
@@ -28,13 +33,71 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
-/// `GET /orders/{id}`.
-pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<Order>, Problem> {
+fn not_found(id: Uuid) -> Problem {
+    Problem::not_found(format!("order {id} does not exist"))
+}
+
+/// The order, if the principal may see it. Another user's order is a 404, not a 403:
+/// whether an order id exists is itself private.
+async fn visible_order(state: &AppState, principal: &Principal, id: Uuid) -> Result<Order, Problem> {
     let mut connection = state.pool.acquire().await.context("cannot get a connection")?;
-    orders::find(&mut connection, id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("order {id} does not exist")))
+    orders::find(&mut connection, id).await?.filter(|o| principal.may_access(o.user_id)).ok_or_else(|| not_found(id))
+}
+
+/// `GET /orders/{id}` (its owner or an admin).
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<Order>, Problem> {
+    visible_order(&state, &principal, id).await.map(Json)
+}
+
+/// Body of `PATCH /orders/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusChange {
+    status: OrderStatus,
+}
+
+/// Moves a pending order to `next`, or says why it cannot move.
+async fn transition(state: &AppState, id: Uuid, next: OrderStatus) -> Result<Order, Problem> {
+    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
+    let previous = orders::transition(&mut *transaction, id, next).await?.ok_or_else(|| not_found(id))?;
+    if !previous.can_become(next) {
+        return Err(Problem::conflict(format!(
+            "the order is {}; it can no longer become {}",
+            previous.as_str(),
+            next.as_str()
+        )));
+    }
+    let order = orders::find(&mut transaction, id).await?.context("order vanished inside its transaction")?;
+    transaction.commit().await.context("cannot commit the status change")?;
+    metrics::counter!("order_status_changes_total", "status" => next.as_str()).increment(1);
+    tracing::info!(order_id = %id, status = next.as_str(), "order status changed");
+    Ok(order)
+}
+
+/// `PATCH /orders/{id}` (admin): only valid transitions (pending → paid, payment_failed, cancelled).
+pub async fn update_status(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(change): ApiJson<StatusChange>,
+) -> Result<Json<Order>, Problem> {
+    principal.require_admin()?;
+    transition(&state, id, change.status).await.map(Json)
+}
+
+/// `DELETE /orders/{id}` (its owner or an admin): cancels a pending order.
+pub async fn cancel(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, Problem> {
+    visible_order(&state, &principal, id).await?;
+    transition(&state, id, OrderStatus::Cancelled).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Query of `GET /orders`.
@@ -53,9 +116,11 @@ fn default_limit() -> i64 {
     50
 }
 
-/// `GET /orders?userId=&status=&limit=&offset=`, newest first.
+/// `GET /orders?userId=&status=&limit=&offset=`, newest first: the caller's own orders,
+/// or anyone's for an admin.
 pub async fn list(
     State(state): State<AppState>,
+    principal: Principal,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<Order>>, Problem> {
     let mut errors = Vec::new();
@@ -76,7 +141,12 @@ pub async fn list(
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
-    let filter = OrderFilter { user_id: query.user_id, status };
+    let user_id = match (principal.is_admin(), query.user_id) {
+        (true, filter) => filter,
+        (false, Some(other)) if other != principal.id => return Err(forbidden()),
+        (false, _) => Some(principal.id),
+    };
+    let filter = OrderFilter { user_id, status };
     let mut connection = state.pool.acquire().await.context("cannot get a connection")?;
     Ok(Json(orders::list(&mut connection, &filter, query.limit, query.offset).await?))
 }

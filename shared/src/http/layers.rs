@@ -18,6 +18,9 @@ use super::Problem;
 use super::request_id::{REQUEST_ID_HEADER, set_request_id};
 use crate::telemetry::propagation;
 
+/// The response header naming the request's trace id.
+pub const TRACE_ID_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-trace-id");
+
 /// Wraps `router` in the platform's standard middleware.
 pub fn standard_layers(router: Router) -> Router {
     router
@@ -78,7 +81,13 @@ async fn record_metrics(request: Request, next: Next) -> axum::response::Respons
     let route = route_of(&request).to_owned();
     let method = request.method().as_str().to_owned();
     let started = Instant::now();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
+    // The trace to open in Jaeger for this request (absent when span export is off).
+    if let Some(trace_id) = propagation::current_trace_id()
+        && let Ok(value) = axum::http::HeaderValue::from_str(&trace_id)
+    {
+        response.headers_mut().insert(TRACE_ID_HEADER, value);
+    }
     let elapsed = started.elapsed();
     let status = response.status();
     // Probes are scraped every few seconds; counting and logging them would drown the real traffic.

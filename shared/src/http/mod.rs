@@ -9,7 +9,7 @@ mod request_id;
 mod server;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
-pub use layers::{inject_trace_context, standard_layers};
+pub use layers::{TRACE_ID_HEADER, inject_trace_context, standard_layers};
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 pub use server::{Server, ServerBuilder};

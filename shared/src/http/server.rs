@@ -48,6 +48,15 @@ impl ServerBuilder {
         self
     }
 
+    /// Requires the service API key on every API route (not on health and metrics).
+    #[must_use]
+    pub fn service_key(mut self, key: crate::auth::ServiceKey) -> Self {
+        self.api = self.api.layer(axum::middleware::from_fn(move |request, next| {
+            crate::auth::require_service_key(key.clone(), request, next)
+        }));
+        self
+    }
+
     /// The token background tasks watch; it is cancelled once the server stopped.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.shutdown.clone()

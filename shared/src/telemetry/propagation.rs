@@ -97,3 +97,12 @@ pub fn capture_current() -> std::collections::HashMap<String, String> {
 pub fn context_from_map(carrier: &std::collections::HashMap<String, String>) -> opentelemetry::Context {
     global::get_text_map_propagator(|propagator| propagator.extract(carrier))
 }
+
+/// The current span's trace id, when spans are being recorded.
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt as _;
+    let context = Span::current().context();
+    let span = context.span();
+    let span_context = span.span_context();
+    span_context.is_valid().then(|| span_context.trace_id().to_string())
+}

@@ -6,6 +6,6 @@ mod user;
 mod user_name;
 
 pub use email::Email;
-pub use password::{Password, PasswordHash};
+pub use password::{Password, PasswordHash, verify as verify_password};
 pub use user::{NewUser, Role, User, UserId};
 pub use user_name::UserName;

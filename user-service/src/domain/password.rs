@@ -2,7 +2,7 @@
 
 use argon2::password_hash::SaltString;
 use argon2::password_hash::rand_core::OsRng;
-use argon2::{Argon2, PasswordHasher};
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use secrecy::{ExposeSecret, SecretString};
 
 /// A password that meets the strength rules. Its `Debug` output is redacted.
@@ -38,6 +38,21 @@ impl Password {
             .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
         Ok(PasswordHash(hash.to_string()))
     }
+}
+
+/// Checks `candidate` against a stored PHC hash. With no stored hash (unknown e-mail) it
+/// still runs a verification against a dummy hash, so timing does not tell which e-mail
+/// addresses exist. CPU-heavy: call it off the async runtime.
+pub fn verify(candidate: &str, stored: Option<&str>) -> bool {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| {
+        Password::parse("Dummy-Passw0rd!".to_owned()).ok().and_then(|p| p.hash().ok()).map(|h| h.0).unwrap_or_default()
+    });
+    let found = stored.is_some();
+    let hash = stored.unwrap_or(dummy);
+    let Ok(parsed) = argon2::password_hash::PasswordHash::new(hash) else { return false };
+    let matches = Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok();
+    found && matches
 }
 
 /// A PHC-format argon2id hash.
@@ -76,5 +91,13 @@ mod tests {
         assert!(a.as_str().starts_with("$argon2id$"));
         assert_ne!(a.as_str(), b.as_str());
         assert!(!format!("{password:?}{a:?}").contains("SecurePass"));
+    }
+
+    #[test]
+    fn verification_accepts_only_the_password() {
+        let hash = Password::parse("SecurePass123!".into()).unwrap().hash().unwrap();
+        assert!(verify("SecurePass123!", Some(hash.as_str())));
+        assert!(!verify("SecurePass123?", Some(hash.as_str())));
+        assert!(!verify("SecurePass123!", None));
     }
 }

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use shared::auth::Role;
+
 use super::{Email, Password, UserName};
 
 /// A user's id.
@@ -27,36 +29,6 @@ impl UserId {
 impl From<Uuid> for UserId {
     fn from(id: Uuid) -> Self {
         Self(id)
-    }
-}
-
-/// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// An ordinary customer.
-    #[default]
-    User,
-    /// Manages users and orders.
-    Admin,
-}
-
-impl Role {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Admin => "admin",
-        }
-    }
-
-    /// Reads a stored name.
-    pub fn from_db(name: &str) -> anyhow::Result<Self> {
-        match name {
-            "user" => Ok(Self::User),
-            "admin" => Ok(Self::Admin),
-            other => anyhow::bail!("unknown role {other:?} in database"),
-        }
     }
 }
 

@@ -35,7 +35,7 @@ impl TryFrom<UserRow> for User {
             id: row.id.into(),
             email: row.email,
             name: row.name,
-            role: Role::from_db(&row.role)?,
+            role: row.role.parse().map_err(|e: String| anyhow::anyhow!(e))?,
             created_at: row.created_at,
             updated_at: row.updated_at,
         })
@@ -94,4 +94,73 @@ pub async fn list(executor: impl PgExecutor<'_>, limit: i64, offset: i64) -> any
     .into_iter()
     .map(User::try_from)
     .collect()
+}
+
+/// The user with `email` (in any letter case) and their password hash, for verification.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT users", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "users"))]
+pub async fn find_credentials(executor: impl PgExecutor<'_>, email: &str) -> anyhow::Result<Option<(User, String)>> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        #[sqlx(flatten)]
+        user: UserRow,
+        password_hash: String,
+    }
+    let row =
+        sqlx::query_as::<_, Row>(&format!("SELECT {COLUMNS}, password_hash FROM users WHERE lower(email) = lower($1)"))
+            .bind(email)
+            .fetch_optional(executor)
+            .await
+            .context("SELECT user by e-mail failed")?;
+    row.map(|row| Ok((User::try_from(row.user)?, row.password_hash))).transpose()
+}
+
+/// Changes to a user; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct UserChanges {
+    /// New e-mail address.
+    pub email: Option<String>,
+    /// New name.
+    pub name: Option<String>,
+    /// New password hash.
+    pub password_hash: Option<PasswordHash>,
+    /// New role.
+    pub role: Option<Role>,
+}
+
+/// Applies `changes`; `None` when there is no such user.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "UPDATE users", db.system.name = "postgresql", db.operation.name = "UPDATE", db.collection.name = "users"))]
+pub async fn update(
+    executor: impl PgExecutor<'_>,
+    id: UserId,
+    changes: &UserChanges,
+) -> Result<Option<User>, InsertUserError> {
+    let row = sqlx::query_as::<_, UserRow>(&format!(
+        "UPDATE users SET email = COALESCE($2, email), name = COALESCE($3, name),
+                password_hash = COALESCE($4, password_hash), role = COALESCE($5, role), updated_at = now()
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id.as_uuid())
+    .bind(changes.email.as_deref())
+    .bind(changes.name.as_deref())
+    .bind(changes.password_hash.as_ref().map(PasswordHash::as_str))
+    .bind(changes.role.map(Role::as_str))
+    .fetch_optional(executor)
+    .await
+    .map_err(|error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => InsertUserError::DuplicateEmail,
+        _ => InsertUserError::Other(anyhow::Error::new(error).context("UPDATE users failed")),
+    })?;
+    Ok(row.map(User::try_from).transpose()?)
+}
+
+/// Deletes the user; false when there was none.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "DELETE users", db.system.name = "postgresql", db.operation.name = "DELETE", db.collection.name = "users"))]
+pub async fn delete(executor: impl PgExecutor<'_>, id: UserId) -> anyhow::Result<bool> {
+    let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(id.as_uuid())
+        .execute(executor)
+        .await
+        .context("DELETE FROM users failed")?
+        .rows_affected();
+    Ok(deleted == 1)
 }

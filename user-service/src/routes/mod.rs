@@ -1,9 +1,11 @@
-//! HTTP routes of user-service.
+//! HTTP routes of user-service. All of them need the service API key; the
+//! gateway calls them on behalf of a principal, or of nobody for sign-up and sign-in.
 
+mod auth;
 mod users;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::startup::AppState;
 
@@ -11,6 +13,8 @@ use crate::startup::AppState;
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/users", get(users::list).post(users::create))
-        .route("/users/{id}", get(users::get))
+        .route("/users/{id}", get(users::get).put(users::update).delete(users::delete))
+        .route("/auth/register", post(auth::register))
+        .route("/auth/verify", post(auth::verify))
         .with_state(state)
 }

@@ -1,17 +1,16 @@
-//! `/users`: create (publishing `user.created`), read one, list.
+//! `/users`: the admin's user management, and a user's own account.
 
-use anyhow::Context;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
+use shared::auth::{Principal, forbidden};
 use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Problem, RequestId};
-use shared::outbox;
 use uuid::Uuid;
 
-use crate::domain::{Email, NewUser, Password, Role, User, UserName};
-use crate::events::user_created;
-use crate::repository::users::{self, InsertUserError};
+use crate::accounts::{CreateUserError, create_user, parse_new_user};
+use crate::domain::{Email, Password, Role, User, UserName};
+use crate::repository::users::{self, InsertUserError, UserChanges};
 use crate::startup::AppState;
 
 /// Body of `POST /users`.
@@ -25,84 +24,107 @@ pub struct CreateUserRequest {
     role: Option<Role>,
 }
 
-impl TryFrom<CreateUserRequest> for NewUser {
-    type Error = Vec<FieldError>;
-
-    /// Checks every field and reports every failure, not just the first.
-    fn try_from(request: CreateUserRequest) -> Result<Self, Self::Error> {
-        let email = Email::parse(&request.email).map_err(|e| FieldError::new("email", e));
-        let name = UserName::parse(&request.name).map_err(|e| FieldError::new("name", e));
-        let password = Password::parse(request.password).map_err(|e| FieldError::new("password", e));
-        match (email, name, password) {
-            (Ok(email), Ok(name), Ok(password)) => {
-                Ok(Self { email, name, password, role: request.role.unwrap_or_default() })
-            }
-            (email, name, password) => Err([email.err(), name.err(), password.err()].into_iter().flatten().collect()),
-        }
-    }
-}
-
-/// Why a user could not be created.
-#[derive(Debug, thiserror::Error)]
-pub enum CreateUserError {
-    /// Input failed validation.
-    #[error("invalid user")]
-    Invalid(Vec<FieldError>),
-    /// The e-mail address is taken.
-    #[error("e-mail address already registered")]
-    DuplicateEmail,
-    /// Anything else.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-impl From<CreateUserError> for Problem {
-    fn from(error: CreateUserError) -> Self {
-        match error {
-            CreateUserError::Invalid(errors) => Problem::validation(errors),
-            CreateUserError::DuplicateEmail => Problem::conflict("a user with this e-mail address already exists"),
-            CreateUserError::Unexpected(error) => Problem::internal(&error),
-        }
-    }
-}
-
-/// `POST /users`: stores the user and, in the same transaction, its `user.created` event
-/// (the outbox relay publishes it), so a user never exists without its event.
+/// `POST /users` (admin).
 pub async fn create(
     State(state): State<AppState>,
+    principal: Principal,
     request_id: RequestId,
     ApiJson(request): ApiJson<CreateUserRequest>,
 ) -> Result<(StatusCode, Json<User>), Problem> {
-    let user = create_user(&state, &request_id, request).await?;
-    metrics::counter!("users_registered_total").increment(1);
-    Ok((StatusCode::CREATED, Json(user)))
+    principal.require_admin()?;
+    let new_user = parse_new_user(&request.email, &request.name, request.password, request.role.unwrap_or_default())?;
+    Ok((StatusCode::CREATED, Json(create_user(&state.pool, &request_id, &new_user).await?)))
 }
 
-async fn create_user(
-    state: &AppState,
-    request_id: &RequestId,
-    request: CreateUserRequest,
-) -> Result<User, CreateUserError> {
-    let new_user = NewUser::try_from(request).map_err(CreateUserError::Invalid)?;
-    let password = new_user.password.clone();
-    let hash = tokio::task::spawn_blocking(move || password.hash()).await.context("hashing task failed")??;
-    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
-    let user = users::insert(&mut transaction, &new_user, &hash).await.map_err(|e| match e {
-        InsertUserError::DuplicateEmail => CreateUserError::DuplicateEmail,
-        InsertUserError::Other(e) => CreateUserError::Unexpected(e),
-    })?;
-    outbox::enqueue(&mut transaction, &user_created(&user), request_id).await?;
-    transaction.commit().await.context("cannot commit new user")?;
-    tracing::info!(user_id = %user.id.as_uuid(), "user created");
-    Ok(user)
+/// `GET /users/{id}` (the user themself, or an admin).
+pub async fn get(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Json<User>, Problem> {
+    if !principal.may_access(id) {
+        return Err(forbidden());
+    }
+    users::find(&state.pool, id.into()).await?.map(Json).ok_or_else(|| not_found(id))
 }
 
-/// `GET /users/{id}`.
-pub async fn get(State(state): State<AppState>, ApiPath(id): ApiPath<Uuid>) -> Result<Json<User>, Problem> {
-    users::find(&state.pool, id.into())
-        .await?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("user {id} does not exist")))
+fn not_found(id: Uuid) -> Problem {
+    Problem::not_found(format!("user {id} does not exist"))
+}
+
+/// Body of `PUT /users/{id}`: the fields to change.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    email: Option<String>,
+    name: Option<String>,
+    password: Option<String>,
+    role: Option<Role>,
+}
+
+/// `PUT /users/{id}` (the user themself, or an admin; only an admin changes a role).
+pub async fn update(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(request): ApiJson<UpdateUserRequest>,
+) -> Result<Json<User>, Problem> {
+    if !principal.may_access(id) || (request.role.is_some() && !principal.is_admin()) {
+        return Err(forbidden());
+    }
+    let mut errors = Vec::new();
+    let email = request
+        .email
+        .map(|e| Email::parse(&e))
+        .transpose()
+        .map_err(|e| errors.push(FieldError::new("email", e)))
+        .ok()
+        .flatten();
+    let name = request
+        .name
+        .map(|n| UserName::parse(&n))
+        .transpose()
+        .map_err(|e| errors.push(FieldError::new("name", e)))
+        .ok()
+        .flatten();
+    let password = request
+        .password
+        .map(Password::parse)
+        .transpose()
+        .map_err(|e| errors.push(FieldError::new("password", e)))
+        .ok()
+        .flatten();
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let password_hash = match password {
+        Some(password) => {
+            Some(tokio::task::spawn_blocking(move || password.hash()).await.map_err(anyhow::Error::from)??)
+        }
+        None => None,
+    };
+    let changes = UserChanges {
+        email: email.map(|e| e.as_str().to_owned()),
+        name: name.map(|n| n.as_str().to_owned()),
+        password_hash,
+        role: request.role,
+    };
+    match users::update(&state.pool, id.into(), &changes).await {
+        Ok(Some(user)) => Ok(Json(user)),
+        Ok(None) => Err(not_found(id)),
+        Err(InsertUserError::DuplicateEmail) => Err(CreateUserError::DuplicateEmail.into()),
+        Err(InsertUserError::Other(error)) => Err(Problem::internal(&error)),
+    }
+}
+
+/// `DELETE /users/{id}` (admin).
+pub async fn delete(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<StatusCode, Problem> {
+    principal.require_admin()?;
+    if users::delete(&state.pool, id.into()).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(id)) }
 }
 
 /// Paging parameters.
@@ -118,13 +140,22 @@ fn default_limit() -> i64 {
     50
 }
 
-/// `GET /users?limit=&offset=`, newest first.
-pub async fn list(State(state): State<AppState>, ApiQuery(page): ApiQuery<Page>) -> Result<Json<Vec<User>>, Problem> {
-    if !(1..=100).contains(&page.limit) || page.offset < 0 {
-        return Err(Problem::validation(vec![FieldError::new(
-            "limit",
-            "must be 1 to 100; offset must not be negative",
-        )]));
+/// `GET /users?limit=&offset=` (admin), newest first.
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiQuery(page): ApiQuery<Page>,
+) -> Result<Json<Vec<User>>, Problem> {
+    principal.require_admin()?;
+    let mut errors = Vec::new();
+    if !(1..=100).contains(&page.limit) {
+        errors.push(FieldError::new("limit", "must be 1 to 100"));
+    }
+    if page.offset < 0 {
+        errors.push(FieldError::new("offset", "must not be negative"));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
     }
     Ok(Json(users::list(&state.pool, page.limit, page.offset).await?))
 }

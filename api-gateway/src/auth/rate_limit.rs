@@ -1,0 +1,71 @@
+//! Rate limits: per client address on sign-up and sign-in (password guessing),
+//! per principal on the API. Over the limit → 429 with `Retry-After`.
+
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use shared::auth::Principal;
+use shared::http::Problem;
+
+use crate::configuration::LimitSettings;
+
+/// The two keyed limiters.
+#[derive(Clone)]
+pub struct RateLimits {
+    by_address: Arc<DefaultKeyedRateLimiter<std::net::IpAddr>>,
+    by_principal: Arc<DefaultKeyedRateLimiter<uuid::Uuid>>,
+}
+
+fn per_minute(limit: u32) -> Quota {
+    Quota::per_minute(NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN))
+}
+
+impl RateLimits {
+    /// Limiters with the configured quotas (bursts up to the per-minute count).
+    pub fn new(settings: &LimitSettings) -> Self {
+        Self {
+            by_address: Arc::new(RateLimiter::keyed(per_minute(settings.auth_per_minute))),
+            by_principal: Arc::new(RateLimiter::keyed(per_minute(settings.api_per_minute))),
+        }
+    }
+}
+
+fn too_many(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs() + 1;
+    metrics::counter!("gateway_rate_limited_total").increment(1);
+    let mut response =
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, Some(format!("too many requests; retry in {seconds} s")))
+            .into_response();
+    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// Middleware for the auth routes: limits by the client's address.
+pub async fn limit_by_client_address(State(limits): State<RateLimits>, request: Request, next: Next) -> Response {
+    let address = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    if let Some(address) = address
+        && let Err(not_until) = limits.by_address.check_key(&address)
+    {
+        return too_many(not_until.wait_time_from(DefaultClock::default().now()));
+    }
+    next.run(request).await
+}
+
+/// Middleware for the API: limits by the authenticated principal (runs after authentication).
+pub async fn limit_by_principal(State(limits): State<RateLimits>, request: Request, next: Next) -> Response {
+    if let Some(principal) = request.extensions().get::<Principal>()
+        && let Err(not_until) = limits.by_principal.check_key(&principal.id)
+    {
+        return too_many(not_until.wait_time_from(DefaultClock::default().now()));
+    }
+    next.run(request).await
+}

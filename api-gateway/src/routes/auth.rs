@@ -1,0 +1,62 @@
+//! `POST /api/auth/register` and `POST /api/auth/login`: the only public API routes.
+//!
+//! user-service keeps the credentials and checks them; the gateway only signs the
+//! token for the user it returns.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use shared::auth::{Principal, Role};
+use shared::http::{Problem, RequestId};
+use uuid::Uuid;
+
+use super::AppState;
+
+/// The token answer of register and login.
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    user: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct IssuedFor {
+    id: Uuid,
+    role: Role,
+}
+
+/// `POST /api/auth/register` `{email, password, name}` → 201 with a token; the account has role `user`.
+pub async fn register(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<TokenResponse>), Problem> {
+    let user = state.upstreams.call_user_service("/auth/register", &request_id, &headers, body).await?;
+    Ok((StatusCode::CREATED, Json(token_for(&state, user)?)))
+}
+
+/// `POST /api/auth/login` `{email, password}` → 200 with a token; one 401 for any wrong credential.
+pub async fn login(
+    State(state): State<AppState>,
+    request_id: RequestId,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<TokenResponse>, Problem> {
+    let user = state.upstreams.call_user_service("/auth/verify", &request_id, &headers, body).await?;
+    Ok(Json(token_for(&state, user)?))
+}
+
+fn token_for(state: &AppState, user: serde_json::Value) -> Result<TokenResponse, Problem> {
+    let issued: IssuedFor = serde_json::from_value(user.clone())
+        .map_err(|e| Problem::internal(&anyhow::anyhow!(e).context("user-service answered without id and role")))?;
+    let access_token = state
+        .tokens
+        .issue(Principal { id: issued.id, role: issued.role })
+        .map_err(|e| Problem::internal(&anyhow::anyhow!(e)))?;
+    Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: state.tokens.lifetime_seconds(), user })
+}

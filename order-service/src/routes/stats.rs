@@ -1,0 +1,52 @@
+//! `GET /orders/stats` (admin): counts by status, revenue, average order value.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::State;
+use serde::Serialize;
+use shared::auth::Principal;
+use shared::http::Problem;
+use shared::money::Money;
+
+use crate::repository::orders;
+use crate::startup::AppState;
+
+/// The statistics.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderStats {
+    /// Orders per status (every status listed, zero included).
+    pub counts_by_status: BTreeMap<&'static str, i64>,
+    /// All orders.
+    pub total_orders: i64,
+    /// Sum of paid orders.
+    pub revenue: Money,
+    /// Revenue ÷ paid orders, rounded half up to the cent (0 when none is paid).
+    pub average_order_value: Money,
+}
+
+/// `GET /orders/stats`.
+pub async fn get(State(state): State<AppState>, principal: Principal) -> Result<Json<OrderStats>, Problem> {
+    principal.require_admin()?;
+    let totals = orders::totals_by_status(&state.pool).await?;
+    let mut counts: BTreeMap<&'static str, i64> =
+        ["pending", "paid", "payment_failed", "cancelled"].into_iter().map(|s| (s, 0)).collect();
+    let (mut revenue_cents, mut paid) = (0i64, 0i64);
+    for row in &totals {
+        if let Some(count) = counts.get_mut(row.status.as_str()) {
+            *count = row.orders;
+        }
+        if row.status == "paid" {
+            revenue_cents = row.total_cents;
+            paid = row.orders;
+        }
+    }
+    let average = if paid == 0 { 0 } else { (revenue_cents + paid / 2) / paid };
+    Ok(Json(OrderStats {
+        total_orders: counts.values().sum(),
+        counts_by_status: counts,
+        revenue: Money::from_cents(revenue_cents).map_err(anyhow::Error::from)?,
+        average_order_value: Money::from_cents(average).map_err(anyhow::Error::from)?,
+    }))
+}
