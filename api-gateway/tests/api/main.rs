@@ -2,5 +2,6 @@
 
 mod auth;
 mod chain;
+mod docs;
 mod helpers;
 mod proxy;
