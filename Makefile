@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo test test-rust test-demo chaos test-observability test-deploy latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger chaos test-observability test-deploy test-bench bench latency clean-test-dbs fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -20,6 +20,13 @@ down: ## Stop the services and the broker started by `make up`
 	@$(SCRIPTS)/services.sh stop
 	@$(SCRIPTS)/broker.sh stop
 
+watch: infra ## Run the services; on a change rebuild and restart only those affected, keeping their sockets
+	@infra/watch/watch.py
+
+test-hot-reload: infra ## Edit a handler under make watch; report seconds to new behaviour and failed requests
+	@$(SCRIPTS)/services.sh stop >/dev/null
+	@infra/watch/test_hot_reload.py
+
 logs: ## Follow the services' logs
 	@$(SCRIPTS)/services.sh logs
 
@@ -34,8 +41,11 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 	@$(MAKE) --no-print-directory test-rust
 	@$(MAKE) --no-print-directory chaos
 	@$(MAKE) --no-print-directory test-demo
+	@$(MAKE) --no-print-directory test-swagger
 	@$(MAKE) --no-print-directory test-observability
 	@$(MAKE) --no-print-directory test-deploy
+	@$(MAKE) --no-print-directory test-hot-reload
+	@$(MAKE) --no-print-directory test-bench
 	@$(MAKE) --no-print-directory clean-test-dbs
 
 test-rust: infra
@@ -47,17 +57,26 @@ test-rust: infra
 	fi
 
 test-demo: infra ## The demo script end to end against the native processes
-	@$(SCRIPTS)/demo-test.sh
+	@$(SCRIPTS)/with-platform.sh ./demo-quick.sh
+
+test-swagger: infra ## Swagger UI in headless Chromium: authorize with a token, execute a request, screenshot
+	@$(SCRIPTS)/with-platform.sh infra/tests/swagger/run.sh
 
 chaos: infra ## Fault tests: broker outage, SIGKILL, database outage, poison messages, scale-out (own broker each)
 	@cargo build --quiet --bins
 	@cargo test --quiet -p api-gateway --test faults -- --ignored --test-threads 1 --nocapture
 
 test-observability: infra ## Prometheus rules and Grafana dashboards: promtool, then every PromQL expression against the live platform
-	@$(SCRIPTS)/observability-test.sh
+	@$(SCRIPTS)/with-platform.sh infra/tests/observability/run-live.sh
 
 test-deploy: ## Dockerfile, compose files and Kubernetes manifests, validated offline
 	@infra/tests/deploy/check.sh
+
+bench: infra ## Release build, native stack, bench/report.md and bench/results.json (about 5 minutes)
+	@bench/bench.sh
+
+test-bench: infra ## A one-second smoke run of every bench step on the debug build (judges no timings)
+	@BENCH_MODE=smoke bench/bench.sh
 
 latency: infra ## POST → settled order over 20 users (payment delay 0)
 	@cargo test -p api-gateway --test api chain_latency -- --ignored --nocapture

@@ -2,11 +2,12 @@
 //! (forwarded to the services), and the API documentation.
 
 mod auth;
+mod index;
 mod proxy;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 
 pub use proxy::Upstreams;
 
@@ -24,6 +25,7 @@ pub struct AppState {
 /// The public API routes.
 pub fn router(state: AppState, limits: RateLimits) -> Router {
     let public = Router::new()
+        .route("/api", get(index::index))
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .layer(from_fn_with_state(limits.clone(), limit_by_client_address));

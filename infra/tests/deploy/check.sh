@@ -11,7 +11,9 @@
 #                        oldest and newest versions below, with schemas bundled in the package
 #   4. Self-tests        the validators must reject deliberately broken files
 #   5. Consistency       consistency.py: ports, variables, health paths, URLs and
-#                        mounts against what the Rust sources read
+#                        mounts against what the Rust sources read; one SERVICE_API_KEY
+#                        for gateway and backends; with APP_ENV=production every secret
+#                        the service's production rules need, with values that pass them
 #   6. This script       shellcheck
 #
 # Tools: docker-compose from Debian (apt-get, if missing); the rest from PyPI into a

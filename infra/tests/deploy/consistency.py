@@ -13,11 +13,21 @@ compose.yml is `docker compose -f infra/docker-compose.yml --profile monitoring 
 
 What the services read comes from the Rust sources:
   - the default port: HttpSettings::from_env(env, <port>) in <service>/src/configuration.rs
-  - the variables: env.<getter>("NAME", ...) or helper(env, "NAME", ...) in
-    <service>/src, plus those of each
-    shared settings struct (HttpSettings, DatabaseSettings, KafkaSettings,
-    TelemetrySettings) that the service's configuration.rs uses, read from the
-    struct's impl block in shared/src/configuration.rs. Test modules are ignored.
+  - the variables: env.<getter>("NAME", ...), helper(env, "NAME", ...) or a local
+    closure `let f = |name: &str, ...|` called as f("NAME", ...) in <service>/src,
+    plus those of each shared type with a from_env (HttpSettings, DatabaseSettings,
+    KafkaSettings, TelemetrySettings, ServiceKey, ...) that the service's
+    configuration.rs uses, read from the type's impl block in shared/src/**.rs.
+    Test modules are ignored.
+  - whether it consumes Kafka: ConsumerBuilder::new in <service>/src.
+
+Production secrets: a service whose rendered manifests say APP_ENV=production
+refuses to start without its secrets (PRODUCTION_SECRETS below, each checked
+against the sources). Every such service must receive each of them, non-empty, and
+where the value is in the rendered files (a kustomize-generated Secret, a literal)
+it must pass the service's production rules: keys and JWT secrets of at least 32
+bytes and not the development value, a valid admin e-mail address, an admin
+password that is not the development default and meets the password rules.
 
 Exit status 0 when everything agrees, 1 with one line per problem otherwise.
 Python standard library plus PyYAML (installed beside the validators by check.sh).
@@ -26,6 +36,8 @@ Python standard library plus PyYAML (installed beside the validators by check.sh
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import copy
 import re
 import sys
@@ -39,13 +51,34 @@ LIVE, READY = "/health/live", "/health/ready"
 # Variables whose code default (127.0.0.1/localhost) cannot work inside a container
 # or a pod: wherever a service reads one, the deployment must set it.
 MUST_SET = ("KAFKA_BROKERS", "DATABASE_URL", "USER_SERVICE_URL", "ORDER_SERVICE_URL")
-# env.get("NAME", …) and friends, or a helper called as f(env, "NAME", …).
-ENV_CALL = re.compile(r'\benv\.(?:get|optional|string|millis|raw)\(\s*"([A-Z][A-Z0-9_]*)"'
+# env.get("NAME", …) and friends (also `env\n    .string(…)`), or a helper called as f(env, "NAME", …).
+ENV_CALL = re.compile(r'\benv\s*\.(?:get|optional|string|millis|raw)\(\s*"([A-Z][A-Z0-9_]*)"'
                       r'|\b\w+\(\s*&?env\s*,\s*"([A-Z][A-Z0-9_]*)"')
+# A closure taking the variable's name first: `let positive = |name: &str, default: u32| …`.
+NAME_CLOSURE = re.compile(r'\blet\s+(\w+)\s*=\s*(?:move\s*)?\|\s*\w+\s*:\s*&str\b')
+# What production insists on, per service: the variables a service with APP_ENV=production
+# refuses to start without (shared/src/auth.rs ServiceKey, api-gateway JwtSettings,
+# user-service AdminSettings). Each must also be among the variables the sources read.
+PRODUCTION_SECRETS = {
+    "api-gateway": ("SERVICE_API_KEY", "JWT_SECRET"),
+    "user-service": ("SERVICE_API_KEY", "ADMIN_EMAIL", "ADMIN_PASSWORD"),
+    "order-service": ("SERVICE_API_KEY",),
+    "payment-service": (),
+}
+# Where the development defaults production refuses are defined: (file, constant).
+DEVELOPMENT_VALUES = {
+    "SERVICE_API_KEY": ("shared/src/auth.rs", "DEVELOPMENT_API_KEY"),
+    "JWT_SECRET": ("api-gateway/src/configuration.rs", "DEVELOPMENT_JWT_SECRET"),
+    "ADMIN_PASSWORD": ("user-service/src/configuration.rs", "DEVELOPMENT_ADMIN_PASSWORD"),
+}
+MIN_SECRET_BYTES = 32  # ServiceKey and JwtSettings refuse shorter values in production.
 
 
 def env_names(text: str) -> set[str]:
-    return {a or b for a, b in ENV_CALL.findall(text)}
+    names = {a or b for a, b in ENV_CALL.findall(text)}
+    for closure in set(NAME_CLOSURE.findall(text)):
+        names |= set(re.findall(rf'\b{closure}\(\s*"([A-Z][A-Z0-9_]*)"', text))
+    return names
 
 
 # ---------------------------------------------------------------- Rust sources
@@ -58,15 +91,30 @@ def strip_tests(text: str) -> str:
 
 
 def shared_struct_vars(root: Path) -> dict[str, set[str]]:
-    """Variables each `impl <X>Settings` block of shared/src/configuration.rs reads."""
-    text = strip_tests((root / "shared/src/configuration.rs").read_text())
+    """Variables each `impl <Type>` block with a from_env in shared/src/**.rs reads.
+
+    Settings structs live in shared/src/configuration.rs, ServiceKey (SERVICE_API_KEY)
+    in shared/src/auth.rs; any shared type a service builds with `<Type>::from_env`
+    counts."""
     result: dict[str, set[str]] = {}
-    blocks = re.split(r"^impl ", text, flags=re.M)
-    for block in blocks[1:]:
-        match = re.match(r"(\w+Settings)\s*\{", block)
-        if match:
-            result.setdefault(match.group(1), set()).update(env_names(block))
+    for path in sorted((root / "shared/src").rglob("*.rs")):
+        text = strip_tests(path.read_text())
+        blocks = re.split(r"^impl ", text, flags=re.M)
+        for block in blocks[1:]:
+            match = re.match(r"(\w+)\s*\{", block)
+            if match and re.search(r"\bfn from_env\(", block):
+                result.setdefault(match.group(1), set()).update(env_names(block))
+    if "SERVICE_API_KEY" not in result.get("ServiceKey", set()):
+        raise SystemExit("shared/src: ServiceKey::from_env reading SERVICE_API_KEY not found: parser out of date?")
     return result
+
+
+def rust_str_const(root: Path, file: str, name: str) -> str:
+    """The value of `pub const <name>: &str = "...";` in a source file."""
+    match = re.search(rf'\bconst\s+{name}\s*:\s*&str\s*=\s*"([^"\\]*)"', (root / file).read_text())
+    if not match:
+        raise SystemExit(f"{file}: const {name} not found: parser out of date?")
+    return match.group(1)
 
 
 class ServiceSpec:
@@ -83,10 +131,19 @@ class ServiceSpec:
         self.reads: set[str] = set()
         for struct in self.structs:
             self.reads |= structs[struct]
+        self.consumes = False
         for path in sorted((root / name / "src").rglob("*.rs")):
-            self.reads |= env_names(strip_tests(path.read_text()))
+            text = strip_tests(path.read_text())
+            self.reads |= env_names(text)
+            self.consumes |= bool(re.search(r"\bConsumerBuilder::new\(", text))
         if "PORT" not in self.reads:
             raise SystemExit(f"{name}: PORT not among the variables found ({sorted(self.reads)}): parser out of date?")
+        # The production rules name these variables; the parser must see the service read them.
+        self.production_secrets = PRODUCTION_SECRETS.get(name, ())
+        missing = [v for v in self.production_secrets if v not in self.reads]
+        if missing:
+            raise SystemExit(f"{name}: production needs {missing}, which the sources do not read: "
+                             "PRODUCTION_SECRETS or the parser out of date?")
 
     def port(self, env: dict[str, str]) -> int:
         return int(env.get("PORT") or self.default_port)
@@ -183,6 +240,7 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
             report.check(dep in services, f"{where}: {name} depends on unknown service {dep}")
 
     ports_by_host: dict[str, int] = {}
+    service_keys: dict[str, object] = {}
     for name, spec in specs.items():
         service = services.get(name)
         if service is None:
@@ -208,6 +266,12 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
         for var in MUST_SET:
             if var in spec.reads:
                 report.check(bool(env.get(var)), f"{where}: {name} reads {var} but compose does not set it")
+        check_production_secrets(where, name, spec, env, report)
+        if "KAFKA_GROUP_INSTANCE_ID" in env:
+            report.check(spec.consumes, f"{where}: {name} sets KAFKA_GROUP_INSTANCE_ID but has no Kafka consumer")
+        if "SERVICE_API_KEY" in spec.reads:
+            key = env.get("SERVICE_API_KEY", "")
+            service_keys[name] = key if key.strip() else "<development default>"
         command = healthcheck_command(service)
         urls = re.findall(r"https?://[^\s\"']+", command)
         if report.check(bool(urls), f"{where}: {name} healthcheck calls no URL: {command!r}"):
@@ -216,6 +280,8 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
                 path = urlparse(url).path
                 report.check(path in (LIVE, READY), f"{where}: {name} healthcheck asks {path}, expected {LIVE} or {READY}")
                 report.check(url_port_ == port, f"{where}: {name} healthcheck asks port {url_port_}, it listens on {port}")
+
+    check_same_service_key(where, service_keys, report)
 
     # URLs between services point at a service and the port it listens on.
     for name, spec in specs.items():
@@ -317,6 +383,74 @@ def probe_path_port(probe: dict | None) -> tuple[str | None, object]:
     return get.get("path"), get.get("port")
 
 
+def secret_values(doc: dict) -> dict[str, str | None]:
+    """A Secret's keys and decoded values (None where a value cannot be decoded)."""
+    result: dict[str, str | None] = {}
+    for key, encoded in (doc.get("data") or {}).items():
+        try:
+            result[key] = base64.b64decode(str(encoded), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            result[key] = None
+    result.update({k: str(v) for k, v in (doc.get("stringData") or {}).items()})
+    return result
+
+
+def is_production(value: str | None) -> bool:
+    """Whether APP_ENV makes a service production (Environment::from_str); unknown counts as production."""
+    if value is None:
+        return True
+    value = value.strip().lower()
+    return value in ("production", "prod")
+
+
+DEVELOPMENT_DEFAULTS: dict[str, str] = {}  # filled by main() from the sources
+
+
+def production_problem(var: str, value: str) -> str | None:
+    """Why the service would refuse `value` for `var` in production, or None."""
+    if not value.strip():
+        return "is empty (the service treats it as unset and refuses the development default)"
+    if value == DEVELOPMENT_DEFAULTS.get(var):
+        return "is the development default"
+    if var in ("SERVICE_API_KEY", "JWT_SECRET") and len(value.encode()) < MIN_SECRET_BYTES:
+        return f"has {len(value.encode())} bytes, production needs at least {MIN_SECRET_BYTES}"
+    if var == "ADMIN_EMAIL":
+        address = value.strip()
+        local, _, domain = address.rpartition("@")
+        if not (local and "." in domain and len(address) <= 255 and not re.search(r"\s", address)):
+            return f"{address!r} is not a valid e-mail address with a dot in its domain"
+    if var == "ADMIN_PASSWORD":
+        if not 8 <= len(value) <= 128:
+            return "must be 8 to 128 characters"
+        if not (any(c.isupper() for c in value) and any(c.islower() for c in value)
+                and any(c in "0123456789" for c in value) and any(not c.isalnum() for c in value)):
+            return "needs an upper-case letter, a lower-case letter, a digit and a special character"
+    return None
+
+
+def check_production_secrets(where: str, name: str, spec: ServiceSpec, values: dict[str, str | None],
+                             report: Report) -> None:
+    """With APP_ENV=production the service refuses to start without its secrets."""
+    if not is_production(values.get("APP_ENV", "development")):
+        return
+    for var in spec.production_secrets:
+        if not report.check(var in values, f"{where}: {name} runs with APP_ENV=production but is not given {var}, "
+                                           "so it refuses to start"):
+            continue
+        value = values[var]
+        if value is not None:  # known from the rendered files
+            problem = production_problem(var, value)
+            report.check(problem is None, f"{where}: {name} runs with APP_ENV=production and its {var} {problem}, "
+                                          "so it refuses to start")
+
+
+def check_same_service_key(where: str, keys: dict[str, object], report: Report) -> None:
+    """The gateway calls the backends with its SERVICE_API_KEY: all of them must hold the same one."""
+    report.check(len({str(k) for k in keys.values()}) <= 1,
+                 f"{where}: SERVICE_API_KEY differs between {', '.join(sorted(keys))}, "
+                 "so the backends refuse the gateway's calls")
+
+
 def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], report: Report) -> None:
     where = label
     by_kind: dict[str, dict[str, dict]] = {}
@@ -331,6 +465,7 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
     report.check(set(deployments) == set(SERVICES), f"{where}: Deployments {sorted(deployments)}, expected {sorted(SERVICES)}")
 
     listening: dict[str, int] = {}
+    service_keys: dict[str, object] = {}
     for name, spec in specs.items():
         deployment = deployments.get(name)
         if deployment is None:
@@ -343,35 +478,65 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
         image = container.get("image", "")
         report.check(image.split("@")[0].rsplit(":", 1)[0].endswith("/" + name),
                      f"{where}: {name} runs image {image}, expected …/{name}")
-        # The environment: explicit env plus every key of the envFrom sources.
+        # The environment: explicit env plus every key of the envFrom sources. `values`
+        # holds what each variable resolves to where the rendered files say (None: not known
+        # here, e.g. a fieldRef); `env` marks references as <secret>/<ref>.
         env: dict[str, str] = {}
+        values: dict[str, str | None] = {}
         for source in container.get("envFrom") or []:
             prefix = source.get("prefix", "")
             if "configMapRef" in source:
                 ref = source["configMapRef"]["name"]
                 if report.check(ref in config_maps, f"{where}: {name} envFrom ConfigMap {ref}, which is not rendered"):
-                    env.update({prefix + k: str(v) for k, v in (config_maps[ref].get("data") or {}).items()})
+                    data = {prefix + k: str(v) for k, v in (config_maps[ref].get("data") or {}).items()}
+                    env.update(data)
+                    values.update(data)
             if "secretRef" in source:
                 ref = source["secretRef"]["name"]
                 if report.check(ref in secrets, f"{where}: {name} envFrom Secret {ref}, which is not rendered"):
-                    keys = set(secrets[ref].get("data") or {}) | set(secrets[ref].get("stringData") or {})
-                    env.update({prefix + k: "<secret>" for k in keys})
+                    data = secret_values(secrets[ref])
+                    env.update({prefix + k: "<secret>" for k in data})
+                    values.update({prefix + k: v for k, v in data.items()})
         for item in container.get("env") or []:
             value = item.get("value")
-            ref = (item.get("valueFrom") or {}).get("secretKeyRef") or (item.get("valueFrom") or {}).get("configMapKeyRef")
+            resolved: str | None = "" if value is None else str(value)
+            value_from = item.get("valueFrom") or {}
+            ref = value_from.get("secretKeyRef") or value_from.get("configMapKeyRef")
             if ref:
-                store = secrets if "secretKeyRef" in item["valueFrom"] else config_maps
-                doc = store.get(ref["name"])
-                keys = set((doc or {}).get("data") or {}) | set((doc or {}).get("stringData") or {})
-                report.check(doc is not None and ref["key"] in keys,
+                is_secret = "secretKeyRef" in value_from
+                doc = (secrets if is_secret else config_maps).get(ref["name"])
+                data = secret_values(doc) if is_secret and doc else {k: str(v) for k, v in ((doc or {}).get("data") or {}).items()}
+                report.check(doc is not None and ref["key"] in data,
                              f"{where}: {name} {item['name']} refers to {ref['name']}/{ref['key']}, which does not exist")
                 value = "<ref>"
+                resolved = data.get(ref["key"])
+            elif value_from:
+                value, resolved = "<ref>", None  # fieldRef, resourceFieldRef: known only in the pod
             env[item["name"]] = "" if value is None else str(value)
+            values[item["name"]] = resolved
         for var in sorted(env):
             report.check(var in spec.reads, f"{where}: {name} sets {var}, which {name} never reads")
         for var in MUST_SET:
             if var in spec.reads:
                 report.check(bool(env.get(var)), f"{where}: {name} reads {var} but the manifests do not set it")
+        check_production_secrets(where, name, spec, values, report)
+        if "SERVICE_API_KEY" in spec.reads:
+            # The value where the rendered files know it, else where it comes from.
+            key_ref = next(((i.get("valueFrom") or {}).get("secretKeyRef") for i in container.get("env") or []
+                            if i["name"] == "SERVICE_API_KEY"), None)
+            known = values.get("SERVICE_API_KEY", "")
+            if known is None:
+                service_keys[name] = f"{(key_ref or {}).get('name')}/{(key_ref or {}).get('key')}"
+            else:
+                service_keys[name] = known if known.strip() else "<development default>"
+        # Static membership: an id per pod, and only where there is a consumer group.
+        if "KAFKA_GROUP_INSTANCE_ID" in env:
+            report.check(spec.consumes, f"{where}: {name} sets KAFKA_GROUP_INSTANCE_ID but has no Kafka consumer")
+            fields = [((i.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+                      for i in container.get("env") or [] if i["name"] == "KAFKA_GROUP_INSTANCE_ID"]
+            report.check(all(field == "metadata.name" for field in fields),
+                         f"{where}: {name} KAFKA_GROUP_INSTANCE_ID must be the pod name (fieldRef metadata.name); "
+                         "one value shared by all replicas makes them fence each other out of the group")
 
         port = spec.port(env)
         listening[name] = port
@@ -417,6 +582,8 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
                          f"{where}: Service {name} does not offer port {port}, which the other services' URLs use")
         report.check(any((p["spec"].get("selector") or {}).get("matchLabels", {}).items() <= (pod["metadata"].get("labels") or {}).items()
                          for p in pdbs.values()), f"{where}: no PodDisruptionBudget selects {name}")
+
+    check_same_service_key(where, service_keys, report)
 
     # Consumers autoscale, within the partition count.
     for name in ("order-service", "payment-service"):
@@ -487,6 +654,44 @@ def self_test(root: Path, specs, compose, compose_test, k8s) -> tuple[int, list[
            lambda c, t, k: k8s_container(k, "order-service")["readinessProbe"]["httpGet"].__setitem__("path", LIVE))
     expect("a containerPort that is not the service's port, in Kubernetes",
            lambda c, t, k: k8s_container(k, "user-service")["ports"][0].__setitem__("containerPort", 8080))
+    def k8s_secret(k, prefix):
+        for doc in k[0][1]:
+            if doc["kind"] == "Secret" and doc["metadata"]["name"].startswith(prefix):
+                return doc
+        raise KeyError(prefix)
+
+    def drop_env(container, var):
+        container["env"] = [i for i in container.get("env") or [] if i["name"] != var]
+
+    def set_secret(k, var, value):
+        k8s_secret(k, "platform-auth").setdefault("data", {})[var] = base64.b64encode(value.encode()).decode()
+
+    # The base renders APP_ENV=production: the production rules apply to it.
+    expect("order-service without SERVICE_API_KEY under APP_ENV=production, in Kubernetes",
+           lambda c, t, k: drop_env(k8s_container(k, "order-service"), "SERVICE_API_KEY"))
+    expect("user-service without ADMIN_EMAIL under APP_ENV=production, in Kubernetes",
+           lambda c, t, k: drop_env(k8s_container(k, "user-service"), "ADMIN_EMAIL"))
+    expect("a JWT_SECRET of 31 bytes under APP_ENV=production, in Kubernetes",
+           lambda c, t, k: set_secret(k, "JWT_SECRET", "x" * 31))
+    expect("the development ADMIN_PASSWORD under APP_ENV=production, in Kubernetes",
+           lambda c, t, k: set_secret(k, "ADMIN_PASSWORD", DEVELOPMENT_DEFAULTS["ADMIN_PASSWORD"]))
+    expect("an ADMIN_PASSWORD without a special character under APP_ENV=production, in Kubernetes",
+           lambda c, t, k: set_secret(k, "ADMIN_PASSWORD", "NoSpecial1234"))
+    expect("SERVICE_API_KEY given to payment-service, which never reads it, in Kubernetes",
+           lambda c, t, k: k8s_container(k, "payment-service").setdefault("env", []).append(
+               {"name": "SERVICE_API_KEY", "valueFrom": {"secretKeyRef": {
+                   "name": k8s_secret(k, "platform-auth")["metadata"]["name"], "key": "SERVICE_API_KEY"}}}))
+    expect("one literal KAFKA_GROUP_INSTANCE_ID for every order-service pod, in Kubernetes",
+           lambda c, t, k: (drop_env(k8s_container(k, "order-service"), "KAFKA_GROUP_INSTANCE_ID"),
+                            k8s_container(k, "order-service")["env"].append(
+                                {"name": "KAFKA_GROUP_INSTANCE_ID", "value": "order-service-0"})))
+    expect("KAFKA_GROUP_INSTANCE_ID on user-service, which has no consumer, in Kubernetes",
+           lambda c, t, k: k8s_container(k, "user-service").setdefault("env", []).append(
+               {"name": "KAFKA_GROUP_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}))
+    expect("a SERVICE_API_KEY on order-service that differs from the gateway's, in compose",
+           lambda c, t, k: c["services"]["order-service"]["environment"].__setitem__("SERVICE_API_KEY", "y" * 40))
+    expect("APP_ENV=production with the development secrets, in compose",
+           lambda c, t, k: c["services"]["api-gateway"]["environment"].__setitem__("APP_ENV", "production"))
     expect("a test broker on another port",
            lambda c, t, k: t["services"]["kafka"]["environment"].__setitem__(
                "KAFKA_ADVERTISED_LISTENERS", "EXTERNAL://127.0.0.1:19092"))
@@ -505,6 +710,8 @@ def main() -> int:
 
     structs = shared_struct_vars(root)
     specs = {name: ServiceSpec(root, name, structs) for name in SERVICES}
+    for var, (file, const) in DEVELOPMENT_VALUES.items():
+        DEVELOPMENT_DEFAULTS[var] = rust_str_const(root, file, const)
     for spec in specs.values():
         print(f"  {spec.name:<16} port {spec.default_port}, reads {len(spec.reads)} variables "
               f"({', '.join(spec.structs)} + its own)")

@@ -70,10 +70,20 @@ impl ServerBuilder {
         self.tasks.spawn(task);
     }
 
-    /// Binds the listener; port 0 picks a free port (tests).
+    /// Binds the listener; port 0 picks a free port (tests). A socket handed over by a
+    /// supervisor (`LISTEN_FDS`, as systemd or `make watch` pass it) is used instead, so
+    /// a restarted process takes over the connections queued on the same socket.
     pub async fn bind(self, settings: &HttpSettings) -> anyhow::Result<Server> {
         let address = SocketAddr::new(settings.host, settings.port);
-        let listener = TcpListener::bind(address).await.with_context(|| format!("failed to bind {address}"))?;
+        let inherited = listenfd::ListenFd::from_env().take_tcp_listener(0).context("invalid inherited socket")?;
+        let listener = match inherited {
+            Some(listener) => {
+                listener.set_nonblocking(true).context("cannot make the inherited socket non-blocking")?;
+                tracing::info!("serving on an inherited socket");
+                TcpListener::from_std(listener).context("cannot use the inherited socket")?
+            }
+            None => TcpListener::bind(address).await.with_context(|| format!("failed to bind {address}"))?,
+        };
         let port = listener.local_addr().context("listener has no local address")?.port();
         let router = Router::new()
             .merge(health::router(self.readiness))

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs ./demo-quick.sh against the native processes, as a test: brings the
-# services up if needed and stops again only what it started itself.
+# with-platform.sh <command...>: runs a command against the native platform,
+# bringing the services up if needed and stopping again only what it started.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -10,7 +10,7 @@ if ! "$ROOT/infra/scripts/services.sh" status | grep -q running; then
 fi
 "$ROOT/infra/scripts/services.sh" start
 status=0
-"$ROOT/demo-quick.sh" || status=$?
+"$@" || status=$?
 if $started_here; then
   "$ROOT/infra/scripts/services.sh" stop
 fi

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# make bench: builds in release mode, runs the native stack, and writes
+# bench/report.md and bench/results.json. BENCH_MODE=smoke (make test) runs
+# every step briefly on the debug build to prove the harness works; it judges
+# no timings.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+source "$ROOT/infra/scripts/common.sh"
+
+MODE="${BENCH_MODE:-full}"
+PROFILE=release
+[ "$MODE" = smoke ] && PROFILE=debug
+VENV="${XDG_CACHE_HOME:-$HOME/.cache}/rust-event-platform/bench-venv"
+
+if ! command -v wrk >/dev/null; then
+  say "Installing wrk (Debian)"
+  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+command -v pgbench >/dev/null || die "pgbench is missing (apt-get install postgresql-contrib or postgresql-client)"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import confluent_kafka' 2>/dev/null; then
+  say "Preparing the bench's Python environment in $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q "confluent-kafka==2.12.1"
+fi
+
+"$ROOT/infra/scripts/broker.sh" start
+say "Building the services ($PROFILE)"
+flags=(); [ "$PROFILE" = release ] && flags=(--release)
+(cd "$ROOT" && cargo build --quiet "${flags[@]}" --bins)
+
+# The bench runs its own instances on the standard ports.
+if "$ROOT/infra/scripts/services.sh" status | grep -q running; then
+  say "Stopping the running services for the bench (start them again with make up)"
+  "$ROOT/infra/scripts/services.sh" stop
+fi
+
+out="$ROOT/bench"
+[ "$MODE" = smoke ] && out="$STATE_DIR/bench-smoke" && mkdir -p "$out"
+"$VENV/bin/python" "$ROOT/bench/harness.py" --mode "$MODE" --bin-dir "$ROOT/target/$PROFILE" \
+  --database-url "$DATABASE_URL" --brokers "$KAFKA_HOST:$KAFKA_PORT" --out "$out"

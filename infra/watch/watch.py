@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""`make watch`: runs the four services and, when their sources change, rebuilds
+and restarts only the services affected (all of them when `shared/` changes).
+
+Each service's listening socket is opened here, once, and handed to every
+process of that service as fd 3 (`LISTEN_FDS=1`, the systemd convention the
+services understand). A restarted service takes over the same socket: the
+connections that arrive meanwhile wait in its backlog instead of being refused.
+A build that fails leaves the running processes alone.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
+SHARED = ("shared",)
+POLL_SECONDS = 0.2
+
+
+def log(message):
+    print(f"[watch] {time.strftime('%H:%M:%S')} {message}", flush=True)
+
+
+def snapshot(paths):
+    """The newest modification time and the file count under each path (edits, adds, deletes)."""
+    stamp = {}
+    for top in paths:
+        newest, count = 0.0, 0
+        for directory, _, files in os.walk(os.path.join(ROOT, top)):
+            for name in files:
+                if name.endswith((".rs", ".toml", ".sql")):
+                    count += 1
+                    try:
+                        newest = max(newest, os.stat(os.path.join(directory, name)).st_mtime)
+                    except FileNotFoundError:
+                        pass
+        stamp[top] = (newest, count)
+    return stamp
+
+
+class Service:
+    def __init__(self, name, port, env):
+        self.name, self.env = name, env
+        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(("127.0.0.1", port))
+        self.socket.listen(1024)
+        self.process = None
+
+    def start(self):
+        fd = self.socket.fileno()
+
+        def hand_over_socket():
+            os.dup2(fd, 3)
+            os.set_inheritable(3, True)
+
+        env = dict(self.env, LISTEN_FDS="1")
+        self.process = subprocess.Popen([os.path.join(ROOT, "target", "debug", self.name)], env=env,
+                                        preexec_fn=hand_over_socket, pass_fds=(fd,))
+        log(f"{self.name} started (pid {self.process.pid})")
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+    def restart(self):
+        # Stop first: both would otherwise consume the same partitions. The socket stays
+        # open here, so requests arriving in between queue rather than fail.
+        self.stop()
+        self.start()
+
+
+def build(services):
+    command = ["cargo", "build", "--quiet"] + [arg for s in services for arg in ("-p", s)]
+    log(f"building {', '.join(services)}")
+    started = time.time()
+    result = subprocess.run(command, cwd=ROOT)
+    if result.returncode == 0:
+        log(f"built in {time.time() - started:.1f} s")
+    return result.returncode == 0
+
+
+def main():
+    env = dict(os.environ)
+    env.setdefault("RUST_LOG", "info")
+    if not build(list(SERVICES)):
+        sys.exit("the initial build failed")
+    services = {name: Service(name, port, env) for name, port in SERVICES.items()}
+    for service in services.values():
+        service.start()
+    watched = list(SERVICES) + list(SHARED)
+    last = snapshot(watched)
+
+    def shutdown(*_):
+        log("stopping")
+        for service in services.values():
+            service.stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    log("watching; edit a service or shared/ and save")
+    while True:
+        time.sleep(POLL_SECONDS)
+        current = snapshot(watched)
+        changed = [top for top in watched if current[top] != last[top]]
+        if not changed:
+            continue
+        time.sleep(POLL_SECONDS)  # let an editor finish writing
+        last = snapshot(watched)
+        affected = list(SERVICES) if any(top in SHARED for top in changed) else changed
+        log(f"change in {', '.join(changed)}")
+        if build(affected):
+            for name in affected:
+                services[name].restart()
+        else:
+            log("build failed; the running services are unchanged")
+
+
+if __name__ == "__main__":
+    main()
