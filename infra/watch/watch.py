@@ -55,12 +55,13 @@ class Service:
         fd = self.socket.fileno()
 
         def hand_over_socket():
+            # dup2 makes an inheritable copy at fd 3; every other descriptor of this
+            # process is non-inheritable (PEP 446), so close_fds=False passes just that one.
             os.dup2(fd, 3)
-            os.set_inheritable(3, True)
 
         env = dict(self.env, LISTEN_FDS="1")
         self.process = subprocess.Popen([os.path.join(ROOT, "target", "debug", self.name)], env=env,
-                                        preexec_fn=hand_over_socket, pass_fds=(fd,))
+                                        preexec_fn=hand_over_socket, close_fds=False)
         log(f"{self.name} started (pid {self.process.pid})")
 
     def stop(self):

@@ -24,8 +24,7 @@ pub struct AppState {
 
 /// The public API routes.
 pub fn router(state: AppState, limits: RateLimits) -> Router {
-    let public = Router::new()
-        .route("/api", get(index::index))
+    let sign_in = Router::new()
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
         .layer(from_fn_with_state(limits.clone(), limit_by_client_address));
@@ -37,5 +36,5 @@ pub fn router(state: AppState, limits: RateLimits) -> Router {
         .route("/api/orders/{*rest}", any(proxy::orders))
         .layer(from_fn_with_state(limits, limit_by_principal))
         .layer(from_fn_with_state(state.tokens.clone(), authenticate));
-    public.merge(protected).with_state(state).merge(crate::docs::router())
+    sign_in.merge(protected).with_state(state).route("/api", get(index::index)).merge(crate::docs::router())
 }
