@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::auth::{Principal, forbidden};
-use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Problem, RequestId};
+use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
 use uuid::Uuid;
 
 use crate::domain::{NewOrder, Order, OrderKind, OrderRequest, OrderStatus};
@@ -106,14 +106,8 @@ pub async fn cancel(
 pub struct ListQuery {
     user_id: Option<Uuid>,
     status: Option<String>,
-    #[serde(default = "default_limit")]
-    limit: i64,
-    #[serde(default)]
-    offset: i64,
-}
-
-fn default_limit() -> i64 {
-    50
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
 /// `GET /orders?userId=&status=&limit=&offset=`, newest first: the caller's own orders,
@@ -132,12 +126,7 @@ pub async fn list(
         Some(status) => status,
         None => None,
     };
-    if !(1..=100).contains(&query.limit) {
-        errors.push(FieldError::new("limit", "must be 1 to 100"));
-    }
-    if query.offset < 0 {
-        errors.push(FieldError::new("offset", "must not be negative"));
-    }
+    let page = Page::check(query.limit, query.offset, &mut errors);
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
@@ -148,5 +137,5 @@ pub async fn list(
     };
     let filter = OrderFilter { user_id, status };
     let mut connection = state.pool.acquire().await.context("cannot get a connection")?;
-    Ok(Json(orders::list(&mut connection, &filter, query.limit, query.offset).await?))
+    Ok(Json(orders::list(&mut connection, &filter, page.limit, page.offset).await?))
 }

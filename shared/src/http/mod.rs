@@ -4,12 +4,14 @@
 
 mod extract;
 mod layers;
+mod paging;
 mod problem;
 mod request_id;
 mod server;
 
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 pub use layers::{TRACE_ID_HEADER, inject_trace_context, standard_layers};
+pub use paging::Page;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};
 pub use server::{Server, ServerBuilder};

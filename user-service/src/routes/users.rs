@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use shared::auth::{Principal, forbidden};
-use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Problem, RequestId};
+use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
 use uuid::Uuid;
 
 use crate::accounts::{CreateUserError, create_user, parse_new_user};
@@ -127,33 +127,22 @@ pub async fn delete(
     if users::delete(&state.pool, id.into()).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(id)) }
 }
 
-/// Paging parameters.
+/// Query of `GET /users`.
 #[derive(Debug, Deserialize)]
-pub struct Page {
-    #[serde(default = "default_limit")]
-    limit: i64,
-    #[serde(default)]
-    offset: i64,
-}
-
-fn default_limit() -> i64 {
-    50
+pub struct ListQuery {
+    limit: Option<i64>,
+    offset: Option<i64>,
 }
 
 /// `GET /users?limit=&offset=` (admin), newest first.
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(page): ApiQuery<Page>,
+    ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<Vec<User>>, Problem> {
     principal.require_admin()?;
     let mut errors = Vec::new();
-    if !(1..=100).contains(&page.limit) {
-        errors.push(FieldError::new("limit", "must be 1 to 100"));
-    }
-    if page.offset < 0 {
-        errors.push(FieldError::new("offset", "must not be negative"));
-    }
+    let page = Page::check(query.limit, query.offset, &mut errors);
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
