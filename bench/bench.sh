@@ -24,6 +24,10 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import confluent_kafk
 fi
 
 "$ROOT/infra/scripts/broker.sh" start
+# A broker with empty storage, so the figures do not depend on what earlier runs left.
+BENCH_BROKER_PORT=19094
+"$ROOT/infra/scripts/broker.sh" start-fresh tansu-bench "$BENCH_BROKER_PORT"
+trap '"$ROOT/infra/scripts/broker.sh" stop-fresh tansu-bench' EXIT
 say "Building the services ($PROFILE)"
 flags=(); [ "$PROFILE" = release ] && flags=(--release)
 (cd "$ROOT" && cargo build --quiet "${flags[@]}" --bins)
@@ -37,4 +41,4 @@ fi
 out="$ROOT/bench"
 [ "$MODE" = smoke ] && out="$STATE_DIR/bench-smoke" && mkdir -p "$out"
 "$VENV/bin/python" "$ROOT/bench/harness.py" --mode "$MODE" --bin-dir "$ROOT/target/$PROFILE" \
-  --database-url "$DATABASE_URL" --brokers "$KAFKA_HOST:$KAFKA_PORT" --out "$out"
+  --database-url "$DATABASE_URL" --brokers "$KAFKA_HOST:$BENCH_BROKER_PORT" --out "$out"
