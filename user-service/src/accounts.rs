@@ -10,6 +10,22 @@ use crate::domain::{Email, NewUser, Password, Role, User, UserName, verify_passw
 use crate::events::user_created;
 use crate::repository::users::{self, InsertUserError};
 
+/// At most one argon2 computation per core at a time. Each takes 19 MiB and a core for
+/// tens of milliseconds; unbounded, a burst of sign-ups spawns hundreds of blocking
+/// threads whose memory the allocator keeps long after the burst.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+    })
+}
+
+/// Runs CPU- and memory-heavy password work off the async workers, a bounded number at a time.
+pub async fn with_hashing_permit<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
+    let _permit = hashing_permits().acquire().await.context("hashing permits closed")?;
+    tokio::task::spawn_blocking(work).await.context("hashing task failed")
+}
+
 /// Why a user could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -51,7 +67,7 @@ pub fn parse_new_user(email: &str, name: &str, password: String, role: Role) -> 
 /// relay publishes it), so a user never exists without its event.
 pub async fn create_user(pool: &PgPool, request_id: &RequestId, new_user: &NewUser) -> Result<User, CreateUserError> {
     let password = new_user.password.clone();
-    let hash = tokio::task::spawn_blocking(move || password.hash()).await.context("hashing task failed")??;
+    let hash = with_hashing_permit(move || password.hash()).await??;
     let mut transaction = pool.begin().await.context("cannot begin transaction")?;
     let user = users::insert(&mut transaction, new_user, &hash).await.map_err(|e| match e {
         InsertUserError::DuplicateEmail => CreateUserError::DuplicateEmail,
@@ -68,9 +84,7 @@ pub async fn create_user(pool: &PgPool, request_id: &RequestId, new_user: &NewUs
 pub async fn check_credentials(pool: &PgPool, email: &str, password: String) -> anyhow::Result<Option<User>> {
     let found = users::find_credentials(pool, email).await?;
     let stored = found.as_ref().map(|(_, hash)| hash.clone());
-    let valid = tokio::task::spawn_blocking(move || verify_password(&password, stored.as_deref()))
-        .await
-        .context("verification task failed")?;
+    let valid = with_hashing_permit(move || verify_password(&password, stored.as_deref())).await?;
     Ok(found.filter(|_| valid).map(|(user, _)| user))
 }
 

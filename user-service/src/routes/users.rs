@@ -98,9 +98,7 @@ pub async fn update(
         return Err(Problem::validation(errors));
     }
     let password_hash = match password {
-        Some(password) => {
-            Some(tokio::task::spawn_blocking(move || password.hash()).await.map_err(anyhow::Error::from)??)
-        }
+        Some(password) => Some(crate::accounts::with_hashing_permit(move || password.hash()).await??),
         None => None,
     };
     let changes = UserChanges {
