@@ -118,7 +118,8 @@ async fn users_reach_their_own_account_and_admins_reach_all() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn orders_belong_to_their_owner_and_only_admins_move_them() {
-    let platform = Platform::start("0").await;
+    // Slow payments: the orders must still be pending when this test cancels or moves them.
+    let platform = Platform::start_full("0", "60000", &[]).await;
     let client = &platform.gateway.client;
     let admin = platform.admin_token().await;
     let (me, my_token) = platform.register("buyer@example.com").await;

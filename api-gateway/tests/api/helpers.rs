@@ -18,6 +18,11 @@ impl Platform {
     }
 
     pub async fn start_with(payment_failure_rate: &str, gateway_env: &[(&str, &str)]) -> Self {
+        Self::start_full(payment_failure_rate, "0", gateway_env).await
+    }
+
+    /// Payments that take `payment_delay_ms`: orders stay `pending` meanwhile.
+    pub async fn start_full(payment_failure_rate: &str, payment_delay_ms: &str, gateway_env: &[(&str, &str)]) -> Self {
         testing::init_tracing();
         let topic_prefix = testing::topic_prefix();
         let env = |extra: &[(&str, &str)]| {
@@ -33,7 +38,8 @@ impl Platform {
                 .await
                 .unwrap(),
         );
-        let payment_env = env(&[("PAYMENT_DELAY_MS", "0"), ("PAYMENT_FAILURE_RATE", payment_failure_rate)]).await;
+        let payment_env =
+            env(&[("PAYMENT_DELAY_MS", payment_delay_ms), ("PAYMENT_FAILURE_RATE", payment_failure_rate)]).await;
         let payments = TestServer::spawn(
             payment_service::Application::build(payment_service::Settings::from_env(&payment_env).unwrap())
                 .await
