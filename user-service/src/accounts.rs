@@ -10,20 +10,51 @@ use crate::domain::{Email, NewUser, Password, Role, User, UserName, verify_passw
 use crate::events::user_created;
 use crate::repository::users::{self, InsertUserError};
 
-/// At most one argon2 computation per core at a time. Each takes 19 MiB and a core for
-/// tens of milliseconds; unbounded, a burst of sign-ups spawns hundreds of blocking
-/// threads whose memory the allocator keeps long after the burst.
-fn hashing_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get))
+type HashingJob = Box<dyn FnOnce() + Send>;
+
+/// A fixed pool of threads, one per core, for argon2 work. Each hash takes 19 MiB and a
+/// core for tens of milliseconds. On tokio's blocking pool a burst of sign-ups makes
+/// hundreds of short-lived threads, each leaving its own allocator arena holding those
+/// 19 MiB (the bench saw gigabytes); a few long-lived threads reuse theirs.
+fn hashing_pool() -> &'static std::sync::mpsc::Sender<HashingJob> {
+    static POOL: std::sync::OnceLock<std::sync::mpsc::Sender<HashingJob>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        // Queued jobs are small (a closure and a password); the 19 MiB is taken only when a thread runs one.
+        let (sender, receiver) = std::sync::mpsc::channel::<HashingJob>();
+        let receiver = std::sync::Arc::new(std::sync::Mutex::new(receiver));
+        for i in 0..threads {
+            let receiver = std::sync::Arc::clone(&receiver);
+            let spawned = std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
+                loop {
+                    let job = match receiver.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                }
+            });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a hashing thread");
+            }
+        }
+        sender
     })
 }
 
-/// Runs CPU- and memory-heavy password work off the async workers, a bounded number at a time.
+/// Runs CPU- and memory-heavy password work on the hashing pool and awaits its result.
 pub async fn with_hashing_permit<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> anyhow::Result<T> {
-    let _permit = hashing_permits().acquire().await.context("hashing permits closed")?;
-    tokio::task::spawn_blocking(work).await.context("hashing task failed")
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: HashingJob = Box::new(move || {
+        let _ = reply.send(work());
+    });
+    // A full queue (1024 waiting hashes) blocks this worker briefly rather than growing memory.
+    tokio::task::block_in_place(|| hashing_pool().send(job))
+        .map_err(|_| anyhow::anyhow!("the hashing pool stopped"))?;
+    answer.await.context("a hashing thread dropped its job")
 }
 
 /// Why a user could not be created.
