@@ -4,6 +4,8 @@
 //!
 //! Run with `make chaos` (part of `make test`); the figures are printed.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
+
 mod cluster;
 
 use std::collections::{HashMap, HashSet};

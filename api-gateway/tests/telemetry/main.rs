@@ -3,6 +3,8 @@
 //! One `POST /api/auth/register` must give ONE trace, gateway to the order's payment
 //! status, and every log line of that request must point into it.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
+
 #[path = "../faults/cluster.rs"]
 mod cluster;
 mod receiver;

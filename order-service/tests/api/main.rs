@@ -1,6 +1,8 @@
 //! order-service against the real PostgreSQL and Kafka broker: one database and
 //! one topic prefix per test.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
+
 mod events;
 mod helpers;
 mod orders;

@@ -1,5 +1,7 @@
 //! payment-service against the real Kafka broker, with topics of its own per test.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
+
 use std::time::Duration;
 
 use chrono::Utc;

@@ -302,11 +302,10 @@ impl EventConsumer {
         drop(workers);
         while tasks.join_next().await.is_some() {}
         this.status.set_subscribed(false);
-        if let Err(error) = this.consumer.commit_consumer_state(CommitMode::Sync) {
-            if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
-            {
-                tracing::warn!(%error, "final offset commit failed");
-            }
+        if let Err(error) = this.consumer.commit_consumer_state(CommitMode::Sync)
+            && !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
+        {
+            tracing::warn!(%error, "final offset commit failed");
         }
         tracing::info!(group = this.group, "consumer stopped");
     }

@@ -1,6 +1,8 @@
 //! user-service against the real PostgreSQL and Kafka broker: one database and
 //! one topic prefix per test.
 
+#![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
+
 mod auth;
 mod health;
 mod helpers;
