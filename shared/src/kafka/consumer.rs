@@ -14,16 +14,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
-use rand::Rng;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaResult;
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
-use rdkafka::{ClientContext, Message, TopicPartitionList};
+use rdkafka::{Message, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
+use super::backoff::backoff;
+use super::group::GroupContext;
 use super::producer::header;
 use super::{EventPublisher, base_config, headers};
 use crate::configuration::KafkaSettings;
@@ -180,56 +180,6 @@ impl ConsumerBuilder {
             status,
             dependencies: self.dependencies,
         })
-    }
-}
-
-/// Raises the readiness flag when the group assigns partitions.
-struct GroupContext {
-    status: ConsumerStatus,
-    group: String,
-}
-
-impl ClientContext for GroupContext {
-    /// librdkafka's statistics (every `statistics.interval.ms`) carry each partition's lag.
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (partition, stats) in &stats.partitions {
-                // Partition -1 is librdkafka's internal "unassigned" queue; negative lag means unknown.
-                if *partition >= 0 && stats.consumer_lag >= 0 {
-                    #[allow(clippy::cast_precision_loss)]
-                    metrics::gauge!("kafka_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string(), "group" => self.group.clone())
-                        .set(stats.consumer_lag as f64);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for GroupContext {
-    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Assign(partitions) => {
-                tracing::info!(partitions = partitions.count(), "partitions assigned");
-                self.status.set_subscribed(true);
-            }
-            Rebalance::Revoke(partitions) => {
-                tracing::info!(partitions = partitions.count(), "partitions revoked");
-            }
-            Rebalance::Error(error) => {
-                tracing::warn!(%error, "rebalance failed");
-                self.status.set_subscribed(false);
-            }
-        }
-    }
-
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            // "No offset stored" is routine when nothing new was handled since the last commit.
-            if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
-            {
-                tracing::warn!(%error, "offset commit failed");
-            }
-        }
     }
 }
 
@@ -532,28 +482,6 @@ impl EventConsumer {
                     }
                 }
             }
-        }
-    }
-}
-
-/// `base × attempt²` (100 ms, 400 ms, 900 ms … for a 100 ms base), with ±20 % jitter so
-/// consumers that failed together do not retry together.
-fn backoff(base: Duration, attempt: u32) -> Duration {
-    let nominal = base.saturating_mul(attempt.saturating_mul(attempt));
-    let jitter = rand::rng().random_range(0.8..=1.2);
-    nominal.mul_f64(jitter)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_quadratically_within_jitter() {
-        let base = Duration::from_millis(100);
-        for (attempt, nominal_ms) in [(1, 100.0), (2, 400.0), (3, 900.0)] {
-            let ms = backoff(base, attempt).as_secs_f64() * 1000.0;
-            assert!((nominal_ms * 0.8..=nominal_ms * 1.2).contains(&ms), "attempt {attempt}: {ms} ms");
         }
     }
 }

@@ -2,8 +2,10 @@
 //! stores an offset only once its message was handled or dead-lettered.
 
 mod admin;
+mod backoff;
 mod consumer;
 pub mod dead_letters;
+mod group;
 pub mod headers;
 mod producer;
 

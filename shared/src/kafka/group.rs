@@ -1,0 +1,58 @@
+//! The consumer's view of its group: readiness follows the assignment, lag comes
+//! from librdkafka's statistics, failed commits are logged.
+
+use rdkafka::consumer::{ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::{ClientContext, TopicPartitionList};
+
+use crate::health::ConsumerStatus;
+
+/// Raises the readiness flag when the group assigns partitions.
+pub(super) struct GroupContext {
+    pub(super) status: ConsumerStatus,
+    pub(super) group: String,
+}
+
+impl ClientContext for GroupContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`) carry each partition's lag.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, stats) in &stats.partitions {
+                // Partition -1 is librdkafka's internal "unassigned" queue; negative lag means unknown.
+                if *partition >= 0 && stats.consumer_lag >= 0 {
+                    #[allow(clippy::cast_precision_loss)]
+                    metrics::gauge!("kafka_consumer_lag", "topic" => topic.clone(), "partition" => partition.to_string(), "group" => self.group.clone())
+                        .set(stats.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions assigned");
+                self.status.set_subscribed(true);
+            }
+            Rebalance::Revoke(partitions) => {
+                tracing::info!(partitions = partitions.count(), "partitions revoked");
+            }
+            Rebalance::Error(error) => {
+                tracing::warn!(%error, "rebalance failed");
+                self.status.set_subscribed(false);
+            }
+        }
+    }
+
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        if let Err(error) = result {
+            // "No offset stored" is routine when nothing new was handled since the last commit.
+            if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
+            {
+                tracing::warn!(%error, "offset commit failed");
+            }
+        }
+    }
+}
