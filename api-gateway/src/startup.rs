@@ -30,6 +30,6 @@ impl Application {
         }
         // The gateway holds no state of its own: ready as soon as it listens. Backends
         // report their own readiness; tying it to theirs would cascade one outage into all.
-        ServerBuilder::new(api).bind(&settings.http).await
+        ServerBuilder::new(api).edge_layer(routes::guard_paths).bind(&settings.http).await
     }
 }

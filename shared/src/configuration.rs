@@ -219,6 +219,12 @@ pub struct KafkaSettings {
     /// (static membership, KIP-345), e.g. the pod name. A restarted instance then gets its
     /// partitions back at once instead of after a rebalance.
     pub group_instance_id: Option<String>,
+    /// `KAFKA_MAX_IN_FLIGHT` (64): messages a partition may have accepted and not yet finished
+    /// (running, or waiting behind an earlier message of their key). At the limit the
+    /// partition pauses until work completes.
+    pub max_in_flight: usize,
+    /// `KAFKA_MAX_IN_FLIGHT_BYTES` (4 MiB): the same bound in payload bytes, per partition.
+    pub max_in_flight_bytes: usize,
 }
 
 impl KafkaSettings {
@@ -236,12 +242,17 @@ impl KafkaSettings {
             retry_base: env.millis("KAFKA_RETRY_BASE_MS", 100)?,
             enable_idempotence: env.get("KAFKA_ENABLE_IDEMPOTENCE", false)?,
             group_instance_id: env.raw("KAFKA_GROUP_INSTANCE_ID").map(str::to_owned),
+            max_in_flight: env.get("KAFKA_MAX_IN_FLIGHT", 64)?,
+            max_in_flight_bytes: env.get("KAFKA_MAX_IN_FLIGHT_BYTES", 4 * 1024 * 1024)?,
         };
         if settings.partitions < 1 {
             return Err(ConfigError::new("KAFKA_TOPIC_PARTITIONS", "must be at least 1"));
         }
         if settings.replication_factor < 1 {
             return Err(ConfigError::new("KAFKA_REPLICATION_FACTOR", "must be at least 1"));
+        }
+        if settings.max_in_flight < 1 {
+            return Err(ConfigError::new("KAFKA_MAX_IN_FLIGHT", "must be at least 1"));
         }
         if settings.handler_max_attempts < 1 {
             return Err(ConfigError::new("KAFKA_HANDLER_MAX_ATTEMPTS", "must be at least 1"));

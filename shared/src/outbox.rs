@@ -4,11 +4,18 @@
 //! So a commit always has its event, and a rollback never does, whatever the
 //! broker is doing at the time. The relay is woken at once by PostgreSQL
 //! `NOTIFY` on commit, and sweeps every second in case a notification was lost
-//! (listener reconnecting, relay busy). Rows are published strictly in insertion
-//! order, one relay at a time (an advisory lock), which keeps every key's events
-//! in order across instances. A row is marked published only after the broker's
-//! acknowledgement; a crash in between publishes it again with the same event
-//! id, which consumers deduplicate.
+//! (listener reconnecting, relay busy). One relay publishes at a time (an advisory
+//! lock), which keeps every key's events in order across instances.
+//!
+//! A batch is pipelined: every key's rows go out at once, so the producer packs
+//! them into few broker requests instead of paying a round trip per row. Within a
+//! key, a row is sent only once the previous one was acknowledged, and a failure
+//! stops that key for the batch: without an idempotent producer (which the local
+//! broker cannot survive), that is what guarantees a later event of a key never
+//! overtakes an earlier one, even when a row in the middle of a batch fails. A row
+//! is marked published only after the broker's acknowledgement, exactly the rows
+//! acknowledged; a crash in between publishes it again with the same event id,
+//! which consumers deduplicate.
 //!
 //! Each service's migrations create the table (see `OUTBOX_MIGRATION_SQL` in the
 //! services' migration files): `outbox(id bigserial, event_id, topic, event_type,
@@ -153,18 +160,7 @@ impl OutboxRelay {
         .fetch_all(&mut *transaction)
         .await
         .context("cannot read the outbox")?;
-        let mut published = Vec::with_capacity(rows.len());
-        let mut failure = None;
-        for row in &rows {
-            match self.publish(row).await {
-                Ok(()) => published.push(row.id),
-                Err(error) => {
-                    // Stop at the first failure: later rows may share its key and must not overtake it.
-                    failure = Some(error);
-                    break;
-                }
-            }
-        }
+        let (published, failure) = self.publish_rows(&rows).await;
         if !published.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
                 .bind(&published)
@@ -181,6 +177,41 @@ impl OutboxRelay {
             Some(error) => Err(error),
             None => Ok(rows.len()),
         }
+    }
+
+    /// Publishes `rows` (in id order): all keys concurrently, each key's rows one after
+    /// another, a key stopping at its first failure. Returns the ids acknowledged and the
+    /// first failure, if any.
+    async fn publish_rows(&self, rows: &[Row]) -> (Vec<i64>, Option<anyhow::Error>) {
+        let mut chains: Vec<Vec<&Row>> = Vec::new();
+        let mut chain_of_key: HashMap<&str, usize> = HashMap::new();
+        for row in rows {
+            let chain = *chain_of_key.entry(row.message_key.as_str()).or_insert_with(|| {
+                chains.push(Vec::new());
+                chains.len() - 1
+            });
+            chains[chain].push(row);
+        }
+        let results = futures::future::join_all(chains.into_iter().map(|chain| async move {
+            let mut acknowledged = Vec::with_capacity(chain.len());
+            for row in chain {
+                if let Err(error) = self.publish(row).await {
+                    return (acknowledged, Some(error));
+                }
+                acknowledged.push(row.id);
+            }
+            (acknowledged, None)
+        }))
+        .await;
+        let mut published = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for (acknowledged, error) in results {
+            published.extend(acknowledged);
+            if failure.is_none() {
+                failure = error;
+            }
+        }
+        (published, failure)
     }
 
     async fn publish(&self, row: &Row) -> anyhow::Result<()> {

@@ -57,6 +57,9 @@ pub struct Settings {
     pub service_key: ServiceKey,
     /// `ADMIN_EMAIL`, `ADMIN_PASSWORD`.
     pub admin: AdminSettings,
+    /// `HASHING_MAX_QUEUED` (16): password hashes that may wait for a hashing thread; a
+    /// sign-up or sign-in beyond that is answered 503 with `Retry-After`.
+    pub hashing_max_queued: usize,
 }
 
 impl Settings {
@@ -69,6 +72,7 @@ impl Settings {
             kafka: KafkaSettings::from_env(env, "user-service")?,
             service_key: ServiceKey::from_env(env, telemetry.environment)?,
             admin: AdminSettings::from_env(env, telemetry.environment)?,
+            hashing_max_queued: env.get("HASHING_MAX_QUEUED", 16)?,
             telemetry,
         })
     }

@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod configuration;
 pub mod domain;
 pub mod events;
+pub mod hashing;
 pub mod repository;
 pub mod routes;
 pub mod startup;

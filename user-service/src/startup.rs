@@ -9,6 +9,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
 use crate::configuration::Settings;
+use crate::hashing::Hasher;
 use crate::routes;
 
 /// The schema, embedded at compile time.
@@ -19,6 +20,8 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 pub struct AppState {
     /// The users database (and its outbox).
     pub pool: PgPool,
+    /// Password hashing, with bounded admission.
+    pub hasher: Hasher,
 }
 
 /// Builds user-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
@@ -33,8 +36,9 @@ impl Application {
         let publisher = EventPublisher::new(&settings.kafka)?;
         let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone());
         let relay = OutboxRelay::new(pool.clone(), publisher);
-        crate::accounts::ensure_admin(&pool, &settings.admin.email, &settings.admin.password).await?;
-        let mut server = ServerBuilder::new(routes::router(AppState { pool: pool.clone() }))
+        let hasher = Hasher::start(settings.hashing_max_queued)?;
+        crate::accounts::ensure_admin(&pool, &hasher, &settings.admin.email, &settings.admin.password).await?;
+        let mut server = ServerBuilder::new(routes::router(AppState { pool: pool.clone(), hasher }))
             .service_key(settings.service_key.clone())
             .readiness(readiness);
         let shutdown = server.shutdown_token();

@@ -3,13 +3,14 @@
 
 mod auth;
 mod index;
+mod path_guard;
 mod proxy;
 
 use axum::Router;
-use axum::middleware::from_fn_with_state;
-use axum::routing::{any, get, post};
+use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 
-pub use proxy::Upstreams;
+pub use proxy::{Backend, FORWARDED_ROUTES, ForwardedRoute, Upstreams};
 
 use crate::auth::{RateLimits, Tokens, authenticate, limit_by_client_address, limit_by_principal};
 
@@ -29,12 +30,28 @@ pub fn router(state: AppState, limits: RateLimits) -> Router {
         .route("/api/auth/login", post(auth::login))
         .layer(from_fn_with_state(limits.clone(), limit_by_client_address));
     // Layers run outside-in from the last added: authenticate, then rate-limit by principal.
-    let protected = Router::new()
-        .route("/api/users", any(proxy::users))
-        .route("/api/users/{*rest}", any(proxy::users))
-        .route("/api/orders", any(proxy::orders))
-        .route("/api/orders/{*rest}", any(proxy::orders))
+    let protected = FORWARDED_ROUTES
+        .iter()
+        .fold(Router::new(), |router, route| router.route(route.public, forwarder(route)))
         .layer(from_fn_with_state(limits, limit_by_principal))
         .layer(from_fn_with_state(state.tokens.clone(), authenticate));
     sign_in.merge(protected).with_state(state).route("/api", get(index::index)).merge(crate::docs::router())
+}
+
+/// Refuses ambiguous paths before routing (see [`path_guard`]); for [`shared::http::ServerBuilder::edge_layer`].
+pub fn guard_paths(router: Router) -> Router {
+    router.layer(from_fn(path_guard::refuse_ambiguous_paths))
+}
+
+/// The handler for one table entry, on exactly the methods the backend serves there.
+fn forwarder(route: &'static ForwardedRoute) -> MethodRouter<AppState> {
+    let filter = route
+        .methods
+        .iter()
+        .filter_map(|method| MethodFilter::try_from(method.clone()).ok())
+        .reduce(MethodFilter::or)
+        .unwrap_or(MethodFilter::GET);
+    on(filter, move |state, principal, request_id, params, request| {
+        proxy::forward_route(route, state, principal, request_id, params, request)
+    })
 }

@@ -1,4 +1,5 @@
-//! Forwarding to a backend: same method, path below `/api`, query and body;
+//! Forwarding to a backend: an explicit table of public routes and the backend
+//! routes they map to; same method, query and body;
 //! the request id and trace context go along; a backend that is down or slow
 //! becomes a 502 or 504 problem, never a hang or a stack trace.
 
@@ -7,13 +8,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use axum::Extension;
 use axum::body::{Body, Bytes, to_bytes};
-use axum::extract::{Request, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use shared::auth::{API_KEY_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey};
 use shared::http::{Problem, REQUEST_ID_HEADER, RequestId, inject_trace_context};
 use tracing::{Instrument, field};
 use url::Url;
+use uuid::Uuid;
 
 use super::AppState;
 use crate::configuration::UpstreamSettings;
@@ -141,26 +144,96 @@ impl Upstreams {
     }
 }
 
-/// `/api/users…` → user-service.
-pub async fn users(
-    State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
-    request_id: RequestId,
-    request: Request,
-) -> Result<Response, Problem> {
-    let upstreams = &state.upstreams;
-    forward(upstreams, &upstreams.users, "user-service", principal, &request_id, request).await
+/// Which backend a public route is served by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// user-service.
+    Users,
+    /// order-service.
+    Orders,
 }
 
-/// `/api/orders…` → order-service.
-pub async fn orders(
+/// One public route and the backend route it is forwarded to.
+#[derive(Debug)]
+pub struct ForwardedRoute {
+    /// The route as clients call it (an axum path template).
+    pub public: &'static str,
+    /// The methods the backend serves on it; anything else is a 405 at the edge.
+    pub methods: &'static [Method],
+    /// The service that serves it.
+    pub backend: Backend,
+    /// The backend's own route; `{id}` is filled with the public route's validated `{id}`.
+    pub target: &'static str,
+}
+
+/// Every route the gateway forwards, and nothing else. A backend's internal routes
+/// (`/auth/*`, `/metrics`, `/health/*`) are absent on purpose: they are unreachable
+/// through `/api`, however the path is spelt, because the backend URL is built from
+/// this table and a parsed id, never from the client's path.
+pub const FORWARDED_ROUTES: [ForwardedRoute; 5] = [
+    ForwardedRoute {
+        public: "/api/users",
+        methods: &[Method::GET, Method::POST],
+        backend: Backend::Users,
+        target: "/users",
+    },
+    ForwardedRoute {
+        public: "/api/users/{id}",
+        methods: &[Method::GET, Method::PUT, Method::DELETE],
+        backend: Backend::Users,
+        target: "/users/{id}",
+    },
+    ForwardedRoute {
+        public: "/api/orders",
+        methods: &[Method::GET, Method::POST],
+        backend: Backend::Orders,
+        target: "/orders",
+    },
+    ForwardedRoute {
+        public: "/api/orders/stats",
+        methods: &[Method::GET],
+        backend: Backend::Orders,
+        target: "/orders/stats",
+    },
+    ForwardedRoute {
+        public: "/api/orders/{id}",
+        methods: &[Method::GET, Method::PATCH, Method::DELETE],
+        backend: Backend::Orders,
+        target: "/orders/{id}",
+    },
+];
+
+impl ForwardedRoute {
+    /// The backend path for this call: the target with its `{id}` filled in. Ids are UUIDs on
+    /// every route, so anything else (dot segments, encoded slashes, text) is a 400 here.
+    fn backend_path(&self, params: &RawPathParams) -> Result<String, Problem> {
+        let mut path = self.target.to_owned();
+        for (name, value) in params {
+            let id = Uuid::parse_str(value)
+                .map_err(|_| Problem::bad_request(format!("path parameter `{name}` must be a UUID")))?;
+            path = path.replace(&format!("{{{name}}}"), &id.to_string());
+        }
+        Ok(path)
+    }
+}
+
+/// Forwards a call on `route` to its backend, as the authenticated principal.
+pub async fn forward_route(
+    route: &'static ForwardedRoute,
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,
     request_id: RequestId,
+    params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,
 ) -> Result<Response, Problem> {
+    let params = params.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
+    let path = route.backend_path(&params)?;
     let upstreams = &state.upstreams;
-    forward(upstreams, &upstreams.orders, "order-service", principal, &request_id, request).await
+    let (base, service) = match route.backend {
+        Backend::Users => (&upstreams.users, "user-service"),
+        Backend::Orders => (&upstreams.orders, "order-service"),
+    };
+    forward(upstreams, base, service, principal, &request_id, &path, request).await
 }
 
 async fn forward(
@@ -169,10 +242,10 @@ async fn forward(
     service: &'static str,
     principal: Principal,
     request_id: &RequestId,
+    path: &str,
     request: Request,
 ) -> Result<Response, Problem> {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().strip_prefix("/api").unwrap_or(parts.uri.path());
     let body = to_bytes(body, upstreams.max_body_bytes).await.map_err(|_| {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,

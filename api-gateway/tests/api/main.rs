@@ -7,3 +7,4 @@ mod chain;
 mod docs;
 mod helpers;
 mod proxy;
+mod traversal;

@@ -6,3 +6,4 @@
 mod events;
 mod helpers;
 mod orders;
+mod relay;

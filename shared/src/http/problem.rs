@@ -45,6 +45,9 @@ pub struct Problem {
     /// Every failing field, for validation problems.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Seconds after which a retry may succeed, sent as `Retry-After` (not in the body).
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -56,6 +59,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -89,6 +93,11 @@ impl Problem {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, Some(detail.into()))
     }
 
+    /// 503 for a service at capacity: the client should retry after `seconds`.
+    pub fn busy(detail: impl Into<String>, seconds: u64) -> Self {
+        Self { retry_after: Some(seconds), ..Self::unavailable(detail) }
+    }
+
     /// 500. Logs the error with its whole cause chain; the body says nothing of it.
     pub fn internal(error: &anyhow::Error) -> Self {
         tracing::error!(error = format!("{error:#}"), "request failed");
@@ -110,8 +119,12 @@ impl From<anyhow::Error> for Problem {
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
+        let retry_after = self.retry_after;
         let mut response = (status, Json(self)).into_response();
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
     }
 }

@@ -30,7 +30,11 @@ pub struct ServerBuilder {
     readiness: Readiness,
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
+    edge: Vec<EdgeLayer>,
 }
+
+/// Middleware that must see every request, routed or not (see [`ServerBuilder::edge_layer`]).
+type EdgeLayer = Box<dyn FnOnce(Router) -> Router + Send>;
 
 impl ServerBuilder {
     /// Starts with the service's own API routes.
@@ -38,7 +42,7 @@ impl ServerBuilder {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(metrics::report_runtime_metrics(shutdown.clone()));
-        Self { api, readiness: Readiness::default(), tasks, shutdown }
+        Self { api, readiness: Readiness::default(), tasks, shutdown, edge: Vec::new() }
     }
 
     /// The checks behind `/health/ready`.
@@ -54,6 +58,14 @@ impl ServerBuilder {
         self.api = self.api.layer(axum::middleware::from_fn(move |request, next| {
             crate::auth::require_service_key(key.clone(), request, next)
         }));
+        self
+    }
+
+    /// Wraps the complete router, fallbacks included, so `layer` sees requests that match
+    /// no route too (a check that must run before routing decides anything).
+    #[must_use]
+    pub fn edge_layer(mut self, layer: impl FnOnce(Router) -> Router + Send + 'static) -> Self {
+        self.edge.push(Box::new(layer));
         self
     }
 
@@ -91,6 +103,7 @@ impl ServerBuilder {
             .merge(self.api)
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed);
+        let router = self.edge.into_iter().fold(router, |router, layer| layer(router));
         Ok(Server { listener, port, router: standard_layers(router), tasks: self.tasks, shutdown: self.shutdown })
     }
 }

@@ -1,16 +1,20 @@
-//! The consumer's view of its group: readiness follows the assignment, lag comes
-//! from librdkafka's statistics, failed commits are logged.
+//! The consumer's view of its group: readiness follows the assignment, revoked
+//! partitions' workers stop (and store their position) before the revocation
+//! completes, lag comes from librdkafka's statistics, failed commits are logged.
 
 use rdkafka::consumer::{ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, TopicPartitionList};
 
+use super::partition::Workers;
 use crate::health::ConsumerStatus;
 
-/// Raises the readiness flag when the group assigns partitions.
+/// Raises the readiness flag when the group assigns partitions, and stops the workers of
+/// partitions the group takes away.
 pub(super) struct GroupContext {
     pub(super) status: ConsumerStatus,
     pub(super) group: String,
+    pub(super) workers: Workers,
 }
 
 impl ClientContext for GroupContext {
@@ -30,6 +34,24 @@ impl ClientContext for GroupContext {
 }
 
 impl ConsumerContext for GroupContext {
+    /// Before partitions go to another member: their workers finish what runs (within a
+    /// grace), store their positions, and those are committed, so the next owner starts
+    /// where this one stopped and no message is handled by two members at once.
+    fn pre_rebalance(&self, consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            self.workers.stop_and_wait(partitions);
+            if let Err(error) =
+                rdkafka::consumer::Consumer::commit_consumer_state(consumer, rdkafka::consumer::CommitMode::Sync)
+                && !matches!(
+                    error,
+                    rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)
+                )
+            {
+                tracing::warn!(%error, "commit before revocation failed");
+            }
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(partitions) => {

@@ -6,7 +6,9 @@ mod backoff;
 mod consumer;
 pub mod dead_letters;
 mod group;
+mod handling;
 pub mod headers;
+mod partition;
 mod producer;
 
 pub use admin::ensure_topics;

@@ -26,7 +26,7 @@ pub async fn register(
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<User>), Problem> {
     let new_user = parse_new_user(&request.email, &request.name, request.password, Role::User)?;
-    Ok((StatusCode::CREATED, Json(create_user(&state.pool, &request_id, &new_user).await?)))
+    Ok((StatusCode::CREATED, Json(create_user(&state.pool, &state.hasher, &request_id, &new_user).await?)))
 }
 
 /// Body of `POST /auth/verify`.
@@ -43,7 +43,7 @@ pub async fn verify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<VerifyRequest>,
 ) -> Result<Json<User>, Problem> {
-    check_credentials(&state.pool, &request.email, request.password)
+    check_credentials(&state.pool, &state.hasher, &request.email, request.password)
         .await?
         .map(Json)
         .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, Some("wrong e-mail address or password".to_owned())))

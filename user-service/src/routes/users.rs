@@ -33,7 +33,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<User>), Problem> {
     principal.require_admin()?;
     let new_user = parse_new_user(&request.email, &request.name, request.password, request.role.unwrap_or_default())?;
-    Ok((StatusCode::CREATED, Json(create_user(&state.pool, &request_id, &new_user).await?)))
+    Ok((StatusCode::CREATED, Json(create_user(&state.pool, &state.hasher, &request_id, &new_user).await?)))
 }
 
 /// `GET /users/{id}` (the user themself, or an admin).
@@ -98,7 +98,7 @@ pub async fn update(
         return Err(Problem::validation(errors));
     }
     let password_hash = match password {
-        Some(password) => Some(crate::accounts::with_hashing_permit(move || password.hash()).await??),
+        Some(password) => Some(state.hasher.run(move || password.hash()).await.map_err(Problem::from)??),
         None => None,
     };
     let changes = UserChanges {

@@ -1,0 +1,92 @@
+//! The pipelined outbox relay when a row in the middle of a batch fails: other keys
+//! go on, the failing key waits (nothing of it overtakes the failed row), and once
+//! the row can be sent every row arrives, each key in order, none lost.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::Message;
+use shared::testing::{self, TopicProbe, eventually};
+use sqlx::PgPool;
+
+use crate::helpers::spawn_app;
+
+const ROWS_PER_KEY: i64 = 6;
+/// The producer refuses messages over `message.max.bytes` (1 MB): a real send failure.
+const TOO_LARGE: usize = 1_200_000;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_row_holds_back_only_its_key_and_nothing_is_lost_or_reordered() {
+    let app = spawn_app().await;
+    let pool = PgPool::connect(&format!("{}/{}", testing::server_url(), app.database_name)).await.unwrap();
+    let probe = TopicProbe::new(&app.topic("order.created"));
+    let keys = ["key-a", "key-b", "key-c"];
+    // One transaction, keys interleaved; key-a's third row cannot be sent.
+    let mut transaction = pool.begin().await.unwrap();
+    for seq in 1..=ROWS_PER_KEY {
+        for key in keys {
+            let filler = if key == "key-a" && seq == 3 { "x".repeat(TOO_LARGE) } else { String::new() };
+            sqlx::query(
+                "INSERT INTO outbox (event_id, topic, event_type, message_key, payload)
+                 VALUES (gen_random_uuid(), 'order.created', 'test.relay.v1', $1, jsonb_build_object('seq', $2::bigint, 'filler', $3::text))",
+            )
+            .bind(key)
+            .bind(seq)
+            .bind(filler)
+            .execute(&mut *transaction)
+            .await
+            .unwrap();
+        }
+    }
+    transaction.commit().await.unwrap();
+
+    let published = |key: &'static str| {
+        let pool = pool.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT (payload->>'seq')::bigint FROM outbox WHERE message_key = $1 AND published_at IS NOT NULL ORDER BY 1",
+            )
+            .bind(key)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    eventually("the healthy keys to be published", Duration::from_secs(30), || async {
+        (published("key-b").await.len() == 6 && published("key-c").await.len() == 6).then_some(())
+    })
+    .await;
+    // Several relay attempts later, key-a is still stopped at its failed row.
+    eventually("the relay to try the failed row twice", Duration::from_secs(30), || async {
+        let metrics = app.client().get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        let failed: f64 = metrics
+            .lines()
+            .filter(|line| line.starts_with("kafka_messages_produced_total{") && line.contains("outcome=\"failed\""))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        (failed >= 2.0).then_some(())
+    })
+    .await;
+    assert_eq!(published("key-a").await, vec![1, 2], "nothing of key-a may overtake its failed row");
+
+    // The row becomes sendable: key-a resumes in order.
+    sqlx::query("UPDATE outbox SET payload = payload - 'filler' WHERE message_key = 'key-a' AND payload->>'seq' = '3'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    eventually("every row to be published", Duration::from_secs(30), || async {
+        (published("key-a").await.len() == 6).then_some(())
+    })
+    .await;
+
+    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
+    for _ in 0..(3 * ROWS_PER_KEY) {
+        let message = probe.next_matching(Duration::from_secs(10), |_| true).await;
+        let key = String::from_utf8_lossy(message.key().unwrap()).into_owned();
+        let body: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        seen.entry(key).or_default().push(body["seq"].as_i64().unwrap());
+    }
+    for key in keys {
+        assert_eq!(seen[key], (1..=ROWS_PER_KEY).collect::<Vec<_>>(), "{key}: each row once, in order");
+    }
+}
