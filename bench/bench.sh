@@ -41,4 +41,5 @@ fi
 out="$ROOT/bench"
 [ "$MODE" = smoke ] && out="$STATE_DIR/bench-smoke" && mkdir -p "$out"
 "$VENV/bin/python" "$ROOT/bench/harness.py" --mode "$MODE" --bin-dir "$ROOT/target/$PROFILE" \
-  --database-url "$DATABASE_URL" --brokers "$KAFKA_HOST:$BENCH_BROKER_PORT" --out "$out"
+  --database-url "$DATABASE_URL" --brokers "$KAFKA_HOST:$BENCH_BROKER_PORT" \
+  --broker-pid-file "$RUN_DIR/tansu-bench.pid" --out "$out"

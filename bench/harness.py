@@ -29,8 +29,13 @@ BUDGETS = {
     "load_rss_mib": 64,
     "start_to_ready_s": 0.5,
     "gateway_added_p50_ms": 0.3,
-    "chain_p50_margin_ms": 10,
+    "order_chain_margin_ms": 5,
+    "settle_over_accept": 0.9,
+    "flood_drain_s": 2.0,
+    "demo_drain_s": 1.5,
+    "write_over_pgbench": 0.6,
 }
+ORDER_BODY_ITEMS = [{"productId": "product-bench", "quantity": 2, "price": 9.99}]
 
 
 def log(message):
@@ -92,11 +97,12 @@ class Stack:
             env["DATABASE_NAME"] = self.order_db
         return env
 
-    def start(self, service):
+    def start(self, service, extra_env=None):
         """Starts one service; returns seconds from exec to /health/ready answering 200."""
         log_file = open(os.path.join(self.logs, f"{service}.log"), "ab")
         started = time.perf_counter()
-        process = subprocess.Popen([os.path.join(self.args.bin_dir, service)], env=self.env(service),
+        env = {**self.env(service), **(extra_env or {})}
+        process = subprocess.Popen([os.path.join(self.args.bin_dir, service)], env=env,
                                    stdout=log_file, stderr=log_file)
         self.processes[service] = process
         url = f"http://127.0.0.1:{SERVICES[service]}/health/ready"
@@ -158,14 +164,29 @@ def median_runs(runs):
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def sample_rss(stack, stop_event, peaks):
-    while not stop_event.is_set():
-        for service, process in stack.processes.items():
-            try:
-                peaks[service] = max(peaks.get(service, 0), rss_mib(process.pid))
-            except OSError:
-                pass
-        time.sleep(0.05)
+class RssSampler(threading.Thread):
+    """Samples every service's RSS every 50 ms for the whole run; peaks are kept per step."""
+
+    def __init__(self, stack):
+        super().__init__(daemon=True)
+        self.stack, self.step, self.peaks, self.done = stack, "start-up", {}, threading.Event()
+
+    def run(self):
+        while not self.done.is_set():
+            step = self.peaks.setdefault(self.step, {})
+            for service, process in list(self.stack.processes.items()):
+                try:
+                    step[service] = max(step.get(service, 0), rss_mib(process.pid))
+                except OSError:
+                    pass
+            time.sleep(0.05)
+
+
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def kafka_hop(brokers, prefix, count):
@@ -202,33 +223,152 @@ def kafka_hop(brokers, prefix, count):
     return {"p50_ms": statistics.median(samples), "p99_ms": samples[int(len(samples) * 0.99) - 1], "samples": len(samples)}
 
 
-def register(gateway, email):
-    status, body = http("POST", f"{gateway}/api/auth/register",
-                        {"email": email, "name": "Bench User", "password": "SecurePass123!"})
-    if status != 201:
-        sys.exit(f"registration failed: {status} {body[:200]}")
-    return json.loads(body)
+def register(gateway, email, retries=50):
+    """Signs up; a 503 (hashing at capacity) is retried after its Retry-After."""
+    for _ in range(retries):
+        status, body = http("POST", f"{gateway}/api/auth/register",
+                            {"email": email, "name": "Bench User", "password": "SecurePass123!"})
+        if status == 201:
+            return json.loads(body)
+        if status != 503:
+            sys.exit(f"registration failed: {status} {body[:200]}")
+        time.sleep(0.2)
+    sys.exit(f"registration of {email} refused {retries} times")
 
 
-def chain_run(args, stack, gateway, rate, duration):
-    """Registers users at `rate`/s for `duration` s; returns POST → paid latencies (ms) and
-    how long after the last registration the last order was paid."""
-    sends = {}
-    lock = threading.Lock()
-    interval = 1 / rate
-    threads = []
+def wait_rows(args, database, sql, done, timeout):
+    """Polls `sql` every 20 ms until `done(result)`; returns the last result."""
+    deadline = time.time() + timeout
+    while True:
+        result = psql(args.database_url, sql, database)
+        if done(result) or time.time() > deadline:
+            return result
+        time.sleep(0.02)
+
+
+def broker_limits(brokers, prefix, pipelined_count, serial_count):
+    """What the broker carries on its own, in this run: produce pipelined (many in flight),
+    produce one at a time (each acknowledged before the next), and one consumer reading."""
+    from confluent_kafka import Consumer, Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"{prefix}bench.limits"
+    admin = AdminClient({"bootstrap.servers": brokers})
+    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(timeout=30)
+    settings = {"bootstrap.servers": brokers, "acks": "all", "linger.ms": 1, "enable.idempotence": False,
+                "max.in.flight.requests.per.connection": 1}
+    producer = Producer(settings)
+    payload = b"x" * 150
+    started = time.perf_counter()
+    for i in range(serial_count):
+        producer.produce(topic, key=str(i % 50).encode(), value=payload)
+        producer.flush(10)
+    serial = serial_count / (time.perf_counter() - started)
+    started = time.perf_counter()
+    for i in range(pipelined_count):
+        while True:
+            try:
+                producer.produce(topic, key=str(i % 50).encode(), value=payload)
+                break
+            except BufferError:
+                producer.poll(0.001)
+        producer.poll(0)
+    producer.flush(60)
+    pipelined = pipelined_count / (time.perf_counter() - started)
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"{prefix}limits", "auto.offset.reset": "earliest",
+                         "fetch.wait.max.ms": 10, "enable.auto.commit": False})
+    consumer.subscribe([topic])
+    total, read, first = serial_count + pipelined_count, 0, None
+    deadline = time.time() + 120
+    while read < total and time.time() < deadline:
+        for message in consumer.consume(1000, 1):
+            if not message.error():
+                first = first or time.perf_counter()
+                read += 1
+    consumed = read / (time.perf_counter() - first) if first else 0
+    consumer.close()
+    return {"pipelined_produce_per_s": pipelined, "serial_produce_per_s": serial, "consume_per_s": consumed,
+            "messages": total}
+
+
+def order_chain(args, stack, gateway, token, user_id, rate, duration):
+    """POST /api/orders at `rate`/s; returns order → paid latencies (two hops: order.created, payment.completed)."""
+    sends, lock, threads = {}, threading.Lock(), []
+
+    def one():
+        sent = time.time()
+        status, body = http("POST", f"{gateway}/api/orders", {"userId": user_id, "items": ORDER_BODY_ITEMS},
+                            {"Authorization": f"Bearer {token}"})
+        if status != 201:
+            sys.exit(f"order failed: {status} {body[:200]}")
+        with lock:
+            sends[json.loads(body)["id"]] = sent
+
     begin = time.time()
+    for i in range(int(rate * duration)):
+        pause = begin + i / rate - time.time()
+        if pause > 0:
+            time.sleep(pause)
+        thread = threading.Thread(target=one)
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+    ids = ",".join(f"'{i}'" for i in sends)
+    rows = wait_rows(args, stack.order_db,
+                     f"SELECT id, EXTRACT(EPOCH FROM updated_at) FROM orders WHERE status = 'paid' AND id IN ({ids})",
+                     lambda r: len(r.splitlines()) >= len(sends), 60)
+    paid = {line.split("|")[0]: float(line.split("|")[1]) for line in rows.splitlines() if line}
+    latencies = sorted((paid[o] - sends[o]) * 1000 for o in paid)
+    return {"rate_per_s": rate, "orders": len(sends), "settled": len(paid),
+            "p50_ms": statistics.median(latencies), "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)]}
+
+
+def simultaneous_signups(args, stack, gateway, count):
+    """`count` sign-ups sent at once; seconds from the last 201 to the last welcome order settled."""
+    answered, lock, barrier = {}, threading.Lock(), threading.Barrier(count)
 
     def one(i):
-        sent = time.time()
-        user = register(gateway, f"chain-{rate}-{i}-{uuid.uuid4().hex[:8]}@example.com")
+        barrier.wait()
+        user = register(gateway, f"demo-{i}-{uuid.uuid4().hex[:8]}@example.com")
         with lock:
-            sends[user["user"]["id"]] = sent
+            answered[user["user"]["id"]] = time.time()
 
-    total = int(rate * duration)
-    for i in range(total):
-        target = begin + i * interval
-        pause = target - time.time()
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    ids = ",".join(f"'{u}'" for u in answered)
+    row = wait_rows(args, stack.order_db,
+                    f"SELECT count(*), EXTRACT(EPOCH FROM max(updated_at)) FROM orders WHERE kind = 'welcome' "
+                    f"AND status IN ('paid', 'payment_failed') AND user_id IN ({ids})",
+                    lambda r: int(r.split("|")[0]) >= len(answered), 60)
+    settled, last = row.split("|")
+    return {"users": count, "settled": int(settled),
+            "last_settled_after_last_201_s": float(last) - max(answered.values()) if last else None}
+
+
+def signup_burst(args, stack, gateway, rate, duration):
+    """Sign-ups at `rate`/s without retrying: counts 201 and 503, then checks that every
+    201 user got exactly one welcome order."""
+    outcomes, lock, threads = {"201": [], "503": 0, "other": 0}, threading.Lock(), []
+
+    def one(i):
+        status, body = http("POST", f"{gateway}/api/auth/register",
+                            {"email": f"burst-{i}-{uuid.uuid4().hex[:8]}@example.com", "name": "Bench User",
+                             "password": "SecurePass123!"})
+        with lock:
+            if status == 201:
+                outcomes["201"].append(json.loads(body)["user"]["id"])
+            elif status == 503:
+                outcomes["503"] += 1
+            else:
+                outcomes["other"] += 1
+
+    begin = time.time()
+    for i in range(int(rate * duration)):
+        pause = begin + i / rate - time.time()
         if pause > 0:
             time.sleep(pause)
         thread = threading.Thread(target=one, args=(i,))
@@ -236,29 +376,18 @@ def chain_run(args, stack, gateway, rate, duration):
         threads.append(thread)
     for thread in threads:
         thread.join()
-    last_sent = max(sends.values())
-    ids = ",".join(f"'{i}'" for i in sends)
-    deadline = time.time() + 60
-    while True:
-        rows = psql(args.database_url, f"SELECT user_id, EXTRACT(EPOCH FROM updated_at) FROM orders "
-                    f"WHERE kind = 'welcome' AND status = 'paid' AND user_id IN ({ids})", stack.order_db)
-        paid = {line.split("|")[0]: float(line.split("|")[1]) for line in rows.splitlines() if line}
-        if len(paid) == len(sends) or time.time() > deadline:
-            break
-        time.sleep(0.05)
-    latencies = sorted((paid[u] - sends[u]) * 1000 for u in paid)
-    drained_after = (max(paid.values()) - last_sent) if paid else None
-    return {
-        "rate_per_s": rate,
-        "users": len(sends),
-        "settled": len(paid),
-        "p50_ms": statistics.median(latencies) if latencies else None,
-        "p99_ms": latencies[max(0, int(len(latencies) * 0.99) - 1)] if latencies else None,
-        "drained_after_last_s": drained_after,
-    }
+    created = outcomes["201"]
+    ids = ",".join(f"'{u}'" for u in created) or "NULL"
+    query = (f"SELECT count(*), count(DISTINCT user_id) FROM orders WHERE kind = 'welcome' "
+             f"AND status IN ('paid', 'payment_failed') AND user_id IN ({ids})")
+    row = wait_rows(args, stack.order_db, query, lambda r: int(r.split("|")[0]) >= len(created), 60)
+    welcome, distinct = (int(x) for x in row.split("|"))
+    return {"rate_per_s": rate, "sent": int(rate * duration), "created_201": len(created), "refused_503": outcomes["503"],
+            "other": outcomes["other"], "welcome_orders": welcome, "users_with_welcome_order": distinct,
+            "exactly_one_each": welcome == len(created) == distinct}
 
 
-def pgbench(args, seconds):
+def pgbench_read(args, seconds):
     database = "bench_pgbench"
     psql(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
     psql(args.database_url, f'CREATE DATABASE "{database}"')
@@ -266,9 +395,94 @@ def pgbench(args, seconds):
     output = subprocess.run(["pgbench", "-S", "-c", "16", "-j", "2", "-T", str(seconds), f"{args.database_url}/{database}"],
                             check=True, capture_output=True, text=True).stdout
     psql(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return pgbench_figures(output)
+
+
+def pgbench_figures(output):
     tps = float(re.search(r"tps = ([\d.]+)", output).group(1))
     latency = float(re.search(r"latency average = ([\d.]+) ms", output).group(1))
     return {"tps": tps, "latency_avg_ms": latency}
+
+
+# The statement order-service runs for POST /orders (order-service/src/repository/orders.rs,
+# INSERT_WITH_EVENT) with values of the same shape and size as the API's.
+WRITE_SCRIPT = """\\set u random(1, 50)
+WITH new_order AS (
+    INSERT INTO orders (id, user_id, kind, total_cents, created_at, updated_at)
+    VALUES (gen_random_uuid(), ('00000000-0000-4000-8000-' || lpad(:u::text, 12, '0'))::uuid, 'standard', 1998, now(), now())
+    ON CONFLICT (user_id) WHERE kind = 'welcome' DO NOTHING
+    RETURNING id, user_id, kind, status, total_cents, created_at, updated_at
+), lines AS (
+    INSERT INTO order_items (order_id, line_no, product_id, quantity, unit_price_cents)
+    SELECT new_order.id, item.* FROM new_order, UNNEST(ARRAY[1], ARRAY['product-bench'], ARRAY[2], ARRAY[999]::bigint[]) AS item
+), event AS (
+    INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)
+    SELECT gen_random_uuid(), 'order.created', 'platform.order.created.v1', new_order.user_id::text,
+      jsonb_build_object('orderId', new_order.id, 'userId', new_order.user_id, 'items',
+        '[{"productId":"product-bench","quantity":2,"price":"9.99"}]'::jsonb, 'totalAmount', '19.98', 'createdAt', now()),
+      '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01","x-request-id":"0b8e7f4e-2b1c-4c4e-9a55-6f1d1e0c1a2b"}'::jsonb
+    FROM new_order
+)
+SELECT id, user_id, kind, status, total_cents, created_at, updated_at FROM new_order;
+"""
+
+
+def pgbench_write(args, seconds, connections):
+    """The order write statement alone, on a database with order-service's schema."""
+    database = "bench_pgbench_write"
+    psql(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    psql(args.database_url, f'CREATE DATABASE "{database}"')
+    migrations = os.path.join(os.path.dirname(__file__), "..", "order-service", "migrations")
+    for name in sorted(os.listdir(migrations)):
+        subprocess.run(["psql", f"{args.database_url}/{database}", "-qf", os.path.join(migrations, name)],
+                       check=True, capture_output=True)
+    script = os.path.join(tempfile.mkdtemp(), "write.sql")
+    with open(script, "w") as out:
+        out.write(WRITE_SCRIPT)
+    output = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(connections), "-j", "2", "-T", str(seconds),
+                             "-f", script, f"{args.database_url}/{database}"],
+                            check=True, capture_output=True, text=True).stdout
+    psql(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    return pgbench_figures(output)
+
+
+def order_flood(args, stack, gateway, token, users, duration, connections):
+    """`duration` s of POST /api/orders at full speed across `users`, then the wait until
+    every order it placed reached a final status."""
+    script = os.path.join(tempfile.mkdtemp(), "flood.lua")
+    items = json.dumps(ORDER_BODY_ITEMS)
+    with open(script, "w") as lua:
+        lua.write("local users = {" + ",".join(f'"{u}"' for u in users) + "}\n"
+                  "local n = 0\n"
+                  f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                  f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+                  "request = function()\n  n = n + 1\n"
+                  "  local body = '{\"userId\":\"' .. users[(n % #users) + 1] .. '\",\"items\":" + items.replace('"', '\\"') + "}'\n"
+                  "  return wrk.format(nil, nil, nil, body)\nend\n")
+    broker_pid = int(open(args.broker_pid_file).read()) if args.broker_pid_file else None
+    pids = {s: p.pid for s, p in stack.processes.items()}
+    if broker_pid:
+        pids["broker (tansu)"] = broker_pid
+    cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    since = psql(args.database_url, "SELECT EXTRACT(EPOCH FROM clock_timestamp())", stack.order_db)
+    started = time.time()
+    load = wrk(f"{gateway}/api/orders", duration, connections, script=script)
+    ended = time.time()
+    window = f"kind = 'standard' AND created_at >= to_timestamp({since})"
+    row = wait_rows(args, stack.order_db,
+                    f"SELECT count(*), count(*) FILTER (WHERE status = 'pending'), EXTRACT(EPOCH FROM max(updated_at)) "
+                    f"FROM orders WHERE {window}",
+                    lambda r: int(r.split("|")[1]) == 0, 180)
+    settled_at = time.time()
+    placed, pending, last = row.split("|")
+    placed, pending, last = int(placed), int(pending), float(last)
+    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (settled_at - started) for name, pid in pids.items()}
+    settled = placed - pending
+    return {"duration_s": duration, "users": len(users), "accept_per_s": load["rps"], "p50_ms": load["p50_ms"],
+            "p99_ms": load["p99_ms"], "errors": load["errors"], "placed": placed, "still_pending": pending,
+            "settle_per_s": settled / (last - started) if settled else 0,
+            "last_settled_after_flood_end_s": last - ended if pending == 0 else None,
+            "waited_s": settled_at - ended, "cpu_cores_used": cpu}
 
 
 def main():
@@ -277,89 +491,94 @@ def main():
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--brokers", required=True)
+    parser.add_argument("--broker-pid-file")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     smoke = args.mode == "smoke"
     duration, repeats, connections = (1, 1, 4) if smoke else (5, 3, 16)
-    results = {"mode": args.mode, "when": datetime.now(timezone.utc).isoformat(), "machine": f"{os.cpu_count()} cores"}
+    results = {"mode": args.mode, "when": datetime.now(timezone.utc).isoformat(), "machine": f"{os.cpu_count()} cores",
+               "settings": {"profile": "debug" if smoke else "release", "payment_delay_ms": 0,
+                            "partitions": 3, "wrk_connections": connections, "KAFKA_MAX_IN_FLIGHT": "default (64)",
+                            "HASHING_MAX_QUEUED": "default (16)"}}
 
     stack = Stack(args)
     stack.create_databases()
+    sampler = RssSampler(stack)
     try:
         log("Start-up: exec → /health/ready, infrastructure already up")
         results["start_to_ready_s"] = {s: stack.start(s) for s in SERVICES}
         time.sleep(1)
         results["idle_rss_mib"] = {s: rss_mib(p.pid) for s, p in stack.processes.items()}
+        sampler.start()
         gateway = "http://127.0.0.1:3005"
         status, body = http("POST", f"{gateway}/api/auth/login",
                             {"email": "admin@example.com", "password": "Admin123!ChangeMe"})
         admin = json.loads(body)
         token, admin_id = admin["access_token"], admin["user"]["id"]
 
+        log("Broker limits: pipelined and serial produce, one consumer reading")
+        sampler.step = "broker limits"
+        results["broker"] = broker_limits(args.brokers, stack.prefix, 2000 if smoke else 50000, 100 if smoke else 2000)
+        b = results["broker"]
+        log(f"  produce pipelined {b['pipelined_produce_per_s']:.0f}/s, serial {b['serial_produce_per_s']:.0f}/s; "
+            f"consume {b['consume_per_s']:.0f}/s")
+
         log("Event chain: one produce → consume hop on the same broker")
+        sampler.step = "hop"
         results["hop"] = kafka_hop(args.brokers, stack.prefix, 20 if smoke else 200)
 
-        log("Event chain: registration → welcome order paid, at fixed rates")
-        rates = [5] if smoke else [10, 20, 40, 80]
-        runs = []
-        for rate in rates:
-            run = chain_run(args, stack, gateway, rate, 1 if smoke else 10)
-            runs.append(run)
-            if run["p50_ms"] is None:
-                sys.exit(f"  {rate}/s: no welcome order was paid within 60 s")
-            log(f"  {rate}/s: p50 {run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, "
-                f"drained {run['drained_after_last_s']:.2f} s after the last registration")
-        results["chain"] = runs
-        # Bounded lag: every order paid within 2 s of the last registration.
-        sustained = [r["rate_per_s"] for r in runs if r["settled"] == r["users"] and r["drained_after_last_s"] <= 2]
-        results["chain_highest_sustained_rate_per_s"] = max(sustained) if sustained else 0
-        base = runs[0]
-        results["chain_over_three_hops"] = base["p50_ms"] / (3 * results["hop"]["p50_ms"])
-        peaks = {}
-        stop_sampling = threading.Event()
-        sampler = threading.Thread(target=sample_rss, args=(stack, stop_sampling, peaks))
-        sampler.start()
+        log("Chain latency: POST /api/orders → paid at 10/s")
+        sampler.step = "chain latency"
+        results["order_chain"] = order_chain(args, stack, gateway, token, admin_id, 10, 1 if smoke else 10)
+        c = results["order_chain"]
+        log(f"  p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms (hop p50 {results['hop']['p50_ms']:.2f} ms)")
+
+        log("Demo settings: 20 sign-ups at once with a 1 s payment delay")
+        sampler.step = "demo settings"
+        stack.stop("payment-service")
+        stack.start("payment-service", {"PAYMENT_DELAY_MS": "1000"})
+        results["demo"] = simultaneous_signups(args, stack, gateway, 3 if smoke else 20)
+        stack.stop("payment-service")
+        stack.start("payment-service")
+        log(f"  last welcome order settled {results['demo']['last_settled_after_last_201_s']:.2f} s after the last 201")
+
+        log("Sign-up burst: 80/s for 10 s, no retries")
+        sampler.step = "sign-up burst"
+        results["signup_burst"] = signup_burst(args, stack, gateway, 80, 1 if smoke else 10)
+        sb = results["signup_burst"]
+        log(f"  {sb['created_201']} × 201, {sb['refused_503']} × 503; exactly one welcome order each: {sb['exactly_one_each']}")
 
         log("Read path: GET /api/users/{id} through the gateway, straight to user-service, and pgbench -S")
+        sampler.step = "read path"
         via_gateway = median_runs([wrk(f"{gateway}/api/users/{admin_id}", duration, connections,
                                        [f"Authorization: Bearer {token}"]) for _ in range(repeats)])
         direct = median_runs([wrk(f"http://127.0.0.1:3001/users/{admin_id}", duration, connections,
                                   [f"X-Api-Key: {API_KEY}", f"X-Principal-Id: {admin_id}", "X-Principal-Role: admin"])
                               for _ in range(repeats)])
-        postgres = median_runs([pgbench(args, duration) for _ in range(repeats)])
+        postgres = median_runs([pgbench_read(args, duration) for _ in range(repeats)])
         results["read"] = {"gateway": via_gateway, "direct": direct, "pgbench_select": postgres,
                            "gateway_over_direct_rps": via_gateway["rps"] / direct["rps"],
                            "direct_over_pgbench_tps": direct["rps"] / postgres["tps"],
                            "gateway_added_p50_ms": via_gateway["p50_ms"] - direct["p50_ms"]}
 
-        log("Write path: POST /api/orders through the gateway (outbox included)")
-        script = os.path.join(tempfile.mkdtemp(), "order.lua")
-        with open(script, "w") as lua:
-            body = json.dumps({"userId": admin_id, "items": [{"productId": "product-bench", "quantity": 2, "price": 9.99}]})
-            lua.write(f'wrk.method = "POST"\nwrk.body = {json.dumps(body)}\n'
-                      f'wrk.headers["Content-Type"] = "application/json"\n'
-                      f'wrk.headers["Authorization"] = "Bearer {token}"\n')
-        results["write"] = median_runs([wrk(f"{gateway}/api/orders", duration, connections, script=script)
-                                        for _ in range(repeats)])
-        stop_sampling.set()
-        sampler.join()
-        results["load_rss_mib"] = peaks
+        log("Write path's limit: pgbench running order-service's insert statement")
+        sampler.step = "pgbench write"
+        results["pgbench_write"] = pgbench_write(args, duration, connections)
 
-        log("Write path's events: waiting until every order it placed is paid")
-        started = time.time()
-        placed = int(psql(args.database_url, "SELECT count(*) FROM orders", stack.order_db))
-        pending = placed
-        while pending > 0 and time.time() - started < 180:
-            time.sleep(0.5)
-            pending = int(psql(args.database_url, "SELECT count(*) FROM orders WHERE status = 'pending'", stack.order_db))
-        drained = time.time() - started
-        results["write_backlog"] = {"orders": placed, "still_pending": pending, "waited_s": drained}
-        log(f"  {placed} orders; after {drained:.1f} s, {pending} still pending")
-
+        log("Order flood: POST /api/orders at full speed across 50 users, then until every order settled")
+        sampler.step = "order flood"
+        users = [register(gateway, f"flood-{i}-{uuid.uuid4().hex[:8]}@example.com")["user"]["id"]
+                 for i in range(5 if smoke else 50)]
+        results["flood"] = order_flood(args, stack, gateway, token, users, 1 if smoke else 15, connections)
+        f = results["flood"]
+        log(f"  accepted {f['accept_per_s']:.0f}/s, settled {f['settle_per_s']:.0f}/s; "
+            f"{f['still_pending']} pending after {f['waited_s']:.1f} s; cores used {f['cpu_cores_used']}")
+        results["write_over_pgbench"] = f["accept_per_s"] / results["pgbench_write"]["tps"]
     finally:
+        sampler.done.set()
         stack.stop_all()
         stack.drop_databases()
-
+    results["peak_rss_mib"] = sampler.peaks
     write_report(args, results)
 
 
@@ -371,42 +590,78 @@ def write_report(args, r):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as out:
         json.dump(r, out, indent=2)
-    read, write, hop, chain0 = r["read"], r["write"], r["hop"], r["chain"][0]
+    read, hop, broker, flood = r["read"], r["hop"], r["broker"], r["flood"]
+    chain, demo, burst, pgw = r["order_chain"], r["demo"], r["signup_burst"], r["pgbench_write"]
+    settle_ratio = flood["settle_per_s"] / flood["accept_per_s"] if flood["accept_per_s"] else 0
+    drain = flood["last_settled_after_flood_end_s"]
+    demo_drain = demo["last_settled_after_last_201_s"]
+    peak_all = max(max(step.values()) for step in r["peak_rss_mib"].values())
+    settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items())
     lines = [
         "# Benchmark report", "",
-        f"Run {r['when']} on {r['machine']}, mode `{r['mode']}`. Medians of repeated runs; each figure "
-        "stands beside its limit measured in the same run. Raw numbers: `results.json`.", "",
+        f"Run {r['when']} on {r['machine']}, mode `{r['mode']}` ({settings}). Each figure stands beside its "
+        "limit measured in the same run. Raw numbers: `results.json`.", "",
+        "## Broker limits (this run, same broker)", "",
+        "| pipelined produce msg/s | serial produce msg/s (ack before next) | one consumer msg/s |", "|---|---|---|",
+        f"| {broker['pipelined_produce_per_s']:.0f} | {broker['serial_produce_per_s']:.0f} | {broker['consume_per_s']:.0f} |", "",
+        "## Order flood: `POST /api/orders` at full speed across 50 users (payment delay 0)", "",
+        "| duration s | accepted /s | settled /s | settled ÷ accepted | last settled after flood end (s) | still pending | errors |",
+        "|---|---|---|---|---|---|---|",
+        f"| {flood['duration_s']} | {flood['accept_per_s']:.0f} | {flood['settle_per_s']:.0f} | {settle_ratio:.2f} | "
+        f"{'—' if drain is None else f'{drain:.2f}'} | {flood['still_pending']} of {flood['placed']} | {flood['errors']:.0f} |", "",
+        "CPU cores used from the flood's start to the last settlement: "
+        + ", ".join(f"{name} {cores:.2f}" for name, cores in flood["cpu_cores_used"].items()) + ".", "",
+        "## Write path: `POST /api/orders` beside PostgreSQL running its statement", "",
+        "| | req/s | p50 ms | p99 ms |", "|---|---|---|---|",
+        f"| through the gateway (the flood) | {flood['accept_per_s']:.0f} | {flood['p50_ms']:.2f} | {flood['p99_ms']:.2f} |",
+        f"| `pgbench` of the same statement, same concurrency | {pgw['tps']:.0f} | avg {pgw['latency_avg_ms']:.2f} | |", "",
+        f"API ÷ pgbench = {r['write_over_pgbench']:.2f}. Round trips per order: one statement (order, lines and "
+        "outbox row; the outbox trigger's NOTIFY fires inside it), no explicit transaction.", "",
+        "## Chain latency: order → paid at 10 orders/s (two hops)", "",
+        f"One produce → consume hop on the same broker: p50 {hop['p50_ms']:.2f} ms, p99 {hop['p99_ms']:.2f} ms ({hop['samples']} hops).", "",
+        "| orders | settled | p50 ms | p99 ms |", "|---|---|---|---|",
+        f"| {chain['orders']} | {chain['settled']} | {chain['p50_ms']:.1f} | {chain['p99_ms']:.1f} |", "",
+        "## Demo settings: 20 sign-ups at once, 1 s simulated payment", "",
+        f"{demo['settled']} of {demo['users']} welcome orders settled; the last one "
+        f"{'—' if demo_drain is None else f'{demo_drain:.2f}'} s after the last 201.", "",
+        "## Sign-up burst: 80/s for 10 s, no retries", "",
+        "| sent | 201 | 503 | other | welcome orders | exactly one per 201 user | user-service peak RSS MiB |",
+        "|---|---|---|---|---|---|---|",
+        f"| {burst['sent']} | {burst['created_201']} | {burst['refused_503']} | {burst['other']} | {burst['welcome_orders']} | "
+        f"{'yes' if burst['exactly_one_each'] else 'NO'} | {r['peak_rss_mib'].get('sign-up burst', {}).get('user-service', 0):.1f} |", "",
         "## Read path: authenticated `GET /api/users/{id}`", "",
         "| | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|",
         f"| through the gateway | {read['gateway']['rps']:.0f} | {read['gateway']['p50_ms']:.2f} | {read['gateway']['p99_ms']:.2f} | {read['gateway']['errors']:.0f} |",
         f"| straight to user-service | {read['direct']['rps']:.0f} | {read['direct']['p50_ms']:.2f} | {read['direct']['p99_ms']:.2f} | {read['direct']['errors']:.0f} |",
         f"| PostgreSQL primary-key select (`pgbench -S`, 16 clients) | {read['pgbench_select']['tps']:.0f} | avg {read['pgbench_select']['latency_avg_ms']:.2f} | | |",
-        "",
-        f"Ratios: gateway ÷ direct = {read['gateway_over_direct_rps']:.2f}; direct ÷ pgbench = {read['direct_over_pgbench_tps']:.2f}; "
-        f"the gateway adds {read['gateway_added_p50_ms']:.2f} ms to p50.", "",
-        "## Write path: `POST /api/orders` (outbox included)", "",
-        "| req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|",
-        f"| {write['rps']:.0f} | {write['p50_ms']:.2f} | {write['p99_ms']:.2f} | {write['errors']:.0f} |", "",
-        f"The write load placed {r['write_backlog']['orders']} orders; {r['write_backlog']['waited_s']:.1f} s after it stopped, "
-        f"{r['write_backlog']['still_pending']} were still waiting for their payment (the event chain catching up; the harness waits at most 180 s).", "",
-        "## Event chain: registration → welcome order paid (payment delay 0)", "",
-        f"One produce → consume hop on the same broker: p50 {hop['p50_ms']:.2f} ms, p99 {hop['p99_ms']:.2f} ms ({hop['samples']} hops).", "",
-        "| rate /s | users | settled | p50 ms | p99 ms | last paid after last POST (s) |", "|---|---|---|---|---|---|",
+        "", f"The gateway adds {read['gateway_added_p50_ms']:.2f} ms to p50.", "",
+        "## Footprint: peak RSS (MiB) per step", "",
+        "| step | " + " | ".join(SERVICES) + " |", "|---|" + "---|" * len(SERVICES),
     ]
-    for run in r["chain"]:
-        lines.append(f"| {run['rate_per_s']} | {run['users']} | {run['settled']} | {run['p50_ms']:.1f} | {run['p99_ms']:.1f} | {run['drained_after_last_s']:.2f} |")
-    lines += ["", f"Highest rate sustained with bounded lag (all paid within 2 s of the last registration): "
-              f"{r['chain_highest_sustained_rate_per_s']}/s. Chain p50 ÷ (3 × hop p50) = {r['chain_over_three_hops']:.2f}.", "",
-              "## Footprint", "", "| service | start → ready s | idle RSS MiB | peak RSS under load MiB |", "|---|---|---|---|"]
+    for step, peaks in r["peak_rss_mib"].items():
+        lines.append(f"| {step} | " + " | ".join(f"{peaks.get(s, 0):.1f}" for s in SERVICES) + " |")
+    lines += ["", "| service | start → ready s | idle RSS MiB |", "|---|---|---|"]
     for service in SERVICES:
-        lines.append(f"| {service} | {r['start_to_ready_s'][service]:.3f} | {r['idle_rss_mib'][service]:.1f} | {r['load_rss_mib'].get(service, 0):.1f} |")
+        lines.append(f"| {service} | {r['start_to_ready_s'][service]:.3f} | {r['idle_rss_mib'][service]:.1f} |")
     budgets = [
+        ("flood: settled ÷ accepted ≥ 0.9", settle_ratio >= BUDGETS["settle_over_accept"], f"{settle_ratio:.2f}"),
+        ("flood: last settled ≤ 2 s after it ends", drain is not None and drain <= BUDGETS["flood_drain_s"],
+         "never" if drain is None else f"{drain:.2f} s"),
+        ("demo settings: all settled ≤ 1.5 s after the last 201",
+         demo_drain is not None and demo["settled"] == demo["users"] and demo_drain <= BUDGETS["demo_drain_s"],
+         "—" if demo_drain is None else f"{demo_drain:.2f} s"),
+        ("chain p50 (order → paid) ≤ 2 × hop p50 + 5 ms",
+         chain["p50_ms"] <= 2 * hop["p50_ms"] + BUDGETS["order_chain_margin_ms"],
+         f"{chain['p50_ms']:.1f} ms vs {2 * hop['p50_ms'] + BUDGETS['order_chain_margin_ms']:.1f} ms"),
+        ("peak RSS of every service ≤ 64 MiB in every step", peak_all <= BUDGETS["load_rss_mib"], f"max {peak_all:.1f} MiB"),
+        ("POST /api/orders ≥ 0.6 × pgbench of its statement", r["write_over_pgbench"] >= BUDGETS["write_over_pgbench"],
+         f"{r['write_over_pgbench']:.2f}"),
+        ("sign-up burst: every 201 user has exactly one welcome order", burst["exactly_one_each"],
+         f"{burst['welcome_orders']} for {burst['created_201']}"),
         ("each service idle RSS ≤ 20 MiB", max(r["idle_rss_mib"].values()) <= BUDGETS["idle_rss_mib"], f"max {max(r['idle_rss_mib'].values()):.1f} MiB"),
-        ("each service RSS under load ≤ 64 MiB", max(r["load_rss_mib"].values()) <= BUDGETS["load_rss_mib"], f"max {max(r['load_rss_mib'].values()):.1f} MiB"),
         ("each service start → ready ≤ 0.5 s", max(r["start_to_ready_s"].values()) <= BUDGETS["start_to_ready_s"], f"max {max(r['start_to_ready_s'].values()):.3f} s"),
-        ("gateway adds ≤ 0.3 ms to p50", read["gateway_added_p50_ms"] <= BUDGETS["gateway_added_p50_ms"], f"{read['gateway_added_p50_ms']:.2f} ms"),
-        ("no errors under load", read["gateway"]["errors"] + read["direct"]["errors"] + write["errors"] == 0, f"{read['gateway']['errors'] + read['direct']['errors'] + write['errors']:.0f}"),
-        ("chain p50 ≤ 3 × hop + 10 ms", chain0["p50_ms"] <= 3 * hop["p50_ms"] + BUDGETS["chain_p50_margin_ms"], f"{chain0['p50_ms']:.1f} ms vs {3 * hop['p50_ms'] + 10:.1f} ms"),
+        ("no errors under load", read["gateway"]["errors"] + read["direct"]["errors"] + flood["errors"] == 0,
+         f"{read['gateway']['errors'] + read['direct']['errors'] + flood['errors']:.0f}"),
     ]
     lines += ["", "## Budgets", "", "| budget | verdict | measured |", "|---|---|---|"]
     lines += [f"| {name} | {verdict(ok)} | {measured} |" for name, ok, measured in budgets]

@@ -18,7 +18,9 @@ impl Application {
         let upstreams =
             Upstreams::new(&settings.upstreams, settings.service_key.clone(), settings.limits.max_body_bytes)?;
         let state = AppState { upstreams, tokens: Tokens::new(&settings.jwt) };
-        let mut api = routes::router(state, RateLimits::new(&settings.limits));
+        // One body limit for every route, the auth routes included.
+        let mut api = routes::router(state, RateLimits::new(&settings.limits))
+            .layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
         if !settings.limits.cors_origins.is_empty() {
             api = api.layer(
                 CorsLayer::new()

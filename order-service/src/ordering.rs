@@ -2,11 +2,14 @@
 //! order and, in the same transaction, its `order.created` event.
 
 use anyhow::Context;
+use chrono::{SubsecRound, Utc};
+use shared::events::OrderItem;
 use shared::http::{FieldError, Problem, RequestId};
 use shared::outbox;
 use sqlx::PgConnection;
+use uuid::Uuid;
 
-use crate::domain::{NewOrder, Order, OrderKind};
+use crate::domain::{NewOrder, Order, OrderKind, OrderStatus};
 use crate::events::order_created;
 use crate::repository::orders;
 
@@ -30,19 +33,36 @@ impl From<PlaceOrderError> for Problem {
     }
 }
 
-/// Stores `order` with its `order.created` event in the caller's transaction. Returns
-/// `None` for a welcome order the user already has: nothing is stored or announced twice.
+/// Stores `order` with its `order.created` event, atomically, in one statement on
+/// `connection` (inside the caller's transaction, when it has one). Returns `None` for a
+/// welcome order the user already has: nothing is stored or announced twice.
 pub async fn place_order(
-    transaction: &mut PgConnection,
+    connection: &mut PgConnection,
     order: &NewOrder,
     kind: OrderKind,
     request_id: &RequestId,
 ) -> Result<Option<Order>, PlaceOrderError> {
-    let Some(stored) = orders::insert(transaction, order, kind).await? else {
+    // PostgreSQL keeps microseconds: the event must carry the time the row will hold.
+    let now = Utc::now().trunc_subsecs(6);
+    let candidate = Order {
+        id: Uuid::new_v4(),
+        user_id: order.user_id,
+        items: order
+            .items
+            .iter()
+            .map(|i| OrderItem { product_id: i.product_id.as_str().to_owned(), quantity: i.quantity, price: i.price })
+            .collect(),
+        total_amount: order.total(),
+        status: OrderStatus::Pending,
+        kind,
+        created_at: now,
+        updated_at: now,
+    };
+    let event = outbox::prepare(&order_created(&candidate), request_id).context("cannot prepare order.created")?;
+    let Some(stored) = orders::insert_with_event(&mut *connection, &candidate, &event).await? else {
         tracing::info!(user_id = %order.user_id, "user already has a welcome order; not creating another");
         return Ok(None);
     };
-    outbox::enqueue(transaction, &order_created(&stored), request_id).await.context("cannot enqueue order.created")?;
     metrics::counter!("orders_created_total", "kind" => kind.as_str()).increment(1);
     tracing::info!(order_id = %stored.id, user_id = %stored.user_id, kind = kind.as_str(), total = %stored.total_amount, "order placed");
     Ok(Some(stored))

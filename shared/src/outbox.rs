@@ -47,6 +47,38 @@ const KEEP_PUBLISHED: &str = "1 hour";
 /// Advisory lock key: one relay per database publishes at a time.
 const RELAY_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
 
+/// An event ready to be written to the outbox: what a row holds, before it is stored.
+/// A repository that stores a state change and its event in one statement binds these.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    /// The event's id (`ce_id`).
+    pub event_id: Uuid,
+    /// Topic name without the deployment's prefix.
+    pub topic: &'static str,
+    /// CloudEvents type.
+    pub event_type: &'static str,
+    /// Partitioning key.
+    pub key: String,
+    /// The JSON body.
+    pub payload: serde_json::Value,
+    /// Trace context and request id, carried to the published message's headers.
+    pub headers: HashMap<String, String>,
+}
+
+/// Prepares `event` for the outbox with the current trace context and `request_id`.
+pub fn prepare<E: Event>(event: &E, request_id: &RequestId) -> anyhow::Result<PreparedEvent> {
+    let mut headers = propagation::capture_current();
+    headers.insert(crate::kafka::REQUEST_ID_HEADER.to_owned(), request_id.as_str().to_owned());
+    Ok(PreparedEvent {
+        event_id: Uuid::new_v4(),
+        topic: E::TOPIC,
+        event_type: E::TYPE,
+        key: event.key().to_string(),
+        payload: serde_json::to_value(event).with_context(|| format!("cannot serialise {}", E::TYPE))?,
+        headers,
+    })
+}
+
 /// Writes `event` to the outbox within the caller's transaction, with the current
 /// trace context and `request_id`, and returns its event id.
 pub async fn enqueue<E: Event>(
@@ -54,23 +86,21 @@ pub async fn enqueue<E: Event>(
     event: &E,
     request_id: &RequestId,
 ) -> anyhow::Result<Uuid> {
-    let event_id = Uuid::new_v4();
-    let mut headers = propagation::capture_current();
-    headers.insert(crate::kafka::REQUEST_ID_HEADER.to_owned(), request_id.as_str().to_owned());
+    let prepared = prepare(event, request_id)?;
     sqlx::query(
         "INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)
          VALUES ($1, $2, $3, $4, $5, $6)",
     )
-    .bind(event_id)
-    .bind(E::TOPIC)
-    .bind(E::TYPE)
-    .bind(event.key().to_string())
-    .bind(sqlx::types::Json(event))
-    .bind(sqlx::types::Json(&headers))
+    .bind(prepared.event_id)
+    .bind(prepared.topic)
+    .bind(prepared.event_type)
+    .bind(&prepared.key)
+    .bind(sqlx::types::Json(&prepared.payload))
+    .bind(sqlx::types::Json(&prepared.headers))
     .execute(connection)
     .await
     .with_context(|| format!("cannot write {} to the outbox", E::TYPE))?;
-    Ok(event_id)
+    Ok(prepared.event_id)
 }
 
 #[derive(sqlx::FromRow)]

@@ -1,7 +1,9 @@
 //! HS256 JSON Web Tokens: issued on sign-in, checked on every API call.
 //!
 //! Only HS256 is accepted, so `alg: none` and algorithm-confusion tokens fail;
-//! issuer, audience and expiry are required and checked with no leeway.
+//! issuer, audience, expiry, not-before and issued-at are required and checked with
+//! no leeway; a token issued in the future, or living longer than this gateway issues
+//! tokens for, is refused too.
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
@@ -24,14 +26,22 @@ pub struct Claims {
     pub aud: String,
     /// Issued at (Unix seconds).
     pub iat: i64,
+    /// Not valid before (Unix seconds).
+    pub nbf: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
 }
 
 /// Why a token was refused; every variant is a 401 to the client.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid token: {0}")]
-pub struct TokenError(#[from] jsonwebtoken::errors::Error);
+pub enum TokenError {
+    /// Malformed, badly signed, expired, not yet valid, or for another issuer or audience.
+    #[error("invalid token: {0}")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    /// Issued in the future, or for longer than tokens are issued here.
+    #[error("invalid token: implausible issue time")]
+    IssuedAt,
+}
 
 /// Issues and checks tokens.
 #[derive(Clone)]
@@ -50,7 +60,8 @@ impl Tokens {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
         validation.leeway = 0;
         Self {
             encoding: EncodingKey::from_secret(settings.key()),
@@ -76,6 +87,7 @@ impl Tokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             iat: now,
+            nbf: now,
             exp: now.saturating_add(self.lifetime_seconds),
         };
         Ok(encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
@@ -84,6 +96,10 @@ impl Tokens {
     /// The principal of a valid token.
     pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)?;
+        let (now, claims) = (Utc::now().timestamp(), &data.claims);
+        if claims.iat > now || claims.exp.saturating_sub(claims.iat) > self.lifetime_seconds {
+            return Err(TokenError::IssuedAt);
+        }
         Ok(Principal { id: data.claims.sub, role: data.claims.role })
     }
 }
@@ -120,7 +136,7 @@ mod tests {
     fn forged_expired_and_foreign_tokens_are_refused() {
         let tokens = Tokens::new(&settings("secret"));
         let now = Utc::now().timestamp();
-        let good = serde_json::json!({"sub": Uuid::new_v4(), "role": "admin", "iss": "iss", "aud": "aud", "iat": now, "exp": now + 60});
+        let good = serde_json::json!({"sub": Uuid::new_v4(), "role": "admin", "iss": "iss", "aud": "aud", "iat": now, "nbf": now, "exp": now + 60});
         assert!(tokens.verify(&forge(&good, "secret")).is_ok());
         assert!(tokens.verify(&forge(&good, "other-secret")).is_err(), "wrong signature");
         let mut expired = good.clone();
@@ -132,6 +148,18 @@ mod tests {
         let mut audience = good.clone();
         audience["aud"] = "another-api".into();
         assert!(tokens.verify(&forge(&audience, "secret")).is_err(), "wrong audience");
+        let mut early = good.clone();
+        early["nbf"] = (now + 30).into();
+        assert!(tokens.verify(&forge(&early, "secret")).is_err(), "not yet valid");
+        let mut no_nbf = good.clone();
+        no_nbf.as_object_mut().unwrap().remove("nbf");
+        assert!(tokens.verify(&forge(&no_nbf, "secret")).is_err(), "nbf missing");
+        let mut future = good.clone();
+        future["iat"] = (now + 30).into();
+        assert!(tokens.verify(&forge(&future, "secret")).is_err(), "issued in the future");
+        let mut long_lived = good.clone();
+        long_lived["exp"] = (now + 3600 * 24 * 365).into();
+        assert!(tokens.verify(&forge(&long_lived, "secret")).is_err(), "outlives what is issued here");
         // alg: none, with the payload of a valid token.
         let payload = forge(&good, "secret").split('.').nth(1).unwrap().to_owned();
         let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");

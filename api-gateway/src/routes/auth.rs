@@ -4,12 +4,11 @@
 //! token for the user it returns.
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use serde::{Deserialize, Serialize};
 use shared::auth::{Principal, Role};
-use shared::http::{Problem, RequestId};
+use shared::http::{ApiBytes, Problem, RequestId};
 use uuid::Uuid;
 
 use super::AppState;
@@ -34,7 +33,7 @@ pub async fn register(
     State(state): State<AppState>,
     request_id: RequestId,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<TokenResponse>), Problem> {
     let user = state.upstreams.call_user_service("/auth/register", &request_id, &headers, body).await?;
     Ok((StatusCode::CREATED, Json(token_for(&state, user)?)))
@@ -45,7 +44,7 @@ pub async fn login(
     State(state): State<AppState>,
     request_id: RequestId,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Json<TokenResponse>, Problem> {
     let user = state.upstreams.call_user_service("/auth/verify", &request_id, &headers, body).await?;
     Ok(Json(token_for(&state, user)?))

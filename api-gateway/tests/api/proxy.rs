@@ -55,3 +55,22 @@ async fn an_oversized_body_is_413() {
         .unwrap();
     assert_problem(response, 413).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_auth_routes_have_the_same_body_limit_and_error_shape() {
+    // Backends down: a body within the limit would be forwarded and fail with 502.
+    let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
+    for route in ["/api/auth/login", "/api/auth/register"] {
+        for size in [1_500_000, 10 * 1024 * 1024] {
+            let response = gateway
+                .client
+                .post(gateway.url(route))
+                .header("content-type", "application/json")
+                .body(vec![b' '; size])
+                .send()
+                .await
+                .unwrap();
+            assert_problem(response, 413).await;
+        }
+    }
+}

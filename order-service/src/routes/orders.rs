@@ -25,11 +25,12 @@ pub async fn create(
     if !principal.may_access(order.user_id) {
         return Err(forbidden());
     }
-    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
-    let stored = place_order(&mut transaction, &order, OrderKind::Standard, &request_id)
+    // One statement stores the order, its lines and its event: no transaction to open,
+    // and nothing half-done if the client goes away mid-request.
+    let mut connection = state.pool.acquire().await.context("cannot get a connection")?;
+    let stored = place_order(&mut connection, &order, OrderKind::Standard, &request_id)
         .await?
         .context("a standard order never conflicts")?;
-    transaction.commit().await.context("cannot commit the order")?;
     Ok((StatusCode::CREATED, Json(stored)))
 }
 

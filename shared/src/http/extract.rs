@@ -4,13 +4,32 @@
 //! not fit the type); these wrap them so a client always gets the one shape.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::Problem;
+
+/// A raw body within the router's `DefaultBodyLimit`; an oversized one is a 413 problem.
+#[derive(Debug, Clone, Default)]
+pub struct ApiBytes(pub Bytes);
+
+impl<S> FromRequest<S> for ApiBytes
+where
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(Self)
+            .map_err(|rejection: BytesRejection| Problem::new(rejection.status(), Some(rejection.body_text())))
+    }
+}
 
 /// A JSON body; a malformed, mistyped or oversized body is a 400, 413 or 415 problem.
 #[derive(Debug, Clone, Copy, Default)]
@@ -24,11 +43,44 @@ where
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(request, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_problem(&rejection)),
+        if !is_json(request.headers()) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                Some("Expected request with `Content-Type: application/json`".to_owned()),
+            ));
         }
+        let ApiBytes(bytes) = ApiBytes::from_request(request, state).await?;
+        if has_nul_escape(&bytes) {
+            return Err(refuse_nul());
+        }
+        Json::<T>::from_bytes(&bytes).map(|Json(value)| Self(value)).map_err(|rejection| json_problem(&rejection))
     }
+}
+
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(content_type) = headers.get(axum::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// PostgreSQL cannot store NUL in text, so it is refused wherever text arrives, as a 400.
+fn refuse_nul() -> Problem {
+    Problem::bad_request("text must not contain the NUL character")
+}
+
+/// Whether a JSON document holds the escape `\u0000` (a NUL in a string). A raw 0x00 byte is
+/// already a syntax error; an escaped backslash followed by `u0000` is harmless text.
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    bytes.windows(6).enumerate().any(|(start, window)| {
+        window == b"\\u0000" && bytes[..start].iter().rev().take_while(|b| **b == b'\\').count() % 2 == 0
+    })
+}
+
+/// Whether a raw (still percent-encoded) path or query carries an encoded NUL.
+fn has_encoded_nul(raw: &str) -> bool {
+    raw.as_bytes().windows(3).any(|window| window.eq_ignore_ascii_case(b"%00"))
 }
 
 fn json_problem(rejection: &JsonRejection) -> Problem {
@@ -53,6 +105,9 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if has_encoded_nul(parts.uri.path()) {
+            return Err(refuse_nul());
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| Self(value))
@@ -72,9 +127,27 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if parts.uri.query().is_some_and(has_encoded_nul) {
+            return Err(refuse_nul());
+        }
         Query::<T>::from_request_parts(parts, state)
             .await
             .map(|Query(value)| Self(value))
             .map_err(|rejection: QueryRejection| Problem::bad_request(rejection.body_text()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{has_encoded_nul, has_nul_escape};
+
+    #[test]
+    fn nul_is_found_however_it_is_spelt_and_only_then() {
+        assert!(has_nul_escape(br#"{"email":"\u0000"}"#));
+        assert!(has_nul_escape(br#"{"email":"a\\\u0000"}"#), "an escaped backslash, then a NUL");
+        assert!(!has_nul_escape(br#"{"email":"a\\u0000"}"#), "an escaped backslash, then text");
+        assert!(!has_nul_escape(br#"{"email":"u0000"}"#));
+        assert!(has_encoded_nul("a=%00") && has_encoded_nul("/users/x%00y"));
+        assert!(!has_encoded_nul("a=%200"));
     }
 }

@@ -9,7 +9,7 @@ mod problem;
 mod request_id;
 mod server;
 
-pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 pub use layers::{TRACE_ID_HEADER, inject_trace_context, standard_layers};
 pub use paging::Page;
 pub use problem::{FieldError, Problem};
