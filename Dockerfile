@@ -68,6 +68,8 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid app --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app
 # Numeric, so that Kubernetes' runAsNonRoot can verify it.
 USER 10001:10001
+# The services bind 127.0.0.1 by default; in a container they listen on every interface.
+ENV HOST=0.0.0.0
 # Liveness only: the process answers. Readiness (database, broker, consumer group)
 # is what compose's depends_on and Kubernetes' readinessProbe wait for.
 # Shell form on purpose: ${PORT} is expanded when the check runs.

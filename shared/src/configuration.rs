@@ -125,7 +125,8 @@ impl FromStr for Environment {
 /// Where the HTTP server listens.
 #[derive(Debug, Clone)]
 pub struct HttpSettings {
-    /// Address to bind (`HOST`).
+    /// Address to bind (`HOST`, default 127.0.0.1: natively the services are reachable from
+    /// this machine only; containers set `HOST=0.0.0.0` explicitly).
     pub host: IpAddr,
     /// Port to bind (`PORT`); 0 picks a free port.
     pub port: u16,
@@ -134,7 +135,7 @@ pub struct HttpSettings {
 impl HttpSettings {
     /// Reads `HOST` and `PORT`.
     pub fn from_env(env: &Env, default_port: u16) -> Result<Self, ConfigError> {
-        Ok(Self { host: env.get("HOST", IpAddr::from([0, 0, 0, 0]))?, port: env.get("PORT", default_port)? })
+        Ok(Self { host: env.get("HOST", IpAddr::from([127, 0, 0, 1]))?, port: env.get("PORT", default_port)? })
     }
 }
 
