@@ -21,11 +21,11 @@ down: ## Stop the services and the broker started by `make up`
 	@$(SCRIPTS)/broker.sh stop
 
 watch: infra ## Run the services; on a change rebuild and restart only those affected, keeping their sockets
-	@infra/watch/watch.py
+	@bash -c 'source infra/scripts/common.sh && exec infra/watch/watch.py'
 
 test-hot-reload: infra ## Edit a handler under make watch; report seconds to new behaviour and failed requests
 	@$(SCRIPTS)/services.sh stop >/dev/null
-	@infra/watch/test_hot_reload.py
+	@bash -c 'source infra/scripts/common.sh && exec infra/watch/test_hot_reload.py'
 
 logs: ## Follow the services' logs
 	@$(SCRIPTS)/services.sh logs

@@ -8,7 +8,7 @@
 #
 #   GATEWAY_URL           the gateway (http://localhost:3005)
 #   ADMIN_EMAIL           the first admin (admin@example.com, the development default)
-#   ADMIN_PASSWORD        its password (Admin123!ChangeMe, the development default)
+#   ADMIN_PASSWORD        its password (natively: this machine's, from infra/scripts/secrets.sh)
 #   JAEGER_URL            Jaeger's UI, for the trace link (http://localhost:16686)
 #   GRAFANA_URL           Grafana (http://localhost:3010)
 #   KAFKA_UI_URL          the Kafka UI of the compose stack (http://localhost:8080)
@@ -17,7 +17,10 @@ set -euo pipefail
 
 GATEWAY_URL="${GATEWAY_URL:-http://localhost:3005}"
 ADMIN_EMAIL="${ADMIN_EMAIL:-admin@example.com}"
-ADMIN_PASSWORD="${ADMIN_PASSWORD:-Admin123!ChangeMe}"
+if [ -z "${ADMIN_PASSWORD:-}" ]; then
+  # The native platform's admin password is generated per machine; compose users set it.
+  ADMIN_PASSWORD=$("$(dirname "$0")/infra/scripts/secrets.sh" admin-password)
+fi
 JAEGER_URL="${JAEGER_URL:-http://localhost:16686}"
 GRAFANA_URL="${GRAFANA_URL:-http://localhost:3010}"
 KAFKA_UI_URL="${KAFKA_UI_URL:-http://localhost:8080}"

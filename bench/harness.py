@@ -21,7 +21,9 @@ import uuid
 from datetime import datetime, timezone
 
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
-API_KEY = "development-service-key-change-me"
+# This machine's development secrets, exported by bench.sh (infra/scripts/secrets.sh).
+API_KEY = os.environ["SERVICE_API_KEY"]
+ADMIN_PASSWORD = os.environ["ADMIN_PASSWORD"]
 MIB = 1024 * 1024
 
 BUDGETS = {
@@ -512,7 +514,7 @@ def main():
         sampler.start()
         gateway = "http://127.0.0.1:3005"
         status, body = http("POST", f"{gateway}/api/auth/login",
-                            {"email": "admin@example.com", "password": "Admin123!ChangeMe"})
+                            {"email": "admin@example.com", "password": ADMIN_PASSWORD})
         admin = json.loads(body)
         token, admin_id = admin["access_token"], admin["user"]["id"]
 

@@ -71,7 +71,7 @@ pub struct RegisterRequest {
 
 /// Sign-in.
 #[derive(Serialize, ToSchema)]
-#[schema(example = json!({"email": "admin@example.com", "password": "Admin123!ChangeMe"}))]
+#[schema(example = json!({"email": "jane@example.com", "password": "your-password"}))]
 pub struct LoginRequest {
     #[schema(format = "email")]
     email: String,

@@ -11,6 +11,9 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
 SERVICES=(user-service order-service payment-service api-gateway)
 mkdir -p "$LOG_DIR" "$RUN_DIR"
+# This machine's development secrets (generated once, owner-only), for every script.
+source "$ROOT/infra/scripts/secrets.sh"
+load_secrets
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -108,9 +108,22 @@ pub async fn check_credentials(
     Ok(found.filter(|_| valid).map(|(user, _)| user))
 }
 
-/// Creates the first admin from settings when no user has its e-mail address yet.
+/// Creates the first admin from settings when no user has its e-mail address yet, and
+/// gives an existing one the configured password (and the admin role) when it differs:
+/// the settings, generated per machine for a native run, are the source of truth for
+/// the bootstrap account.
 pub async fn ensure_admin(pool: &PgPool, hasher: &Hasher, email: &Email, password: &Password) -> anyhow::Result<()> {
-    if users::find_credentials(pool, email.as_str()).await?.is_some() {
+    if let Some((user, hash)) = users::find_credentials(pool, email.as_str()).await? {
+        let candidate = password.expose().to_owned();
+        let matches = hasher.run(move || verify_password(&candidate, Some(&hash))).await?;
+        if !matches || user.role != Role::Admin {
+            let password = password.clone();
+            let hash = hasher.run(move || password.hash()).await??;
+            let changes =
+                users::UserChanges { email: None, name: None, password_hash: Some(hash), role: Some(Role::Admin) };
+            users::update(pool, user.id, &changes).await.context("cannot reset the first admin")?;
+            tracing::info!("the first admin's password and role were set from settings");
+        }
         return Ok(());
     }
     let admin = NewUser {

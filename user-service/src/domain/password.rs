@@ -30,6 +30,11 @@ impl Password {
         Ok(Self(SecretString::from(raw)))
     }
 
+    /// The password itself, for a verification; never log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+
     /// Hashes with argon2id and a random salt. CPU-heavy: call it off the async runtime.
     pub fn hash(&self) -> anyhow::Result<PasswordHash> {
         let salt = SaltString::generate(&mut OsRng);
