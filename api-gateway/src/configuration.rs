@@ -22,6 +22,9 @@ pub struct JwtSettings {
     pub audience: String,
     /// `JWT_EXPIRATION_SECONDS` (3600).
     pub expiration: Duration,
+    /// `AUTH_STATUS_TTL_MS` (2000): how long the gateway trusts what it last heard of an
+    /// account (exists, role); the most a deleted account or a changed role keeps working.
+    pub status_ttl: Duration,
 }
 
 impl std::fmt::Debug for JwtSettings {
@@ -31,6 +34,7 @@ impl std::fmt::Debug for JwtSettings {
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("expiration", &self.expiration)
+            .field("status_ttl", &self.status_ttl)
             .finish()
     }
 }
@@ -50,6 +54,7 @@ impl JwtSettings {
             issuer: env.string("JWT_ISSUER", "rust-event-platform"),
             audience: env.string("JWT_AUDIENCE", "platform-api"),
             expiration,
+            status_ttl: env.millis("AUTH_STATUS_TTL_MS", 2_000)?,
         })
     }
 

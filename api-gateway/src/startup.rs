@@ -4,7 +4,7 @@ use axum::http::{Method, header};
 use shared::http::{Server, ServerBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::auth::{RateLimits, Tokens};
+use crate::auth::{Accounts, RateLimits, Tokens};
 use crate::configuration::Settings;
 use crate::routes::{self, AppState, Upstreams};
 
@@ -17,21 +17,23 @@ impl Application {
         shared::metrics::handle();
         let upstreams =
             Upstreams::new(&settings.upstreams, settings.service_key.clone(), settings.limits.max_body_bytes)?;
-        let state = AppState { upstreams, tokens: Tokens::new(&settings.jwt) };
+        let accounts = Accounts::new(settings.jwt.status_ttl, 100_000);
+        let state = AppState { upstreams, tokens: Tokens::new(&settings.jwt), accounts };
         // One body limit for every route, the auth routes included.
-        let mut api = routes::router(state, RateLimits::new(&settings.limits))
+        let api = routes::router(state, RateLimits::new(&settings.limits))
             .layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
+        let mut server = ServerBuilder::new(api).edge_layer(routes::guard_paths);
         if !settings.limits.cors_origins.is_empty() {
-            api = api.layer(
-                CorsLayer::new()
-                    .allow_origin(AllowOrigin::list(settings.limits.cors_origins.clone()))
-                    .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-                    .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, shared::http::REQUEST_ID_HEADER])
-                    .expose_headers([shared::http::REQUEST_ID_HEADER]),
-            );
+            // At the edge: a preflight is answered whatever methods its route serves.
+            let cors = CorsLayer::new()
+                .allow_origin(AllowOrigin::list(settings.limits.cors_origins.clone()))
+                .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, shared::http::REQUEST_ID_HEADER])
+                .expose_headers([shared::http::REQUEST_ID_HEADER]);
+            server = server.edge_layer(move |router| router.layer(cors));
         }
         // The gateway holds no state of its own: ready as soon as it listens. Backends
         // report their own readiness; tying it to theirs would cascade one outage into all.
-        ServerBuilder::new(api).edge_layer(routes::guard_paths).bind(&settings.http).await
+        server.bind(&settings.http).await
     }
 }

@@ -118,6 +118,7 @@ mod tests {
             issuer: "iss".into(),
             audience: "aud".into(),
             expiration: Duration::from_secs(60),
+            status_ttl: Duration::from_secs(2),
         }
     }
 

@@ -12,7 +12,7 @@ use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 
 pub use proxy::{Backend, FORWARDED_ROUTES, ForwardedRoute, Upstreams};
 
-use crate::auth::{RateLimits, Tokens, authenticate, limit_by_client_address, limit_by_principal};
+use crate::auth::{Accounts, RateLimits, Tokens, authenticate, limit_by_client_address, limit_by_principal};
 
 /// What the gateway's handlers share.
 #[derive(Clone)]
@@ -21,6 +21,8 @@ pub struct AppState {
     pub upstreams: Upstreams,
     /// Token issuing and checking.
     pub tokens: Tokens,
+    /// Whether a token's account still exists with its role.
+    pub accounts: Accounts,
 }
 
 /// The public API routes.

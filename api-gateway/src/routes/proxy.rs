@@ -19,6 +19,7 @@ use url::Url;
 use uuid::Uuid;
 
 use super::AppState;
+use crate::auth::AccountState;
 use crate::configuration::UpstreamSettings;
 
 /// Headers a client may send that a backend needs; everything else stays at the edge.
@@ -80,6 +81,39 @@ impl Upstreams {
                 .map_err(|e| Problem::internal(&anyhow::anyhow!(e).context("user-service answered with invalid JSON")))
         } else {
             Err(serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| Problem::new(status, None)))
+        }
+    }
+
+    /// The account's state as user-service has it, asked as the principal itself (every
+    /// account may read its own record).
+    pub async fn account_state(&self, principal: Principal, request_id: &RequestId) -> Result<AccountState, Problem> {
+        let path = format!("/users/{}", principal.id);
+        let response = self
+            .send(
+                &self.users,
+                "user-service",
+                Method::GET,
+                &path,
+                None,
+                HeaderMap::new(),
+                request_id,
+                Some(principal),
+                Bytes::new(),
+            )
+            .await?;
+        match response.status() {
+            StatusCode::OK => {
+                #[derive(serde::Deserialize)]
+                struct Account {
+                    role: shared::auth::Role,
+                }
+                let account: Account = response.json().await.map_err(|e| {
+                    Problem::internal(&anyhow::anyhow!(e).context("user-service answered without a role"))
+                })?;
+                Ok(AccountState::Active(account.role))
+            }
+            StatusCode::NOT_FOUND => Ok(AccountState::Gone),
+            status => Err(Problem::internal(&anyhow::anyhow!("user-service answered {status} for an account check"))),
         }
     }
 
@@ -217,7 +251,8 @@ impl ForwardedRoute {
     }
 }
 
-/// Forwards a call on `route` to its backend, as the authenticated principal.
+/// Forwards a call on `route` to its backend, as the authenticated principal: the path
+/// and the body are checked first, then the account, then the call is made.
 pub async fn forward_route(
     route: &'static ForwardedRoute,
     State(state): State<AppState>,
@@ -229,22 +264,6 @@ pub async fn forward_route(
     let params = params.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
     let path = route.backend_path(&params)?;
     let upstreams = &state.upstreams;
-    let (base, service) = match route.backend {
-        Backend::Users => (&upstreams.users, "user-service"),
-        Backend::Orders => (&upstreams.orders, "order-service"),
-    };
-    forward(upstreams, base, service, principal, &request_id, &path, request).await
-}
-
-async fn forward(
-    upstreams: &Upstreams,
-    base: &Url,
-    service: &'static str,
-    principal: Principal,
-    request_id: &RequestId,
-    path: &str,
-    request: Request,
-) -> Result<Response, Problem> {
     let (parts, body) = request.into_parts();
     let body = to_bytes(body, upstreams.max_body_bytes).await.map_err(|_| {
         Problem::new(
@@ -252,6 +271,11 @@ async fn forward(
             Some(format!("request body exceeds {} bytes", upstreams.max_body_bytes)),
         )
     })?;
+    state.accounts.check(upstreams, principal, &request_id).await?;
+    let (base, service) = match route.backend {
+        Backend::Users => (&upstreams.users, "user-service"),
+        Backend::Orders => (&upstreams.orders, "order-service"),
+    };
     let mut headers = HeaderMap::new();
     for name in FORWARDED_REQUEST_HEADERS {
         if let Some(value) = parts.headers.get(&name) {
@@ -259,7 +283,7 @@ async fn forward(
         }
     }
     let response = upstreams
-        .send(base, service, parts.method, path, parts.uri.query(), headers, request_id, Some(principal), body)
+        .send(base, service, parts.method, &path, parts.uri.query(), headers, &request_id, Some(principal), body)
         .await?;
     let status = response.status();
     let content_type = response.headers().get(header::CONTENT_TYPE).cloned();

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use shared::auth::Role;
 use shared::testing::eventually;
 
-use crate::helpers::{Platform, assert_problem, token_for};
+use crate::helpers::{Platform, assert_problem};
 
 fn order_body(user_id: &serde_json::Value) -> serde_json::Value {
     serde_json::json!({"userId": user_id, "items": [{"productId": "product-123", "quantity": 2, "price": 29.99}]})
@@ -242,13 +241,15 @@ async fn stats_count_by_status_with_exact_revenue() {
 async fn sign_in_is_rate_limited_per_address_with_retry_after() {
     let platform = Platform::start_with("0", &[("AUTH_RATE_LIMIT_PER_MINUTE", "3")]).await;
     let client = &platform.gateway.client;
+    // A sign-up takes one of the three.
+    let (_, token) = platform.register("limited@example.com").await;
     let login = || {
         client
             .post(platform.url("/api/auth/login"))
             .json(&serde_json::json!({"email": "a@example.com", "password": "x"}))
             .send()
     };
-    for _ in 0..3 {
+    for _ in 0..2 {
         assert_eq!(login().await.unwrap().status(), 401);
     }
     let limited = login().await.unwrap();
@@ -256,7 +257,6 @@ async fn sign_in_is_rate_limited_per_address_with_retry_after() {
     assert!((1..=60).contains(&retry_after), "{retry_after}");
     assert_problem(limited, 429).await;
     // The API is limited per principal, not by the sign-in quota.
-    let token = token_for(Role::User);
     assert_eq!(client.get(platform.url("/api/orders")).bearer_auth(&token).send().await.unwrap().status(), 200);
 }
 
@@ -276,4 +276,59 @@ async fn cors_allows_only_configured_origins() {
     assert_eq!(allowed.headers()["access-control-allow-origin"], "http://localhost:8080");
     let refused = preflight("http://evil.example").await.unwrap();
     assert!(refused.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_stop_working_within_seconds_of_a_deletion_or_a_role_change() {
+    let platform = Platform::start("0").await;
+    let client = &platform.gateway.client;
+    let admin = platform.admin_token().await;
+    let (user, token) = platform.register("short-lived@example.com").await;
+    let orders = platform.url("/api/orders");
+    assert_eq!(client.get(&orders).bearer_auth(&token).send().await.unwrap().status(), 200);
+
+    // A deleted account: its token stops working.
+    let user_url = platform.url(&format!("/api/users/{}", user["id"].as_str().unwrap()));
+    assert_eq!(client.delete(&user_url).bearer_auth(&admin).send().await.unwrap().status(), 204);
+    let deleted = std::time::Instant::now();
+    eventually("the deleted account's token to be refused", Duration::from_secs(5), || async {
+        let response = client.get(&orders).bearer_auth(&token).send().await.ok()?;
+        (response.status() == 401).then_some(())
+    })
+    .await;
+    println!("a deleted account's token was refused {:.2} s after the deletion", deleted.elapsed().as_secs_f64());
+    let body =
+        serde_json::json!({"userId": user["id"], "items": [{"productId": "product-1", "quantity": 1, "price": 1.5}]});
+    assert_problem(client.post(&orders).bearer_auth(&token).json(&body).send().await.unwrap(), 401).await;
+
+    // A demoted admin: admin access ends.
+    let created = client
+        .post(platform.url("/api/users"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"email": "deputy@example.com", "name": "Deputy Admin", "password": "SecurePass123!", "role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let deputy: serde_json::Value = created.json().await.unwrap();
+    let login = client
+        .post(platform.url("/api/auth/login"))
+        .json(&serde_json::json!({"email": "deputy@example.com", "password": "SecurePass123!"}))
+        .send()
+        .await
+        .unwrap();
+    let deputy_token = login.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let users = platform.url("/api/users");
+    assert_eq!(client.get(&users).bearer_auth(&deputy_token).send().await.unwrap().status(), 200);
+    let deputy_url = platform.url(&format!("/api/users/{}", deputy["id"].as_str().unwrap()));
+    let demoted =
+        client.put(&deputy_url).bearer_auth(&admin).json(&serde_json::json!({"role": "user"})).send().await.unwrap();
+    assert_eq!(demoted.status(), 200);
+    let changed = std::time::Instant::now();
+    eventually("the demoted admin's token to be refused", Duration::from_secs(5), || async {
+        let response = client.get(&users).bearer_auth(&deputy_token).send().await.ok()?;
+        (response.status() == 401).then_some(())
+    })
+    .await;
+    println!("a demoted admin's token was refused {:.2} s after the change", changed.elapsed().as_secs_f64());
 }

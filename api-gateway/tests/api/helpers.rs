@@ -127,3 +127,30 @@ pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_j
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     response.json().await.unwrap()
 }
+
+/// Sends one request byte for byte (no client library normalising it), body written as far
+/// as the server reads it, and returns the status and the raw answer.
+pub async fn raw_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://")).await.unwrap();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: gateway\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // A server that refuses the body answers and closes early: a failed write is expected then.
+    let _ = stream.write_all(body).await;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer)
+}

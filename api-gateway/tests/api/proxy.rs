@@ -2,7 +2,7 @@
 
 use shared::auth::Role;
 
-use crate::helpers::{assert_problem, spawn_gateway, token_for};
+use crate::helpers::{assert_problem, raw_request, spawn_gateway, token_for};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_backend_that_is_down_is_a_502_problem_with_the_request_id() {
@@ -60,17 +60,12 @@ async fn an_oversized_body_is_413() {
 async fn the_auth_routes_have_the_same_body_limit_and_error_shape() {
     // Backends down: a body within the limit would be forwarded and fail with 502.
     let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
+    let json = [("Content-Type", "application/json".to_owned())];
     for route in ["/api/auth/login", "/api/auth/register"] {
         for size in [1_500_000, 10 * 1024 * 1024] {
-            let response = gateway
-                .client
-                .post(gateway.url(route))
-                .header("content-type", "application/json")
-                .body(vec![b' '; size])
-                .send()
-                .await
-                .unwrap();
-            assert_problem(response, 413).await;
+            let (status, answer) = raw_request(&gateway.address, "POST", route, &json, &vec![b' '; size]).await;
+            assert_eq!(status, 413, "{route} with {size} bytes: {answer}");
+            assert!(answer.contains("application/problem+json"), "{route} with {size} bytes: {answer}");
         }
     }
 }

@@ -2,24 +2,11 @@
 //! library would resolve the dot segments before sending them). None reaches a
 //! backend's internal routes: each is a 400 or 404 problem, or 405 with `Allow`.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use crate::helpers::{Platform, raw_request, spawn_gateway, token_for};
 
-use crate::helpers::{Platform, spawn_gateway, token_for};
-
-/// Sends one request exactly as written; returns the status and the raw head + body.
 async fn raw(address: &str, method: &str, path: &str, token: &str, body: &str) -> (u16, String) {
-    let mut stream = tokio::net::TcpStream::connect(address.trim_start_matches("http://")).await.unwrap();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {token}\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).await.unwrap();
-    let answer = String::from_utf8_lossy(&answer).into_owned();
-    let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, answer)
+    let headers = [("Authorization", format!("Bearer {token}")), ("Content-Type", "application/json".to_owned())];
+    raw_request(address, method, path, &headers, body.as_bytes()).await
 }
 
 /// Every spelling of "one level up, then an internal route" that we know of.

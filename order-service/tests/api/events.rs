@@ -28,18 +28,34 @@ fn payment(order: &serde_json::Value, status: PaymentStatus) -> PaymentCompleted
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_user_gets_exactly_one_welcome_order_and_one_event_however_often_it_is_told() {
-    // One partition: every event is handled in publication order, so the marker user's
-    // order tells when everything before it was handled.
     let app = spawn_app_with(|env| env.with("KAFKA_TOPIC_PARTITIONS", "1")).await;
     let (user_id, marker) = (Uuid::new_v4(), Uuid::new_v4());
     let event_id = Uuid::new_v4();
     app.publish_with_id(&user_created(user_id), event_id).await;
     app.publish_with_id(&user_created(user_id), event_id).await; // a redelivery
     app.publish(&user_created(user_id)).await; // a duplicate with an id of its own
-    app.publish(&user_created(marker)).await;
 
     let order = app.wait_for_order(user_id, |s| s == "pending").await;
     assert_eq!(order["kind"], "welcome");
+    // Different users' events are handled and relayed concurrently, so the marker goes out
+    // only once all three messages were handled and every outbox row they made was published:
+    // then everything announced for the user precedes the marker on the topic.
+    let pool =
+        sqlx::PgPool::connect(&format!("{}/{}", shared::testing::server_url(), app.database_name)).await.unwrap();
+    eventually("the three messages to be handled and relayed", Duration::from_secs(20), || async {
+        let metrics = app.client().get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        let topic = format!("topic=\"{}\"", app.topic("user.created"));
+        let consumed: f64 = metrics
+            .lines()
+            .filter(|line| line.starts_with("kafka_messages_consumed_total{") && line.contains(&topic))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await.ok()?;
+        (consumed >= 3.0 && pending == 0).then_some(())
+    })
+    .await;
+    app.publish(&user_created(marker)).await;
     let probe = TopicProbe::new(&app.topic("order.created"));
     let mut announced = Vec::new();
     loop {
