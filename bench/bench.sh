@@ -2,7 +2,8 @@
 # make bench: builds in release mode, runs the native stack, and writes
 # bench/report.md and bench/results.json. BENCH_MODE=smoke (make test) runs
 # every step briefly on the debug build to prove the harness works; it judges
-# no timings.
+# no timings. BENCH_BIN_DIR runs prebuilt binaries instead (say, an earlier
+# commit's, for a before/after comparison) and BENCH_OUT writes elsewhere.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 source "$ROOT/infra/scripts/common.sh"
@@ -28,9 +29,12 @@ fi
 BENCH_BROKER_PORT=19094
 "$ROOT/infra/scripts/broker.sh" start-fresh tansu-bench "$BENCH_BROKER_PORT"
 trap '"$ROOT/infra/scripts/broker.sh" stop-fresh tansu-bench' EXIT
-say "Building the services ($PROFILE)"
-flags=(); [ "$PROFILE" = release ] && flags=(--release)
-(cd "$ROOT" && cargo build --quiet "${flags[@]}" --bins)
+BIN_DIR="${BENCH_BIN_DIR:-$ROOT/target/$PROFILE}"
+if [ -z "${BENCH_BIN_DIR:-}" ]; then
+  say "Building the services ($PROFILE)"
+  flags=(); [ "$PROFILE" = release ] && flags=(--release)
+  (cd "$ROOT" && cargo build --quiet "${flags[@]}" --bins)
+fi
 
 # The bench runs its own instances on the standard ports.
 if "$ROOT/infra/scripts/services.sh" status | grep -q running; then
@@ -38,8 +42,9 @@ if "$ROOT/infra/scripts/services.sh" status | grep -q running; then
   "$ROOT/infra/scripts/services.sh" stop
 fi
 
-out="$ROOT/bench"
-[ "$MODE" = smoke ] && out="$STATE_DIR/bench-smoke" && mkdir -p "$out"
-"$VENV/bin/python" "$ROOT/bench/harness.py" --mode "$MODE" --bin-dir "$ROOT/target/$PROFILE" \
+out="${BENCH_OUT:-$ROOT/bench}"
+[ "$MODE" = smoke ] && out="$STATE_DIR/bench-smoke"
+mkdir -p "$out"
+"$VENV/bin/python" "$ROOT/bench/harness.py" --mode "$MODE" --bin-dir "$BIN_DIR" \
   --database-url "$DATABASE_URL" --brokers "$KAFKA_HOST:$BENCH_BROKER_PORT" \
   --broker-pid-file "$RUN_DIR/tansu-bench.pid" --out "$out"

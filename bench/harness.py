@@ -535,7 +535,7 @@ def main():
         c = results["order_chain"]
         log(f"  p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms (hop p50 {results['hop']['p50_ms']:.2f} ms)")
 
-        log("Demo settings: 20 sign-ups at once with a 1 s payment delay")
+        log(f"Demo settings: {3 if smoke else 20} sign-ups at once with a 1 s payment delay")
         sampler.step = "demo settings"
         stack.stop("payment-service")
         stack.start("payment-service", {"PAYMENT_DELAY_MS": "1000"})
@@ -571,6 +571,10 @@ def main():
         sampler.step = "order flood"
         users = [register(gateway, f"flood-{i}-{uuid.uuid4().hex[:8]}@example.com")["user"]["id"]
                  for i in range(5 if smoke else 50)]
+        # order-service takes orders for users it has heard of: wait for their welcome orders.
+        ids = ",".join(f"'{u}'" for u in users)
+        wait_rows(args, stack.order_db, f"SELECT count(*) FROM orders WHERE kind = 'welcome' AND user_id IN ({ids})",
+                  lambda r: int(r) >= len(users), 60)
         results["flood"] = order_flood(args, stack, gateway, token, users, 1 if smoke else 15, connections)
         f = results["flood"]
         log(f"  accepted {f['accept_per_s']:.0f}/s, settled {f['settle_per_s']:.0f}/s; "

@@ -19,6 +19,9 @@ pub enum PlaceOrderError {
     /// Input failed validation.
     #[error("invalid order")]
     Invalid(Vec<FieldError>),
+    /// The user is not one order-service knows (never announced, or deleted).
+    #[error("unknown or deleted user {0}")]
+    UnknownUser(Uuid),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -28,6 +31,10 @@ impl From<PlaceOrderError> for Problem {
     fn from(error: PlaceOrderError) -> Self {
         match error {
             PlaceOrderError::Invalid(errors) => Problem::validation(errors),
+            PlaceOrderError::UnknownUser(id) => Problem::new(
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                Some(format!("user {id} does not exist or was deleted")),
+            ),
             PlaceOrderError::Unexpected(error) => Problem::internal(&error),
         }
     }
@@ -35,7 +42,9 @@ impl From<PlaceOrderError> for Problem {
 
 /// Stores `order` with its `order.created` event, atomically, in one statement on
 /// `connection` (inside the caller's transaction, when it has one). Returns `None` for a
-/// welcome order the user already has: nothing is stored or announced twice.
+/// welcome order the user already has (nothing is stored or announced twice), or for a
+/// user deleted before their welcome order; a standard order for a user order-service
+/// does not know is [`PlaceOrderError::UnknownUser`].
 pub async fn place_order(
     connection: &mut PgConnection,
     order: &NewOrder,
@@ -60,7 +69,10 @@ pub async fn place_order(
     };
     let event = outbox::prepare(&order_created(&candidate), request_id).context("cannot prepare order.created")?;
     let Some(stored) = orders::insert_with_event(&mut *connection, &candidate, &event).await? else {
-        tracing::info!(user_id = %order.user_id, "user already has a welcome order; not creating another");
+        if kind == OrderKind::Standard {
+            return Err(PlaceOrderError::UnknownUser(order.user_id));
+        }
+        tracing::info!(user_id = %order.user_id, "user already has a welcome order, or was deleted; not creating one");
         return Ok(None);
     };
     metrics::counter!("orders_created_total", "kind" => kind.as_str()).increment(1);

@@ -1,6 +1,6 @@
 //! Wiring: database, Kafka topics, the consumer, routes and the server.
 
-use shared::events::{Event, OrderCreated, PaymentCompleted, UserCreated};
+use shared::events::{Event, OrderCreated, PaymentCompleted, UserCreated, UserDeleted};
 use shared::health::{ConsumerStatus, Readiness};
 use shared::http::{Server, ServerBuilder};
 use shared::kafka::{ConsumerBuilder, EventPublisher, ensure_topics};
@@ -9,7 +9,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
 use crate::configuration::Settings;
-use crate::events::{on_payment_completed, on_user_created};
+use crate::events::{on_payment_completed, on_user_created, on_user_deleted};
 use crate::routes;
 
 /// The schema, embedded at compile time.
@@ -33,13 +33,18 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         shared::metrics::handle();
         let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
-        ensure_topics(&settings.kafka, &[UserCreated::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC]).await?;
+        ensure_topics(
+            &settings.kafka,
+            &[UserCreated::TOPIC, UserDeleted::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC],
+        )
+        .await?;
         let publisher = EventPublisher::new(&settings.kafka)?;
         let state = AppState { pool: pool.clone() };
 
-        let (on_user, on_payment) = (state.clone(), state.clone());
+        let (on_user, on_deleted, on_payment) = (state.clone(), state.clone(), state.clone());
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
             .on(move |message| on_user_created(on_user.clone(), message))
+            .on(move |message| on_user_deleted(on_deleted.clone(), message))
             .on(move |message| on_payment_completed(on_payment.clone(), message))
             .pause_while_down(Readiness::default().postgres(pool.clone()));
         let status = ConsumerStatus::default();

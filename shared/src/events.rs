@@ -44,6 +44,25 @@ impl Event for UserCreated {
     }
 }
 
+/// `user.deleted`: a user account was deleted. Consumers forget the user; order-service
+/// refuses new orders for them and cancels their pending ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserDeleted {
+    /// The deleted user's id.
+    pub user_id: Uuid,
+    /// When the account was deleted.
+    pub deleted_at: DateTime<Utc>,
+}
+
+impl Event for UserDeleted {
+    const TOPIC: &'static str = "user.deleted";
+    const TYPE: &'static str = "platform.user.deleted.v1";
+    fn key(&self) -> Uuid {
+        self.user_id
+    }
+}
+
 /// One line of an order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -127,7 +146,8 @@ impl Event for PaymentCompleted {
 }
 
 /// Base names of every topic the platform uses, for creating them at start.
-pub const ALL_TOPICS: [&str; 3] = [UserCreated::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC];
+pub const ALL_TOPICS: [&str; 4] =
+    [UserCreated::TOPIC, UserDeleted::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC];
 
 /// The dead-letter topic for a topic.
 pub fn dead_letter_topic(topic: &str) -> String {

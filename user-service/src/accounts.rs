@@ -6,7 +6,9 @@ use shared::http::{FieldError, Problem, RequestId};
 use shared::outbox;
 use sqlx::PgPool;
 
-use crate::domain::{Email, NewUser, Password, Role, User, UserName, verify_password};
+use shared::events::UserDeleted;
+
+use crate::domain::{Email, NewUser, Password, Role, User, UserId, UserName, verify_password};
 use crate::events::user_created;
 use crate::hashing::{Hasher, HashingError};
 use crate::repository::users::{self, InsertUserError};
@@ -73,6 +75,21 @@ pub async fn create_user(
     metrics::counter!("users_registered_total").increment(1);
     tracing::info!(user_id = %user.id.as_uuid(), role = user.role.as_str(), "user created");
     Ok(user)
+}
+
+/// Deletes the user and, in the same transaction, writes its `user.deleted` event, so the
+/// other services learn of every deletion. False when there is no such user.
+pub async fn delete_user(pool: &PgPool, request_id: &RequestId, id: UserId) -> anyhow::Result<bool> {
+    let mut transaction = pool.begin().await.context("cannot begin transaction")?;
+    if !users::delete(&mut *transaction, id).await? {
+        return Ok(false);
+    }
+    let event = UserDeleted { user_id: id.as_uuid(), deleted_at: chrono::Utc::now() };
+    outbox::enqueue(&mut transaction, &event, request_id).await?;
+    transaction.commit().await.context("cannot commit the deletion")?;
+    metrics::counter!("users_deleted_total").increment(1);
+    tracing::info!(user_id = %id.as_uuid(), "user deleted");
+    Ok(true)
 }
 
 /// Why credentials could not be checked.

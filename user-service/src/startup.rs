@@ -1,6 +1,6 @@
 //! Wiring: database, Kafka, routes and the server, in the order they must come up.
 
-use shared::events::{Event, UserCreated};
+use shared::events::{Event, UserCreated, UserDeleted};
 use shared::health::Readiness;
 use shared::http::{Server, ServerBuilder};
 use shared::kafka::{EventPublisher, ensure_topics};
@@ -32,7 +32,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         shared::metrics::handle();
         let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
-        ensure_topics(&settings.kafka, &[UserCreated::TOPIC]).await?;
+        ensure_topics(&settings.kafka, &[UserCreated::TOPIC, UserDeleted::TOPIC]).await?;
         let publisher = EventPublisher::new(&settings.kafka)?;
         let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone());
         let relay = OutboxRelay::new(pool.clone(), publisher);

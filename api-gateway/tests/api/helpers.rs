@@ -67,7 +67,8 @@ impl Platform {
         .await
     }
 
-    /// Signs up a user through the gateway; returns (user, token).
+    /// Signs up a user through the gateway and waits until order-service knows them
+    /// (their welcome order exists); returns (user, token).
     pub async fn register(&self, email: &str) -> (serde_json::Value, String) {
         let response = self
             .gateway
@@ -79,7 +80,16 @@ impl Platform {
             .unwrap();
         assert_eq!(response.status(), 201);
         let body: serde_json::Value = response.json().await.unwrap();
-        (body["user"].clone(), body["access_token"].as_str().unwrap().to_owned())
+        let token = body["access_token"].as_str().unwrap().to_owned();
+        // order-service accepts orders for users it has heard of: wait for the welcome order.
+        let url = self.url("/api/orders");
+        eventually("order-service to know the new user", Duration::from_secs(30), || async {
+            let response = self.gateway.client.get(&url).bearer_auth(&token).send().await.ok()?;
+            let orders: Vec<serde_json::Value> = response.json().await.ok()?;
+            (!orders.is_empty()).then_some(())
+        })
+        .await;
+        (body["user"].clone(), token)
     }
 
     /// Signs in as the first admin (development defaults); returns the token.

@@ -2,12 +2,14 @@
 
 mod payment_completed;
 mod user_created;
+mod user_deleted;
 
 use shared::events::OrderCreated;
 
 use crate::domain::Order;
 pub use payment_completed::on_payment_completed;
 pub use user_created::on_user_created;
+pub use user_deleted::on_user_deleted;
 
 /// The `order.created` event for a stored order.
 pub fn order_created(order: &Order) -> OrderCreated {

@@ -1,4 +1,4 @@
-//! `user.created` → the user's welcome order.
+//! `user.created` → order-service knows the user, and the user's welcome order.
 
 use anyhow::Context;
 use shared::events::UserCreated;
@@ -7,6 +7,7 @@ use shared::kafka::{HandlerError, Incoming};
 
 use crate::domain::{NewOrder, OrderKind};
 use crate::ordering::{PlaceOrderError, place_order};
+use crate::repository::known_users;
 use crate::startup::AppState;
 
 /// Creates the welcome order and its event in one transaction with the event's
@@ -16,6 +17,7 @@ pub async fn on_user_created(state: AppState, message: Incoming<UserCreated>) ->
     if !first_delivery(&mut transaction, &message.meta).await? {
         return Ok(());
     }
+    known_users::record(&mut *transaction, message.event.user_id).await?;
     let order = NewOrder::welcome(message.event.user_id);
     match place_order(&mut transaction, &order, OrderKind::Welcome, &message.meta.request_id).await {
         Ok(_) => {}
@@ -23,6 +25,9 @@ pub async fn on_user_created(state: AppState, message: Incoming<UserCreated>) ->
             return Err(HandlerError::Permanent(anyhow::anyhow!("welcome order is invalid: {errors:?}")));
         }
         Err(PlaceOrderError::Unexpected(error)) => return Err(HandlerError::Transient(error)),
+        Err(PlaceOrderError::UnknownUser(id)) => {
+            return Err(HandlerError::Permanent(anyhow::anyhow!("a welcome order is never refused as unknown ({id})")));
+        }
     }
     transaction.commit().await.context("cannot commit the welcome order")?;
     Ok(())

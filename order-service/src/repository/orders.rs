@@ -56,8 +56,9 @@ fn to_item(row: ItemRow) -> anyhow::Result<OrderItem> {
 }
 
 /// Inserts an order with its lines and its outbox event, in one statement (one round
-/// trip, atomic on its own). Returns `None` when it is a welcome order and the user
-/// already has one; then nothing is stored, the event included.
+/// trip, atomic on its own). Returns `None`, and stores nothing (the event included),
+/// when the user is not a known, undeleted user (`known_users`), or when it is a welcome
+/// order and the user already has one.
 #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "INSERT orders", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "orders"))]
 pub async fn insert_with_event(
     executor: impl PgExecutor<'_>,
@@ -94,12 +95,13 @@ pub async fn insert_with_event(
 }
 
 /// The order, its lines and its `order.created` outbox row. The CTEs see one snapshot:
-/// when the welcome-order conflict skips the order, `new_order` is empty and so are the
-/// lines and the event. `bench/harness.py` replays this statement in `pgbench`.
+/// when the user is unknown or deleted, or the welcome-order conflict skips the order,
+/// `new_order` is empty and so are the lines and the event. `bench/harness.py` replays this statement in `pgbench`.
 pub const INSERT_WITH_EVENT: &str = "\
 WITH new_order AS (
     INSERT INTO orders (id, user_id, kind, total_cents, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $5)
+    SELECT $1, $2, $3, $4, $5, $5
+    WHERE EXISTS (SELECT 1 FROM known_users WHERE user_id = $2 AND deleted_at IS NULL)
     ON CONFLICT (user_id) WHERE kind = 'welcome' DO NOTHING
     RETURNING id, user_id, kind, status, total_cents, created_at, updated_at
 ), lines AS (

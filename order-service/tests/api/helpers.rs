@@ -48,6 +48,20 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// A user order-service knows: announced by `user.created`, welcome order stored.
+    pub async fn known_user(&self) -> uuid::Uuid {
+        let user_id = uuid::Uuid::new_v4();
+        let event = shared::events::UserCreated {
+            user_id,
+            email: format!("{user_id}@example.com"),
+            name: "Known User".into(),
+            created_at: chrono::Utc::now(),
+        };
+        self.publish(&event).await;
+        self.wait_for_order(user_id, |s| s == "pending").await;
+        user_id
+    }
+
     /// Polls until the user has an order whose status satisfies `done`.
     pub async fn wait_for_order(&self, user_id: uuid::Uuid, done: impl Fn(&str) -> bool) -> serde_json::Value {
         eventually("the order to reach the expected status", Duration::from_secs(30), || async {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use shared::events::OrderCreated;
-use shared::testing::TopicProbe;
+use shared::testing::{TopicProbe, eventually};
 use uuid::Uuid;
 
 use crate::helpers::{assert_problem, spawn_app};
@@ -12,7 +12,7 @@ use crate::helpers::{assert_problem, spawn_app};
 #[tokio::test(flavor = "multi_thread")]
 async fn placing_an_order_stores_it_with_an_exact_total_and_publishes_order_created() {
     let app = spawn_app().await;
-    let user_id = Uuid::new_v4();
+    let user_id = app.known_user().await;
     let response = app
         .client()
         .post(app.url("/orders"))
@@ -36,9 +36,12 @@ async fn placing_an_order_stores_it_with_an_exact_total_and_publishes_order_crea
     assert_eq!(fetched, order);
 
     let probe = TopicProbe::new(&app.topic("order.created"));
-    let message = probe.next_matching(Duration::from_secs(20), |_| true).await;
+    let message = probe
+        .next_matching(Duration::from_secs(20), |m| {
+            serde_json::from_slice::<OrderCreated>(m.payload().unwrap()).is_ok_and(|e| e.order_id.to_string() == id)
+        })
+        .await;
     let event: OrderCreated = serde_json::from_slice(message.payload().unwrap()).unwrap();
-    assert_eq!(event.order_id.to_string(), id);
     assert_eq!(event.total_amount.cents(), 6028);
     assert_eq!(message.key(), Some(user_id.to_string().as_bytes()));
 }
@@ -80,13 +83,61 @@ async fn malformed_requests_are_4xx_problems() {
 #[tokio::test(flavor = "multi_thread")]
 async fn orders_can_be_filtered_by_status() {
     let app = spawn_app().await;
-    let user_id = Uuid::new_v4();
+    let user_id = app.known_user().await;
     let body = serde_json::json!({"userId": user_id, "items": [{"productId": "product-1", "quantity": 1, "price": 5}]});
     assert_eq!(app.client().post(app.url("/orders")).json(&body).send().await.unwrap().status(), 201);
     let pending: Vec<serde_json::Value> =
         app.client().get(app.url("/orders?status=pending")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(pending.len(), 1);
+    assert_eq!(pending.len(), 2, "the welcome order and this one, no payment-service here");
     let paid: Vec<serde_json::Value> =
         app.client().get(app.url("/orders?status=paid")).send().await.unwrap().json().await.unwrap();
     assert!(paid.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_only_for_known_users_and_a_deletion_cancels_pending_ones() {
+    let app = spawn_app().await;
+    let order = |user_id: Uuid| {
+        let body =
+            serde_json::json!({"userId": user_id, "items": [{"productId": "product-1", "quantity": 1, "price": 5}]});
+        app.client().post(app.url("/orders")).json(&body).send()
+    };
+    // Never announced: refused, nothing stored.
+    let stranger = Uuid::new_v4();
+    assert_problem(order(stranger).await.unwrap(), 422).await;
+    assert!(app.orders_of(stranger).await.is_empty());
+
+    // Known: accepted. Then deleted: pending orders cancelled, new ones refused.
+    let user_id = app.known_user().await;
+    assert_eq!(order(user_id).await.unwrap().status(), 201);
+    app.publish(&shared::events::UserDeleted { user_id, deleted_at: chrono::Utc::now() }).await;
+    eventually("the user's pending orders to be cancelled", Duration::from_secs(30), || async {
+        let orders = app.orders_of(user_id).await;
+        (orders.len() == 2 && orders.iter().all(|o| o["status"] == "cancelled")).then_some(())
+    })
+    .await;
+    assert_problem(order(user_id).await.unwrap(), 422).await;
+
+    // A user.created that arrives after the deletion does not bring the user back.
+    let late = Uuid::new_v4();
+    let event = shared::events::UserCreated {
+        user_id,
+        email: "late@example.com".into(),
+        name: "Late Event".into(),
+        created_at: chrono::Utc::now(),
+    };
+    app.publish_with_id(&event, late).await;
+    let pool =
+        sqlx::PgPool::connect(&format!("{}/{}", shared::testing::server_url(), app.database_name)).await.unwrap();
+    eventually("the late user.created to be handled", Duration::from_secs(30), || async {
+        let handled: Option<i32> = sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
+            .bind(late)
+            .fetch_optional(&pool)
+            .await
+            .ok()?;
+        handled.map(|_| ())
+    })
+    .await;
+    assert_problem(order(user_id).await.unwrap(), 422).await;
+    assert_eq!(app.orders_of(user_id).await.len(), 2, "no second welcome order for a deleted user");
 }

@@ -1,9 +1,41 @@
 //! Passwords: checked for strength, hashed with argon2id, never logged.
+//!
+//! argon2id needs 19 MiB of working memory per hash. Allocated per call, a burst of
+//! sign-ups leaves that memory in every hashing thread's allocator arena (the bench saw
+//! hundreds of MiB); here each thread keeps one working area and reuses it, so the
+//! service's footprint is one area per hashing thread, whatever the load.
 
-use argon2::password_hash::SaltString;
+use std::cell::RefCell;
+
 use argon2::password_hash::rand_core::OsRng;
-use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use argon2::password_hash::{Output, ParamsString, Salt, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
+
+thread_local! {
+    /// This thread's argon2 working memory, grown once to the largest parameters seen.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The hash of `password` with `salt` under `argon`, computed in this thread's working memory.
+fn compute(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: Salt<'_>) -> anyhow::Result<Output> {
+    let mut salt_buffer = [0u8; 64];
+    let salt = salt.decode_b64(&mut salt_buffer).map_err(|e| anyhow::anyhow!("invalid salt: {e}"))?;
+    let blocks = params.block_count();
+    let length = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    MEMORY
+        .with_borrow_mut(|memory| {
+            if memory.len() < blocks {
+                memory.resize(blocks, Block::default());
+            }
+            Output::init_with(length, |out| {
+                argon
+                    .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+                    .map_err(|_| argon2::password_hash::Error::Crypto)
+            })
+        })
+        .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+}
 
 /// A password that meets the strength rules. Its `Debug` output is redacted.
 #[derive(Debug, Clone)]
@@ -35,13 +67,21 @@ impl Password {
         self.0.expose_secret()
     }
 
-    /// Hashes with argon2id and a random salt. CPU-heavy: call it off the async runtime.
+    /// Hashes with argon2id (default parameters) and a random salt, as a PHC string.
+    /// CPU-heavy: call it off the async runtime.
     pub fn hash(&self) -> anyhow::Result<PasswordHash> {
         let salt = SaltString::generate(&mut OsRng);
-        let hash = Argon2::default()
-            .hash_password(self.0.expose_secret().as_bytes(), &salt)
-            .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))?;
-        Ok(PasswordHash(hash.to_string()))
+        let params = Params::default();
+        let argon = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+        let output = compute(&argon, &params, self.0.expose_secret().as_bytes(), salt.as_salt())?;
+        let phc = argon2::PasswordHash {
+            algorithm: Algorithm::Argon2id.ident(),
+            version: Some(Version::V0x13.into()),
+            params: ParamsString::try_from(&params).map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?,
+            salt: Some(salt.as_salt()),
+            hash: Some(output),
+        };
+        Ok(PasswordHash(phc.to_string()))
     }
 }
 
@@ -54,10 +94,20 @@ pub fn verify(candidate: &str, stored: Option<&str>) -> bool {
         Password::parse("Dummy-Passw0rd!".to_owned()).ok().and_then(|p| p.hash().ok()).map(|h| h.0).unwrap_or_default()
     });
     let found = stored.is_some();
-    let hash = stored.unwrap_or(dummy);
-    let Ok(parsed) = argon2::password_hash::PasswordHash::new(hash) else { return false };
-    let matches = Argon2::default().verify_password(candidate.as_bytes(), &parsed).is_ok();
+    let matches = matches_phc(candidate, stored.unwrap_or(dummy)).unwrap_or(false);
     found && matches
+}
+
+/// Whether `candidate` hashes to the stored PHC string, under the parameters it names.
+fn matches_phc(candidate: &str, phc: &str) -> anyhow::Result<bool> {
+    let parsed = argon2::PasswordHash::new(phc).map_err(|e| anyhow::anyhow!("not a PHC string: {e}"))?;
+    let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let version = parsed.version.map_or(Ok(Version::V0x13), Version::try_from).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let params = Params::try_from(&parsed).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return Ok(false) };
+    let argon = Argon2::new(algorithm, version, params.clone());
+    // `Output`'s equality is constant-time.
+    Ok(compute(&argon, &params, candidate.as_bytes(), salt)? == expected)
 }
 
 /// A PHC-format argon2id hash.
@@ -96,6 +146,19 @@ mod tests {
         assert!(a.as_str().starts_with("$argon2id$"));
         assert_ne!(a.as_str(), b.as_str());
         assert!(!format!("{password:?}{a:?}").contains("SecurePass"));
+    }
+
+    #[test]
+    fn hashes_made_by_the_argon2_crate_itself_still_verify() {
+        use argon2::PasswordHasher;
+        let salt = SaltString::generate(&mut OsRng);
+        let stored = Argon2::default().hash_password(b"SecurePass123!", &salt).unwrap().to_string();
+        assert!(verify("SecurePass123!", Some(&stored)));
+        assert!(!verify("SecurePass123?", Some(&stored)));
+        let ours = Password::parse("SecurePass123!".into()).unwrap().hash().unwrap();
+        let parsed = argon2::PasswordHash::new(ours.as_str()).unwrap();
+        use argon2::PasswordVerifier;
+        assert!(Argon2::default().verify_password(b"SecurePass123!", &parsed).is_ok(), "the crate verifies ours");
     }
 
     #[test]

@@ -119,10 +119,15 @@ pub async fn update(
 pub async fn delete(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, Problem> {
     principal.require_admin()?;
-    if users::delete(&state.pool, id.into()).await? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found(id)) }
+    if crate::accounts::delete_user(&state.pool, &request_id, id.into()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(not_found(id))
+    }
 }
 
 /// Query of `GET /users`.

@@ -1,0 +1,25 @@
+//! `user.deleted` → order-service forgets the user: new orders for them are refused and
+//! their pending orders are cancelled.
+
+use anyhow::Context;
+use shared::events::UserDeleted;
+use shared::idempotency::first_delivery;
+use shared::kafka::{HandlerError, Incoming};
+
+use crate::repository::known_users;
+use crate::startup::AppState;
+
+/// Marks the user deleted and cancels their pending orders, in one transaction with the
+/// event's processed mark.
+pub async fn on_user_deleted(state: AppState, message: Incoming<UserDeleted>) -> Result<(), HandlerError> {
+    let user_id = message.event.user_id;
+    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
+    if !first_delivery(&mut transaction, &message.meta).await? {
+        return Ok(());
+    }
+    let cancelled = known_users::forget(&mut *transaction, user_id).await?;
+    transaction.commit().await.context("cannot commit the user's deletion")?;
+    metrics::counter!("order_status_changes_total", "status" => "cancelled").increment(cancelled);
+    tracing::info!(%user_id, cancelled, "user deleted; pending orders cancelled");
+    Ok(())
+}
