@@ -44,6 +44,11 @@ const BATCH: i64 = 200;
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
 /// Published rows are kept this long for inspection, then pruned.
 const KEEP_PUBLISHED: &str = "1 hour";
+/// How often the backlog gauges are refreshed: not on every wake-up, which under load is
+/// every few milliseconds.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+/// How often published rows past [`KEEP_PUBLISHED`] are deleted (a scan, kept off the hot path).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 /// Advisory lock key: one relay per database publishes at a time.
 const RELAY_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
 
@@ -131,6 +136,11 @@ impl OutboxRelay {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = None;
         let mut failures = 0u32;
+        let mut gauges = tokio::time::interval(GAUGES_EVERY);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        for timer in [&mut gauges, &mut prune] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
         loop {
             if listener.is_none() {
                 listener = self.listen().await;
@@ -145,10 +155,11 @@ impl OutboxRelay {
                     }
                 }
             }
-            self.record_backlog().await;
             let pause = if failures == 0 { SWEEP_EVERY } else { SWEEP_EVERY * failures.min(5) };
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                _ = gauges.tick() => self.record_backlog().await,
+                _ = prune.tick() => self.prune().await,
                 notified = wait_for_notification(&mut listener) => {
                     if !notified {
                         listener = None;
@@ -174,18 +185,14 @@ impl OutboxRelay {
 
     async fn publish_batch(&self) -> anyhow::Result<usize> {
         let mut transaction = self.pool.begin().await.context("cannot begin outbox transaction")?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-            .bind(RELAY_LOCK)
-            .fetch_one(&mut *transaction)
-            .await
-            .context("cannot take the relay lock")?;
-        if !locked {
-            return Ok(0); // another instance is relaying
-        }
+        // The lock and the read in one round trip: without the lock (another instance is
+        // relaying) no row comes back. The CTE holds a volatile call, so it runs once.
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT id, event_id, topic, event_type, message_key, payload, headers, created_at
-             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
+            "WITH relay AS (SELECT pg_try_advisory_xact_lock($1) AS locked)
+             SELECT id, event_id, topic, event_type, message_key, payload, headers, created_at
+             FROM outbox, relay WHERE relay.locked AND published_at IS NULL ORDER BY id LIMIT $2",
         )
+        .bind(RELAY_LOCK)
         .bind(BATCH)
         .fetch_all(&mut *transaction)
         .await
@@ -197,10 +204,6 @@ impl OutboxRelay {
                 .execute(&mut *transaction)
                 .await
                 .context("cannot mark outbox rows published")?;
-            sqlx::query(&format!("DELETE FROM outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"))
-                .execute(&mut *transaction)
-                .await
-                .context("cannot prune the outbox")?;
         }
         transaction.commit().await.context("cannot commit outbox progress")?;
         match failure {
@@ -260,6 +263,16 @@ impl OutboxRelay {
         self.publisher.publish_outgoing(&outgoing).await?;
         metrics::counter!("outbox_published_total", "topic" => row.topic.clone()).increment(1);
         Ok(())
+    }
+
+    async fn prune(&self) {
+        let pruned =
+            sqlx::query(&format!("DELETE FROM outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"))
+                .execute(&self.pool)
+                .await;
+        if let Err(error) = pruned {
+            tracing::warn!(%error, "cannot prune published outbox rows");
+        }
     }
 
     async fn record_backlog(&self) {

@@ -226,6 +226,15 @@ pub async fn produce_raw(topic: &str, key: &str, payload: &[u8]) {
         .expect("the broker acknowledges the test message");
 }
 
+/// The sum of the series of `name` whose labels contain `label` (say `outcome="failed"`).
+pub fn metric_sum_where(exposition: &str, name: &str, label: &str) -> f64 {
+    exposition
+        .lines()
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')) && line.contains(label))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The sum of every series of `name` in a Prometheus text exposition (0 when absent).
 pub fn metric_sum(exposition: &str, name: &str) -> f64 {
     exposition

@@ -6,5 +6,6 @@ mod auth;
 mod chain;
 mod docs;
 mod helpers;
+mod hostile;
 mod proxy;
 mod traversal;

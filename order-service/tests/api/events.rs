@@ -45,11 +45,7 @@ async fn a_new_user_gets_exactly_one_welcome_order_and_one_event_however_often_i
     eventually("the three messages to be handled and relayed", Duration::from_secs(20), || async {
         let metrics = app.client().get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
         let topic = format!("topic=\"{}\"", app.topic("user.created"));
-        let consumed: f64 = metrics
-            .lines()
-            .filter(|line| line.starts_with("kafka_messages_consumed_total{") && line.contains(&topic))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
+        let consumed = shared::testing::metric_sum_where(&metrics, "kafka_messages_consumed_total", &topic);
         let pending: i64 =
             sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await.ok()?;
         (consumed >= 3.0 && pending == 0).then_some(())

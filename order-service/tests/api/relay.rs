@@ -59,11 +59,7 @@ async fn a_failed_row_holds_back_only_its_key_and_nothing_is_lost_or_reordered()
     // Several relay attempts later, key-a is still stopped at its failed row.
     eventually("the relay to try the failed row twice", Duration::from_secs(30), || async {
         let metrics = app.client().get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
-        let failed: f64 = metrics
-            .lines()
-            .filter(|line| line.starts_with("kafka_messages_produced_total{") && line.contains("outcome=\"failed\""))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
+        let failed = testing::metric_sum_where(&metrics, "kafka_messages_produced_total", r#"outcome="failed""#);
         (failed >= 2.0).then_some(())
     })
     .await;

@@ -1,0 +1,68 @@
+//! Hostile input from outside, through the gateway, against the real platform: NUL
+//! characters, made-up methods, orders for users that do not exist.
+
+use crate::helpers::{Platform, assert_problem, raw_request};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nul_characters_are_400_wherever_text_arrives() {
+    let platform = Platform::start("0").await;
+    let client = &platform.gateway.client;
+    let (user, token) = platform.register("nul@example.com").await;
+    for (route, body) in [
+        ("/api/auth/login", serde_json::json!({"email": "\u{0}", "password": "x"})),
+        (
+            "/api/auth/register",
+            serde_json::json!({"email": "a@example.com", "name": "Ann\u{0}", "password": "SecurePass123!"}),
+        ),
+    ] {
+        let response = client.post(platform.url(route)).json(&body).send().await.unwrap();
+        assert_problem(response, 400).await;
+    }
+    let order =
+        serde_json::json!({"userId": user["id"], "items": [{"productId": "product-\u{0}", "quantity": 1, "price": 1}]});
+    assert_problem(
+        client.post(platform.url("/api/orders")).bearer_auth(&token).json(&order).send().await.unwrap(),
+        400,
+    )
+    .await;
+    let auth = [("Authorization", format!("Bearer {token}"))];
+    for path in ["/api/orders?status=%00", "/api/orders?limit=1%00", "/api/users/%00", "/api/orders/x%00"] {
+        let (status, answer) = raw_request(&platform.gateway.address, "GET", path, &auth, b"").await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(answer.contains("application/problem+json"), "{path}: {answer}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn made_up_methods_do_not_become_metric_labels() {
+    let platform = Platform::start("0").await;
+    for method in ["FOO", "BREW", "X-INJECT"] {
+        for path in ["/api", "/api/orders", "/api/nowhere"] {
+            let (status, _) = raw_request(&platform.gateway.address, method, path, &[], b"").await;
+            assert!((400..500).contains(&status), "{method} {path}: {status}");
+        }
+    }
+    let metrics = platform.gateway.client.get(platform.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for method in ["FOO", "BREW", "X-INJECT"] {
+        assert!(!metrics.contains(&format!("method=\"{method}\"")), "{method} became a label");
+    }
+    assert!(metrics.contains("method=\"other\""), "the requests are still counted");
+    assert!(!metrics.contains("route=\"/api/nowhere\""), "raw paths never become labels");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_for_a_user_that_does_not_exist_is_refused() {
+    let platform = Platform::start("0").await;
+    let admin = platform.admin_token().await;
+    let order = serde_json::json!({"userId": uuid::Uuid::new_v4(), "items": [{"productId": "product-1", "quantity": 1, "price": 1}]});
+    let response = platform
+        .gateway
+        .client
+        .post(platform.url("/api/orders"))
+        .bearer_auth(&admin)
+        .json(&order)
+        .send()
+        .await
+        .unwrap();
+    assert_problem(response, 422).await;
+}
