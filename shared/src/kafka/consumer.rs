@@ -151,8 +151,10 @@ impl ConsumerBuilder {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", self.settings.fetch_wait_max_ms.to_string())
-            .set("session.timeout.ms", "10000")
-            .set("heartbeat.interval.ms", "1000")
+            // Apache Kafka's default since 3.0: a broker slow to answer heartbeats under load
+            // (tansu is, with a large store) must not cost the group its assignment.
+            .set("session.timeout.ms", "45000")
+            .set("heartbeat.interval.ms", "3000")
             .set("statistics.interval.ms", "5000")
             // librdkafka prefetches up to 64 MiB by default; the workers bound what is in
             // flight, so a few MiB ahead keeps them busy without inflating the footprint.
@@ -266,6 +268,9 @@ impl EventConsumer {
         tasks: &mut tokio::task::JoinSet<()>,
     ) -> mpsc::Sender<OwnedMessage> {
         let (sender, receiver) = mpsc::channel(PARTITION_QUEUE);
+        // A partition paused under an earlier assignment may come back paused: a fresh
+        // worker starts with it flowing.
+        self.set_paused(&(topic.clone(), *partition), false);
         let handle = self.workers.register((topic.clone(), *partition), shutdown);
         let worker = PartitionWorker {
             handling: Arc::clone(&self.handling),
