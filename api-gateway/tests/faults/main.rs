@@ -313,7 +313,7 @@ async fn a_sigkilled_payment_service_with_work_in_flight_skips_nothing() {
     let settled = platform.wait_until_settled(&users, Duration::from_secs(180)).await;
     let (messages, redelivered) = platform.assert_exactly_once(&users).await;
     // Redelivered: what was in flight, plus what finished after the last commit (auto-commit
-    // every 200 ms). Far below a replay of the stream.
+    // every second). Far below a replay of the stream.
     assert!(redelivered < USERS / 2, "{redelivered} payments redelivered: a replay, not a resumption");
     println!(
         "SIGKILL payment-service: {in_flight} payments in flight at the kill; backlog drained {:.1} s after its \

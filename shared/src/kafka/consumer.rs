@@ -146,8 +146,10 @@ impl ConsumerBuilder {
         let consumer: StreamConsumer<GroupContext> = config
             .set("group.id", &self.group)
             .set("enable.auto.commit", "true")
-            // The committed position trails the stored one by at most this: what a crash redelivers.
-            .set("auto.commit.interval.ms", "200")
+            // The committed position trails the stored one by at most this: a crash redelivers what
+            // was in flight and what finished since. Shorter multiplies offset commits, which a
+            // loaded tansu answers slowly enough to time out the group session (measured).
+            .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", self.settings.fetch_wait_max_ms.to_string())
@@ -159,7 +161,8 @@ impl ConsumerBuilder {
             // librdkafka prefetches up to 64 MiB by default; the workers bound what is in
             // flight, so a few MiB ahead keeps them busy without inflating the footprint.
             .set("queued.max.messages.kbytes", "4096")
-            .set("queued.min.messages", "2000")
+            // Small: pausing a partition discards what was prefetched for it, to be fetched again.
+            .set("queued.min.messages", "200")
             .create_with_context(context)
             .context("cannot create Kafka consumer")?;
         let topics: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
