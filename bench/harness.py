@@ -78,6 +78,7 @@ class Stack:
         self.user_db, self.order_db = f"bench_users_{stamp}", f"bench_orders_{stamp}"
         self.prefix = f"bench{stamp}."
         self.processes = {}
+        self.slow_stops = []
         self.logs = tempfile.mkdtemp(prefix="bench-logs-")
 
     def env(self, service):
@@ -125,10 +126,17 @@ class Stack:
         sys.exit(f"{service} was not ready within 60 s; see {self.logs}/{service}.log")
 
     def stop(self, service):
+        """SIGTERM; a service still running after 30 s is killed and named in the results."""
         process = self.processes.pop(service, None)
         if process and process.poll() is None:
             process.send_signal(signal.SIGTERM)
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log(f"  {service} did not stop within 30 s of SIGTERM; killed")
+                self.slow_stops.append(service)
+                process.kill()
+                process.wait()
 
     def stop_all(self):
         for service in list(self.processes):
@@ -608,6 +616,7 @@ def main():
         stack.stop_all()
         stack.drop_databases()
     results["peak_rss_mib"] = sampler.peaks
+    results["slow_to_stop"] = stack.slow_stops
     write_report(args, results)
 
 
@@ -678,6 +687,8 @@ def write_report(args, r):
     ]
     for step, peaks in r["peak_rss_mib"].items():
         lines.append(f"| {step} | " + " | ".join(f"{peaks.get(s, 0):.1f}" for s in SERVICES) + " |")
+    if r.get("slow_to_stop"):
+        lines += ["", f"Did not stop within 30 s of SIGTERM at the end (killed): {', '.join(r['slow_to_stop'])}."]
     lines += ["", "| service | start → ready s | idle RSS MiB |", "|---|---|---|"]
     for service in SERVICES:
         lines.append(f"| {service} | {r['start_to_ready_s'][service]:.3f} | {r['idle_rss_mib'][service]:.1f} |")
