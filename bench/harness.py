@@ -98,10 +98,6 @@ class Stack:
             env["DATABASE_NAME"] = self.user_db
         if service == "order-service":
             env["DATABASE_NAME"] = self.order_db
-        if service in ("order-service", "payment-service"):
-            # Static membership, as the native scripts run them: a consumer whose session the
-            # broker let lapse rejoins under the same identity and gets its partitions back.
-            env["KAFKA_GROUP_INSTANCE_ID"] = f"{service}-bench"
         return env
 
     def start(self, service, extra_env=None):

@@ -24,10 +24,7 @@ start() {
       die "port $(service_port "$service") is taken by another process; stop it or change PORT"
     say "Starting $service on port $(service_port "$service")"
     # Demo defaults: payment delay and failure rate as in the seed, overridable from the caller's environment.
-    # Static group membership (KIP-345): a consumer restarted after a crash rejoins under the
-    # same identity and gets its partitions back at once; tansu never expires a dead member.
-    nohup env RUST_LOG="${RUST_LOG:-info}" KAFKA_GROUP_INSTANCE_ID="${KAFKA_GROUP_INSTANCE_ID:-$service-1}" \
-      "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
+    nohup env RUST_LOG="${RUST_LOG:-info}" "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
     echo $! >"$RUN_DIR/$service.pid"
   done
   for service in "${SERVICES[@]}"; do

@@ -95,9 +95,7 @@ def main():
     env.setdefault("RUST_LOG", "info")
     if not build(list(SERVICES)):
         sys.exit("the initial build failed")
-    # Static group membership, as `make up` runs them: a restarted consumer gets its partitions back at once.
-    services = {name: Service(name, port, dict(env, KAFKA_GROUP_INSTANCE_ID=f"{name}-1"))
-                for name, port in SERVICES.items()}
+    services = {name: Service(name, port, env) for name, port in SERVICES.items()}
     for service in services.values():
         service.start()
     watched = list(SERVICES) + list(SHARED)

@@ -220,6 +220,9 @@ pub struct KafkaSettings {
     /// (static membership, KIP-345), e.g. the pod name. A restarted instance then gets its
     /// partitions back at once instead of after a rebalance.
     pub group_instance_id: Option<String>,
+    /// `KAFKA_SESSION_TIMEOUT_MS` (45000): how long the broker may go without a heartbeat
+    /// before the group reassigns this member's partitions.
+    pub session_timeout: Duration,
     /// `KAFKA_MAX_IN_FLIGHT` (64): messages a partition may have accepted and not yet finished
     /// (running, or waiting behind an earlier message of their key). At the limit the
     /// partition pauses until work completes.
@@ -243,6 +246,7 @@ impl KafkaSettings {
             retry_base: env.millis("KAFKA_RETRY_BASE_MS", 100)?,
             enable_idempotence: env.get("KAFKA_ENABLE_IDEMPOTENCE", false)?,
             group_instance_id: env.raw("KAFKA_GROUP_INSTANCE_ID").map(str::to_owned),
+            session_timeout: env.millis("KAFKA_SESSION_TIMEOUT_MS", 45_000)?,
             max_in_flight: env.get("KAFKA_MAX_IN_FLIGHT", 64)?,
             max_in_flight_bytes: env.get("KAFKA_MAX_IN_FLIGHT_BYTES", 4 * 1024 * 1024)?,
         };

@@ -155,8 +155,11 @@ impl ConsumerBuilder {
             .set("fetch.wait.max.ms", self.settings.fetch_wait_max_ms.to_string())
             // Apache Kafka's default since 3.0: a broker slow to answer heartbeats under load
             // (tansu is, with a large store) must not cost the group its assignment.
-            .set("session.timeout.ms", "45000")
-            .set("heartbeat.interval.ms", "3000")
+            .set("session.timeout.ms", self.settings.session_timeout.as_millis().to_string())
+            // Frequent: tansu tells a member of a rebalance in a heartbeat answer, so the
+            // interval sets how long a start or a scale-out waits for its partitions
+            // (3 s here made every start wait 6 s, measured).
+            .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "5000")
             // librdkafka prefetches up to 64 MiB by default; the workers bound what is in
             // flight, so a few MiB ahead keeps them busy without inflating the footprint.
