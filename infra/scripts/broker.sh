@@ -27,11 +27,22 @@ start() {
   wait_for "the broker on $KAFKA_HOST:$KAFKA_PORT" 30 port_open "$KAFKA_HOST" "$KAFKA_PORT"
 }
 
+# terminate <pid> <what>: SIGTERM, then SIGKILL after 20 s (a busy tansu may ignore SIGTERM).
+terminate() {
+  local pid=$1 what=$2
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 100); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.2
+  done
+  say "$what ignored SIGTERM for 20 s; killing it"
+  kill -9 "$pid" 2>/dev/null || true
+}
+
 stop() {
   if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
     say "Stopping tansu"
-    kill "$(cat "$PID_FILE")"
-    wait_for "tansu to stop" 20 bash -c "! kill -0 $(cat "$PID_FILE") 2>/dev/null"
+    terminate "$(cat "$PID_FILE")" tansu
   fi
   rm -f "$PID_FILE"
 }
@@ -54,8 +65,7 @@ start_fresh() {
 stop_fresh() {
   local pid_file="$RUN_DIR/$1.pid"
   if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-    kill "$(cat "$pid_file")"
-    wait_for "the $1 broker to stop" 20 bash -c "! kill -0 $(cat "$pid_file") 2>/dev/null"
+    terminate "$(cat "$pid_file")" "the $1 broker"
   fi
   rm -f "$pid_file"
   rm -rf "${STATE_DIR:?}/$1"

@@ -39,6 +39,11 @@ pub enum HandlerError {
     /// Will never work (unparseable or invalid message): dead-letter it at once.
     #[error(transparent)]
     Permanent(anyhow::Error),
+    /// Not the message's fault: something the handler needs (the broker, for a handler that
+    /// publishes) is down or overloaded. Retried with backoff for as long as it takes, never
+    /// dead-lettered; only this message's key waits.
+    #[error(transparent)]
+    Unavailable(anyhow::Error),
 }
 
 impl From<anyhow::Error> for HandlerError {

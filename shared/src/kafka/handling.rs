@@ -123,6 +123,19 @@ impl Handling {
                             }
                             tracing::info!("dependencies are back; resuming");
                         }
+                        HandlerError::Unavailable(error) => {
+                            let delay = backoff(self.settings.retry_base, attempt.min(6));
+                            tracing::warn!(
+                                error = format!("{error:#}"),
+                                delay_ms = delay.as_millis() as u64,
+                                "a dependency is unavailable; retrying without spending an attempt"
+                            );
+                            metrics::counter!("kafka_handler_retries_total", "topic" => topic.clone()).increment(1);
+                            tokio::select! {
+                                () = shutdown.cancelled() => return Outcome::Interrupted,
+                                () = tokio::time::sleep(delay) => {},
+                            }
+                        }
                         HandlerError::Transient(error) if attempt < max_attempts => {
                             let delay = backoff(self.settings.retry_base, attempt);
                             tracing::warn!(
