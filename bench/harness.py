@@ -301,13 +301,27 @@ def broker_limits(brokers, prefix, pipelined_count, serial_count):
             "messages": total}
 
 
+def paced(rate, duration, one):
+    """Calls `one(i)` in a thread of its own at `rate` per second for `duration` seconds, then waits for all."""
+    threads, begin = [], time.time()
+    for i in range(int(rate * duration)):
+        pause = begin + i / rate - time.time()
+        if pause > 0:
+            time.sleep(pause)
+        thread = threading.Thread(target=one, args=(i,))
+        thread.start()
+        threads.append(thread)
+    for thread in threads:
+        thread.join()
+
+
 def order_chain(args, stack, gateway, token, user_id, rate, duration):
     """POST /api/orders at `rate`/s. Returns order → paid latencies, the event chain's own (two hops:
     order.created, payment.completed), from the order's storing (`created_at`) to its settlement
     (`updated_at`), and, beside them, from the client's send (the HTTP request included)."""
-    sends, lock, threads = {}, threading.Lock(), []
+    sends, lock = {}, threading.Lock()
 
-    def one():
+    def one(_):
         sent = time.time()
         status, body = http("POST", f"{gateway}/api/orders", {"userId": user_id, "items": ORDER_BODY_ITEMS},
                             {"Authorization": f"Bearer {token}"})
@@ -316,16 +330,7 @@ def order_chain(args, stack, gateway, token, user_id, rate, duration):
         with lock:
             sends[json.loads(body)["id"]] = sent
 
-    begin = time.time()
-    for i in range(int(rate * duration)):
-        pause = begin + i / rate - time.time()
-        if pause > 0:
-            time.sleep(pause)
-        thread = threading.Thread(target=one)
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
+    paced(rate, duration, one)
     ids = ",".join(f"'{i}'" for i in sends)
     rows = wait_rows(args, stack.order_db,
                      f"SELECT id, EXTRACT(EPOCH FROM created_at), EXTRACT(EPOCH FROM updated_at) FROM orders "
@@ -368,7 +373,7 @@ def simultaneous_signups(args, stack, gateway, count):
 def signup_burst(args, stack, gateway, rate, duration):
     """Sign-ups at `rate`/s without retrying: counts 201 and 503, then checks that every
     201 user got exactly one welcome order."""
-    outcomes, lock, threads = {"201": [], "503": 0, "other": 0}, threading.Lock(), []
+    outcomes, lock = {"201": [], "503": 0, "other": 0}, threading.Lock()
 
     def one(i):
         try:
@@ -385,16 +390,7 @@ def signup_burst(args, stack, gateway, rate, duration):
             else:
                 outcomes["other"] += 1
 
-    begin = time.time()
-    for i in range(int(rate * duration)):
-        pause = begin + i / rate - time.time()
-        if pause > 0:
-            time.sleep(pause)
-        thread = threading.Thread(target=one, args=(i,))
-        thread.start()
-        threads.append(thread)
-    for thread in threads:
-        thread.join()
+    paced(rate, duration, one)
     created = outcomes["201"]
     ids = ",".join(f"'{u}'" for u in created) or "NULL"
     query = (f"SELECT count(*), count(DISTINCT user_id) FROM orders WHERE kind = 'welcome' "
