@@ -131,9 +131,8 @@ impl Handling {
                                 "a dependency is unavailable; retrying without spending an attempt"
                             );
                             metrics::counter!("kafka_handler_retries_total", "topic" => topic.clone()).increment(1);
-                            tokio::select! {
-                                () = shutdown.cancelled() => return Outcome::Interrupted,
-                                () = tokio::time::sleep(delay) => {},
+                            if !pause(delay, shutdown).await {
+                                return Outcome::Interrupted;
                             }
                         }
                         HandlerError::Transient(error) if attempt < max_attempts => {
@@ -145,9 +144,8 @@ impl Handling {
                                 "handler failed; retrying"
                             );
                             metrics::counter!("kafka_handler_retries_total", "topic" => topic.clone()).increment(1);
-                            tokio::select! {
-                                () = shutdown.cancelled() => return Outcome::Interrupted,
-                                () = tokio::time::sleep(delay) => {},
+                            if !pause(delay, shutdown).await {
+                                return Outcome::Interrupted;
                             }
                             attempt += 1;
                         }
@@ -173,9 +171,9 @@ impl Handling {
         paused.set(1.0);
         let mut back = true;
         while self.dependency_down().await {
-            tokio::select! {
-                () = shutdown.cancelled() => { back = false; break; }
-                () = tokio::time::sleep(Duration::from_millis(500)) => {}
+            if !pause(Duration::from_millis(500), shutdown).await {
+                back = false;
+                break;
             }
         }
         paused.set(0.0);
@@ -225,12 +223,19 @@ impl Handling {
                     retry += 1;
                     let delay = backoff(self.settings.retry_base, retry.min(10));
                     tracing::warn!(%error, retry, "cannot publish dead letter; retrying");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return Outcome::Interrupted,
-                        () = tokio::time::sleep(delay) => {},
+                    if !pause(delay, shutdown).await {
+                        return Outcome::Interrupted;
                     }
                 }
             }
         }
+    }
+}
+
+/// Waits `delay`; false when shutdown (or revocation) came first.
+async fn pause(delay: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep(delay) => true,
     }
 }
