@@ -29,6 +29,11 @@ it must pass the service's production rules: keys and JWT secrets of at least 32
 bytes and not the development value, a valid admin e-mail address, an admin
 password that is not the development default and meets the password rules.
 
+Kafka clients against Apache Kafka: every service that reads KAFKA_ENABLE_IDEMPOTENCE is
+given "true" (the code's default is false, for the native tansu broker), and every
+service with a Kafka consumer is given KAFKA_GROUP_INSTANCE_ID (static membership): in
+compose a fixed value of its own, in Kubernetes the pod name (fieldRef metadata.name).
+
 Exit status 0 when everything agrees, 1 with one line per problem otherwise.
 Python standard library plus PyYAML (installed beside the validators by check.sh).
 """
@@ -72,6 +77,23 @@ DEVELOPMENT_VALUES = {
     "ADMIN_PASSWORD": ("user-service/src/configuration.rs", "DEVELOPMENT_ADMIN_PASSWORD"),
 }
 MIN_SECRET_BYTES = 32  # ServiceKey and JwtSettings refuse shorter values in production.
+# The idempotent producer (KafkaSettings, shared/src/configuration.rs): false by default for
+# tansu; the deployments, which run Apache Kafka, turn it on.
+IDEMPOTENCE = "KAFKA_ENABLE_IDEMPOTENCE"
+GROUP_INSTANCE_ID = "KAFKA_GROUP_INSTANCE_ID"
+
+
+def check_kafka_clients(where: str, name: str, spec: ServiceSpec, values: dict[str, str | None],
+                        report: Report) -> None:
+    """Apache Kafka settings every deployment gives: the idempotent producer and a static group member id."""
+    if IDEMPOTENCE in spec.reads:
+        value = values.get(IDEMPOTENCE)
+        report.check(value is not None and value.strip() == "true",
+                     f"{where}: {name} gets {IDEMPOTENCE}={value!r}, expected \"true\" "
+                     "(the code defaults to false for tansu; Apache Kafka supports the idempotent producer)")
+    if spec.consumes:
+        report.check(GROUP_INSTANCE_ID in values,
+                     f"{where}: {name} has a Kafka consumer but no {GROUP_INSTANCE_ID} (static group membership)")
 
 
 def env_names(text: str) -> set[str]:
@@ -241,6 +263,7 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
 
     ports_by_host: dict[str, int] = {}
     service_keys: dict[str, object] = {}
+    instance_ids: dict[str, list[str]] = {}
     for name, spec in specs.items():
         service = services.get(name)
         if service is None:
@@ -267,8 +290,11 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
             if var in spec.reads:
                 report.check(bool(env.get(var)), f"{where}: {name} reads {var} but compose does not set it")
         check_production_secrets(where, name, spec, env, report)
-        if "KAFKA_GROUP_INSTANCE_ID" in env:
+        check_kafka_clients(where, name, spec, env, report)
+        if GROUP_INSTANCE_ID in env:
             report.check(spec.consumes, f"{where}: {name} sets KAFKA_GROUP_INSTANCE_ID but has no Kafka consumer")
+            report.check(bool(env[GROUP_INSTANCE_ID].strip()), f"{where}: {name} sets an empty KAFKA_GROUP_INSTANCE_ID")
+            instance_ids.setdefault(env[GROUP_INSTANCE_ID], []).append(name)
         if "SERVICE_API_KEY" in spec.reads:
             key = env.get("SERVICE_API_KEY", "")
             service_keys[name] = key if key.strip() else "<development default>"
@@ -282,6 +308,8 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
                 report.check(url_port_ == port, f"{where}: {name} healthcheck asks port {url_port_}, it listens on {port}")
 
     check_same_service_key(where, service_keys, report)
+    for instance_id, names in instance_ids.items():
+        report.check(len(names) == 1, f"{where}: {', '.join(names)} share KAFKA_GROUP_INSTANCE_ID={instance_id}")
 
     # URLs between services point at a service and the port it listens on.
     for name, spec in specs.items():
@@ -520,6 +548,7 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
             if var in spec.reads:
                 report.check(bool(env.get(var)), f"{where}: {name} reads {var} but the manifests do not set it")
         check_production_secrets(where, name, spec, values, report)
+        check_kafka_clients(where, name, spec, values, report)
         if "SERVICE_API_KEY" in spec.reads:
             # The value where the rendered files know it, else where it comes from.
             key_ref = next(((i.get("valueFrom") or {}).get("secretKeyRef") for i in container.get("env") or []
@@ -688,6 +717,23 @@ def self_test(root: Path, specs, compose, compose_test, k8s) -> tuple[int, list[
     expect("KAFKA_GROUP_INSTANCE_ID on user-service, which has no consumer, in Kubernetes",
            lambda c, t, k: k8s_container(k, "user-service").setdefault("env", []).append(
                {"name": "KAFKA_GROUP_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}))
+    def k8s_config_map(k, prefix):
+        for doc in k[0][1]:
+            if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith(prefix):
+                return doc
+        raise KeyError(prefix)
+
+    expect("payment-service without KAFKA_ENABLE_IDEMPOTENCE, in compose",
+           lambda c, t, k: c["services"]["payment-service"]["environment"].pop(IDEMPOTENCE))
+    expect("KAFKA_ENABLE_IDEMPOTENCE=false in the platform-kafka ConfigMap, in Kubernetes",
+           lambda c, t, k: k8s_config_map(k, "platform-kafka")["data"].__setitem__(IDEMPOTENCE, "false"))
+    expect("order-service without KAFKA_GROUP_INSTANCE_ID, in compose",
+           lambda c, t, k: c["services"]["order-service"]["environment"].pop(GROUP_INSTANCE_ID))
+    expect("order- and payment-service with the same KAFKA_GROUP_INSTANCE_ID, in compose",
+           lambda c, t, k: c["services"]["payment-service"]["environment"].__setitem__(
+               GROUP_INSTANCE_ID, c["services"]["order-service"]["environment"][GROUP_INSTANCE_ID]))
+    expect("payment-service without KAFKA_GROUP_INSTANCE_ID, in Kubernetes",
+           lambda c, t, k: drop_env(k8s_container(k, "payment-service"), GROUP_INSTANCE_ID))
     expect("a SERVICE_API_KEY on order-service that differs from the gateway's, in compose",
            lambda c, t, k: c["services"]["order-service"]["environment"].__setitem__("SERVICE_API_KEY", "y" * 40))
     expect("APP_ENV=production with the development secrets, in compose",
@@ -710,6 +756,9 @@ def main() -> int:
 
     structs = shared_struct_vars(root)
     specs = {name: ServiceSpec(root, name, structs) for name in SERVICES}
+    for var in (IDEMPOTENCE, GROUP_INSTANCE_ID):
+        if not any(var in spec.reads for spec in specs.values()):
+            raise SystemExit(f"no service reads {var} any more: renamed? Update consistency.py")
     for var, (file, const) in DEVELOPMENT_VALUES.items():
         DEVELOPMENT_DEFAULTS[var] = rust_str_const(root, file, const)
     for spec in specs.values():
