@@ -38,29 +38,11 @@ say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
 
 # ---------------------------------------------------------------- tools
-install_prometheus() {
-  [ "$(id -u)" = 0 ] || die "promtool/prometheus are missing; install Debian's prometheus package (as root: apt-get install prometheus)"
-  say "Installing Debian's prometheus package (promtool, prometheus)"
-  # Keep the package from starting its own daemon on :9090: deny service starts
-  # during the install unless a policy is in place already (docker images have one).
-  local policy=/usr/sbin/policy-rc.d added=""
-  if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
-  fi
-  # Stale or missing package lists: refresh them first.
-  if ! apt-cache show prometheus >/dev/null 2>&1 ||
-    [ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mtime -7 2>/dev/null | head -n1)" ]; then
-    apt-get update -qq
-  fi
-  local ok=1
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null ||
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; } ||
-    ok=""
-  [ -n "$added" ] && rm -f "$policy"
-  [ -n "$ok" ] || die "apt-get install prometheus failed"
-}
-
-command -v promtool >/dev/null && command -v prometheus >/dev/null || install_prometheus
+# Debian's prometheus package, through the script `make up` uses too (once per machine,
+# without letting the package start a daemon of its own).
+command -v promtool >/dev/null && command -v prometheus >/dev/null ||
+  "$ROOT/infra/scripts/apt-install.sh" prometheus ||
+  die "promtool/prometheus are missing; install Debian's prometheus package (as root: apt-get install prometheus)"
 command -v python3 >/dev/null || die "python3 is required"
 command -v curl >/dev/null || die "curl is required"
 
