@@ -24,7 +24,12 @@ start() {
       die "port $(service_port "$service") is taken by another process; stop it or change PORT"
     say "Starting $service on port $(service_port "$service")"
     # Demo defaults: payment delay and failure rate as in the seed, overridable from the caller's environment.
-    nohup env RUST_LOG="${RUST_LOG:-info}" "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
+    # A stable group instance id (static membership): a service restarted after a crash
+    # takes its partitions back at once, even from a broker that never expires the dead
+    # member (tansu). Costs about 6 s at a cold start, while tansu settles the group.
+    nohup env RUST_LOG="${RUST_LOG:-info}" \
+      KAFKA_GROUP_INSTANCE_ID="${KAFKA_GROUP_INSTANCE_ID:-$(hostname)-$service}" \
+      "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
     echo $! >"$RUN_DIR/$service.pid"
   done
   for service in "${SERVICES[@]}"; do

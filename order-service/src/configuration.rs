@@ -3,6 +3,8 @@
 use shared::auth::ServiceKey;
 use shared::configuration::{ConfigError, DatabaseSettings, Env, HttpSettings, KafkaSettings, TelemetrySettings};
 
+use crate::payment_timeout::PaymentTimeout;
+
 /// Everything order-service can be configured with.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -16,6 +18,9 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// `SERVICE_API_KEY`.
     pub service_key: ServiceKey,
+    /// `PAYMENT_TIMEOUT_MS` (120000) and `PAYMENT_MAX_REQUESTS` (3): how long a payment
+    /// request may go unanswered, and how many requests an order gets before it fails.
+    pub payment_timeout: PaymentTimeout,
 }
 
 impl Settings {
@@ -27,7 +32,22 @@ impl Settings {
             database: DatabaseSettings::from_env(env, "orderdb")?,
             kafka: KafkaSettings::from_env(env, "order-service")?,
             service_key: ServiceKey::from_env(env, telemetry.environment)?,
+            payment_timeout: payment_timeout(env)?,
             telemetry,
         })
     }
+}
+
+/// Long enough that a backlog behind a slow broker is not mistaken for a lost message:
+/// requests are deduplicated, but each one still travels the whole chain.
+fn payment_timeout(env: &Env) -> Result<PaymentTimeout, ConfigError> {
+    let settings =
+        PaymentTimeout { timeout: env.millis("PAYMENT_TIMEOUT_MS", 120_000)?, max_requests: env.get("PAYMENT_MAX_REQUESTS", 3)? };
+    if settings.timeout.is_zero() {
+        return Err(ConfigError::new("PAYMENT_TIMEOUT_MS", "must be at least 1"));
+    }
+    if settings.max_requests < 1 {
+        return Err(ConfigError::new("PAYMENT_MAX_REQUESTS", "must be at least 1"));
+    }
+    Ok(settings)
 }

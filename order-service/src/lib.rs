@@ -5,6 +5,7 @@ pub mod configuration;
 pub mod domain;
 pub mod events;
 pub mod ordering;
+pub mod payment_timeout;
 pub mod repository;
 pub mod routes;
 pub mod startup;

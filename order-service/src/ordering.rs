@@ -10,7 +10,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::domain::{NewOrder, Order, OrderKind, OrderStatus};
-use crate::events::order_created;
+use crate::events::{order_created, order_created_event_id};
 use crate::repository::orders;
 
 /// Why an order could not be placed.
@@ -67,7 +67,8 @@ pub async fn place_order(
         created_at: now,
         updated_at: now,
     };
-    let event = outbox::prepare(&order_created(&candidate), request_id).context("cannot prepare order.created")?;
+    let mut event = outbox::prepare(&order_created(&candidate), request_id).context("cannot prepare order.created")?;
+    event.event_id = order_created_event_id(candidate.id);
     let Some(stored) = orders::insert_with_event(&mut *connection, &candidate, &event).await? else {
         if kind == OrderKind::Standard {
             return Err(PlaceOrderError::UnknownUser(order.user_id));

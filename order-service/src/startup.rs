@@ -3,7 +3,7 @@
 use shared::events::{Event, OrderCreated, PaymentCompleted, UserCreated, UserDeleted};
 use shared::health::{ConsumerStatus, Readiness};
 use shared::http::{Server, ServerBuilder};
-use shared::kafka::{ConsumerBuilder, EventPublisher, ensure_topics};
+use shared::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
 use shared::outbox::OutboxRelay;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -33,7 +33,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         shared::metrics::handle();
         let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
-        ensure_topics(
+        let topics = TopicKeeper::start(
             &settings.kafka,
             &[UserCreated::TOPIC, UserDeleted::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC],
         )
@@ -50,14 +50,16 @@ impl Application {
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()
             .postgres(pool.clone())
-            .kafka(publisher.producer().clone())
+            .kafka(publisher.producer().clone()).topics(topics.status())
             .consumer(consumer.group(), status.clone());
         let consumer = consumer.build(status)?;
 
         let mut server =
             ServerBuilder::new(routes::router(state)).service_key(settings.service_key.clone()).readiness(readiness);
         let shutdown = server.shutdown_token();
+        server.spawn(topics.run(shutdown.clone()));
         server.spawn(consumer.run(shutdown.clone()));
+        server.spawn(crate::payment_timeout::run(pool.clone(), settings.payment_timeout, shutdown.clone()));
         server.spawn(OutboxRelay::new(pool.clone(), publisher).run(shutdown.clone()));
         server.spawn(shared::db::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use shared::events::{Event, OrderCreated, PaymentCompleted};
 use shared::health::{ConsumerStatus, Readiness};
 use shared::http::{Server, ServerBuilder};
-use shared::kafka::{ConsumerBuilder, EventPublisher, ensure_topics};
+use shared::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
 
 use crate::configuration::{PaymentSettings, Settings};
 use crate::events::on_order_created;
@@ -30,18 +30,19 @@ impl Application {
     /// Creates missing topics, subscribes and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         shared::metrics::handle();
-        ensure_topics(&settings.kafka, &[OrderCreated::TOPIC, PaymentCompleted::TOPIC]).await?;
+        let topics = TopicKeeper::start(&settings.kafka, &[OrderCreated::TOPIC, PaymentCompleted::TOPIC]).await?;
         let publisher = EventPublisher::new(&settings.kafka)?;
         let state = AppState { publisher: publisher.clone(), payment: Arc::new(settings.payment.clone()) };
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
             .on(move |message| on_order_created(state.clone(), message));
         let status = ConsumerStatus::default();
         let readiness =
-            Readiness::default().kafka(publisher.producer().clone()).consumer(consumer.group(), status.clone());
+            Readiness::default().kafka(publisher.producer().clone()).topics(topics.status()).consumer(consumer.group(), status.clone());
         let consumer = consumer.build(status)?;
 
         let mut server = ServerBuilder::new(axum::Router::new()).readiness(readiness);
         let shutdown = server.shutdown_token();
+        server.spawn(topics.run(shutdown.clone()));
         server.spawn(consumer.run(shutdown));
         server.bind(&settings.http).await
     }

@@ -229,6 +229,16 @@ pub struct KafkaSettings {
     pub max_in_flight: usize,
     /// `KAFKA_MAX_IN_FLIGHT_BYTES` (4 MiB): the same bound in payload bytes, per partition.
     pub max_in_flight_bytes: usize,
+    /// `KAFKA_RETENTION_MS` (1 h): how long the broker keeps the events of a topic the
+    /// platform creates (`cleanup.policy=delete`). Every event is handled within seconds
+    /// or dead-lettered; an hour bounds a local broker's store while leaving time to look.
+    pub retention: Duration,
+    /// `KAFKA_DLQ_RETENTION_MS` (7 days): the same for dead-letter topics, whose letters
+    /// wait for a person to inspect and replay them.
+    pub dlq_retention: Duration,
+    /// `KAFKA_TOPIC_CHECK_INTERVAL_MS` (2000): how often a service checks that its topics
+    /// exist, recreating missing ones.
+    pub topic_check_interval: Duration,
 }
 
 impl KafkaSettings {
@@ -249,6 +259,9 @@ impl KafkaSettings {
             session_timeout: env.millis("KAFKA_SESSION_TIMEOUT_MS", 45_000)?,
             max_in_flight: env.get("KAFKA_MAX_IN_FLIGHT", 64)?,
             max_in_flight_bytes: env.get("KAFKA_MAX_IN_FLIGHT_BYTES", 4 * 1024 * 1024)?,
+            retention: env.millis("KAFKA_RETENTION_MS", 3_600_000)?,
+            dlq_retention: env.millis("KAFKA_DLQ_RETENTION_MS", 7 * 24 * 3_600_000)?,
+            topic_check_interval: env.millis("KAFKA_TOPIC_CHECK_INTERVAL_MS", 2_000)?,
         };
         if settings.partitions < 1 {
             return Err(ConfigError::new("KAFKA_TOPIC_PARTITIONS", "must be at least 1"));
@@ -258,6 +271,9 @@ impl KafkaSettings {
         }
         if settings.max_in_flight < 1 {
             return Err(ConfigError::new("KAFKA_MAX_IN_FLIGHT", "must be at least 1"));
+        }
+        if settings.topic_check_interval.is_zero() {
+            return Err(ConfigError::new("KAFKA_TOPIC_CHECK_INTERVAL_MS", "must be at least 1"));
         }
         if settings.handler_max_attempts < 1 {
             return Err(ConfigError::new("KAFKA_HANDLER_MAX_ATTEMPTS", "must be at least 1"));

@@ -17,22 +17,39 @@ use rdkafka::producer::{FutureProducer, Producer};
 use serde_json::{Map, Value, json};
 use sqlx::PgPool;
 
+use crate::kafka::TopicStatus;
+
 /// How long one readiness check may take.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Shared flag a consumer raises once the group gave it its partitions.
+/// What a consumer tells readiness: whether the group gave it its partitions, and
+/// whether it looks stranded (see `kafka::stranded`).
 #[derive(Debug, Clone, Default)]
-pub struct ConsumerStatus(Arc<AtomicBool>);
+pub struct ConsumerStatus {
+    subscribed: Arc<AtomicBool>,
+    stranded: Arc<AtomicBool>,
+}
 
 impl ConsumerStatus {
     /// Records whether the consumer holds a live group assignment.
     pub fn set_subscribed(&self, subscribed: bool) {
-        self.0.store(subscribed, Ordering::Release);
+        self.subscribed.store(subscribed, Ordering::Release);
     }
 
     /// Whether the consumer holds a live group assignment.
     pub fn is_subscribed(&self) -> bool {
-        self.0.load(Ordering::Acquire)
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Records whether the consumer holds no partitions while its group's messages wait
+    /// and nobody consumes them.
+    pub fn set_stranded(&self, stranded: bool) {
+        self.stranded.store(stranded, Ordering::Release);
+    }
+
+    /// Whether the consumer looks stranded.
+    pub fn is_stranded(&self) -> bool {
+        self.stranded.load(Ordering::Acquire)
     }
 }
 
@@ -42,6 +59,7 @@ enum Check {
     Postgres(PgPool),
     KafkaBroker(FutureProducer),
     Consumer(ConsumerStatus),
+    Topics(TopicStatus),
 }
 
 impl Check {
@@ -68,11 +86,14 @@ impl Check {
                     Err(_) => Err("check panicked".to_owned()),
                 }
             }
+            Self::Topics(status) => status.check(),
             Self::Consumer(status) => {
-                if status.is_subscribed() {
-                    Ok(())
-                } else {
+                if !status.is_subscribed() {
                     Err("not subscribed".to_owned())
+                } else if status.is_stranded() {
+                    Err("holds no partitions while the group's messages wait and nothing consumes them".to_owned())
+                } else {
+                    Ok(())
                 }
             }
         }
@@ -97,6 +118,13 @@ impl Readiness {
     #[must_use]
     pub fn kafka(mut self, producer: FutureProducer) -> Self {
         self.checks.push(("kafka".to_owned(), Check::KafkaBroker(producer)));
+        self
+    }
+
+    /// Checks that the service's topics exist (see [`crate::kafka::TopicKeeper`]).
+    #[must_use]
+    pub fn topics(mut self, status: TopicStatus) -> Self {
+        self.checks.push(("kafka_topics".to_owned(), Check::Topics(status)));
         self
     }
 

@@ -108,6 +108,28 @@ pub async fn enqueue<E: Event>(
     Ok(prepared.event_id)
 }
 
+/// Writes `event` to the outbox again under its own id, within the caller's transaction:
+/// a row still kept (published, not yet pruned) is re-armed, otherwise inserted. For a
+/// request that must be repeated with the same event id, so its consumer's idempotency
+/// recognises it (the saga's payment timeout).
+pub async fn enqueue_again(connection: &mut PgConnection, event: &PreparedEvent) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (event_id) DO UPDATE SET published_at = NULL, headers = EXCLUDED.headers",
+    )
+    .bind(event.event_id)
+    .bind(event.topic)
+    .bind(event.event_type)
+    .bind(&event.key)
+    .bind(sqlx::types::Json(&event.payload))
+    .bind(sqlx::types::Json(&event.headers))
+    .execute(connection)
+    .await
+    .with_context(|| format!("cannot write {} to the outbox again", event.event_type))?;
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: i64,

@@ -3,7 +3,7 @@
 use shared::events::{Event, UserCreated, UserDeleted};
 use shared::health::Readiness;
 use shared::http::{Server, ServerBuilder};
-use shared::kafka::{EventPublisher, ensure_topics};
+use shared::kafka::{EventPublisher, TopicKeeper};
 use shared::outbox::OutboxRelay;
 use sqlx::PgPool;
 use sqlx::migrate::Migrator;
@@ -32,9 +32,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         shared::metrics::handle();
         let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
-        ensure_topics(&settings.kafka, &[UserCreated::TOPIC, UserDeleted::TOPIC]).await?;
+        let topics = TopicKeeper::start(&settings.kafka, &[UserCreated::TOPIC, UserDeleted::TOPIC]).await?;
         let publisher = EventPublisher::new(&settings.kafka)?;
-        let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone());
+        let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone()).topics(topics.status());
         let relay = OutboxRelay::new(pool.clone(), publisher);
         let hasher = Hasher::start(settings.hashing_max_queued)?;
         crate::accounts::ensure_admin(&pool, &hasher, &settings.admin.email, &settings.admin.password).await?;
@@ -42,6 +42,7 @@ impl Application {
             .service_key(settings.service_key.clone())
             .readiness(readiness);
         let shutdown = server.shutdown_token();
+        server.spawn(topics.run(shutdown.clone()));
         server.spawn(relay.run(shutdown.clone()));
         server.spawn(shared::db::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await

@@ -73,6 +73,18 @@ impl Broker {
             .await;
     }
 
+    /// Stops the broker and starts it again on an empty store: every topic, message,
+    /// committed offset and group is gone, as after a lost volume.
+    pub async fn restart_empty(&mut self) {
+        self.stop();
+        for entry in std::fs::read_dir(&self.dir).expect("broker data directory").flatten() {
+            if entry.file_name().to_string_lossy().starts_with("tansu.db") {
+                std::fs::remove_file(entry.path()).expect("can remove the broker's store");
+            }
+        }
+        self.restart().await;
+    }
+
     /// Stops the broker the hard way, as a crash or a network cut would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -141,6 +153,18 @@ impl Service {
             },
         )
         .await;
+    }
+
+    /// Everything the service logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The readiness answer's status and body.
+    pub async fn readiness(&self) -> Option<(u16, String)> {
+        let response = self.client.get(self.url("/health/ready")).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
     }
 
     pub async fn ready_status(&self) -> Option<u16> {

@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
 
 mod cluster;
+mod heal;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -34,19 +35,22 @@ struct Platform {
     dir: std::path::PathBuf,
     payments: Service,
     order_db: PgPool,
+    user_db: PgPool,
     order_db_name: String,
     client: reqwest::Client,
 }
 
 impl Platform {
     async fn start() -> Self {
-        Self::start_with(true).await
+        Self::start_with(true, &[]).await
     }
 
-    /// `static_membership`: whether order-service has a stable group instance id. A static
-    /// member that restarts gets its partitions back at once; but it does not leave the group
-    /// when it stops, so hand-over to another instance waits for the broker's session timeout.
-    async fn start_with(static_membership: bool) -> Self {
+    /// `static_membership`: whether the consumers have a stable group instance id, as the
+    /// native scripts, compose and Kubernetes give them. A static member that restarts gets
+    /// its partitions back at once; but it does not leave the group when it stops, so
+    /// hand-over to another instance waits for the broker's session timeout.
+    /// `extra`: settings for every service on top of the defaults.
+    async fn start_with(static_membership: bool, extra: &[(&str, &str)]) -> Self {
         testing::init_tracing();
         let dir = scratch_dir();
         let broker = Broker::start(&dir).await;
@@ -64,6 +68,7 @@ impl Platform {
             if let Some(database) = database {
                 env.push(("DATABASE_NAME".to_owned(), database.to_owned()));
             }
+            env.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
             env
         };
         let (user_db, order_db_name) = (testing::create_database().await, testing::create_database().await);
@@ -79,6 +84,7 @@ impl Platform {
         }
         let payments = Service::start("payment-service", &dir, payment_env).await;
         let order_db = PgPool::connect(&format!("{}/{order_db_name}", testing::server_url())).await.unwrap();
+        let user_db = PgPool::connect(&format!("{}/{user_db}", testing::server_url())).await.unwrap();
         eprintln!("fault test platform: broker {}, logs in {}", broker.address(), dir.display());
         Self {
             broker,
@@ -88,6 +94,7 @@ impl Platform {
             dir,
             payments,
             order_db,
+            user_db,
             order_db_name,
             client: reqwest::Client::new(),
         }
@@ -410,7 +417,7 @@ async fn poison_messages_are_parked_and_the_chain_goes_on() {
 #[ignore = "fault test: run with `make chaos`"]
 async fn a_second_order_service_takes_over_the_partitions_of_one_that_stops() {
     // Dynamic members: a stopping instance leaves the group and its partitions move at once.
-    let mut platform = Platform::start_with(false).await;
+    let mut platform = Platform::start_with(false, &[]).await;
     let second = Service::start("order-service", &platform.dir, platform.order_env.clone()).await;
     let progress = Arc::new(AtomicUsize::new(0));
     let registrations = platform.register(200, Arc::clone(&progress));

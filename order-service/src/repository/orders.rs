@@ -235,3 +235,64 @@ pub async fn totals_by_status(executor: impl PgExecutor<'_>) -> anyhow::Result<V
     .await
     .context("SELECT order totals failed")
 }
+
+/// Pending orders whose payment was last requested before `older_than`, locked for
+/// this transaction (skipping rows another instance's sweep holds), oldest first.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT orders", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "orders"))]
+pub async fn lock_unanswered(
+    connection: &mut PgConnection,
+    older_than: DateTime<Utc>,
+    limit: i64,
+) -> anyhow::Result<Vec<(Order, i32)>> {
+    let requests: Vec<(Uuid, i32)> = sqlx::query_as(
+        "SELECT id, payment_requests FROM orders
+         WHERE status = 'pending' AND payment_requested_at < $1
+         ORDER BY payment_requested_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(older_than)
+    .bind(limit)
+    .fetch_all(&mut *connection)
+    .await
+    .context("SELECT unanswered orders failed")?;
+    let ids: Vec<Uuid> = requests.iter().map(|(id, _)| *id).collect();
+    let rows = sqlx::query_as::<_, OrderRow>(&format!("SELECT {COLUMNS} FROM orders WHERE id = ANY($1)"))
+        .bind(&ids)
+        .fetch_all(&mut *connection)
+        .await
+        .context("SELECT unanswered orders failed")?;
+    let counts: HashMap<Uuid, i32> = requests.into_iter().collect();
+    Ok(with_items(connection, rows)
+        .await?
+        .into_iter()
+        .map(|order| {
+            let count = counts.get(&order.id).copied().unwrap_or(1);
+            (order, count)
+        })
+        .collect())
+}
+
+/// Records that the payment of `ids` was requested once more, now.
+pub async fn count_payment_request(executor: impl PgExecutor<'_>, ids: &[Uuid]) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE orders SET payment_requests = payment_requests + 1, payment_requested_at = now() WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .execute(executor)
+    .await
+    .context("UPDATE payment requests failed")?;
+    Ok(())
+}
+
+/// Fails the still-pending orders among `ids` with `reason`.
+pub async fn fail_pending(executor: impl PgExecutor<'_>, ids: &[Uuid], reason: &str) -> anyhow::Result<u64> {
+    let result = sqlx::query(
+        "UPDATE orders SET status = 'payment_failed', status_reason = $2, updated_at = now()
+         WHERE id = ANY($1) AND status = 'pending'",
+    )
+    .bind(ids)
+    .bind(reason)
+    .execute(executor)
+    .await
+    .context("UPDATE timed-out orders failed")?;
+    Ok(result.rows_affected())
+}

@@ -100,11 +100,25 @@ impl ServerBuilder {
         let router = Router::new()
             .merge(health::router(self.readiness))
             .merge(metrics::router())
-            .merge(self.api)
+            .merge(self.api.layer(axum::middleware::from_fn(run_to_completion)))
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed);
         let router = self.edge.into_iter().fold(router, |router, layer| layer(router));
         Ok(Server { listener, port, router: standard_layers(router), tasks: self.tasks, shutdown: self.shutdown })
+    }
+}
+
+/// Runs the rest of the request (auth and handler) as a task of its own, so a client that
+/// disconnects halfway does not cancel it. A handler future dropped inside a transaction
+/// gives its connection back mid-transaction: PostgreSQL then logs "there is already a
+/// transaction in progress", and a handler that had stored something would stop before
+/// the rest of its work. Finishing costs a little work for nobody; it never leaves half.
+async fn run_to_completion(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use tracing::Instrument;
+    match tokio::spawn(next.run(request).in_current_span()).await {
+        Ok(response) => response,
+        Err(error) => Problem::internal(&anyhow::anyhow!("request task failed: {error}")).into_response(),
     }
 }
 

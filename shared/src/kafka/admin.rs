@@ -1,35 +1,265 @@
-//! Creates the platform's topics, and their dead-letter topics, when missing.
+//! Keeps the topics a service needs in existence, with their retention policy.
+//!
+//! Topics vanish in real life: an admin tool deletes one, a local broker restarts on an
+//! empty store, or (tansu 0.6) deleting one topic deletes them all. A service that only
+//! created its topics at start would then sit on zero partitions, its outbox holding
+//! everything, while `/health/ready` said 200. [`TopicKeeper`] instead looks at the
+//! cluster's metadata every few seconds, recreates what is missing with the configured
+//! partitions, replication and retention, and tells readiness what it found. The same
+//! loop lets a service start while the broker is down and create its topics once it answers.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, AlterConfig, NewTopic, OwnedResourceSpecifier, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
+use tokio_util::sync::CancellationToken;
 
 use super::base_config;
 use crate::configuration::KafkaSettings;
 use crate::events::dead_letter_topic;
 
-/// Ensures each topic in `bases` and its `.dlq` exist, with the configured
-/// partitions and replication. Existing topics are left as they are.
-pub async fn ensure_topics(settings: &KafkaSettings, bases: &[&str]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> =
-        base_config(settings).create().context("cannot create Kafka admin client")?;
-    let names: Vec<String> =
-        bases.iter().flat_map(|base| [settings.topic(base), dead_letter_topic(&settings.topic(base))]).collect();
-    let topics: Vec<NewTopic<'_>> = names
-        .iter()
-        .map(|name| NewTopic::new(name, settings.partitions, TopicReplication::Fixed(settings.replication_factor)))
-        .collect();
-    let options = AdminOptions::new()
-        .operation_timeout(Some(settings.produce_timeout))
-        .request_timeout(Some(settings.produce_timeout));
-    let results = admin.create_topics(&topics, &options).await.context("create_topics request failed")?;
-    for result in results {
-        match result {
-            Ok(name) => tracing::info!(topic = name, partitions = settings.partitions, "topic created"),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
+/// How long one metadata or admin request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What readiness reports about the topics: `None` when every needed topic exists.
+#[derive(Debug, Clone)]
+pub struct TopicStatus(Arc<RwLock<Option<String>>>);
+
+impl TopicStatus {
+    fn new() -> Self {
+        Self(Arc::new(RwLock::new(Some("not checked yet".to_owned()))))
+    }
+
+    fn set(&self, problem: Option<String>) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = problem;
         }
     }
-    Ok(())
+
+    /// `Err(reason)` while a needed topic is missing or the broker cannot be asked.
+    pub fn check(&self) -> Result<(), String> {
+        match self.0.read() {
+            Ok(slot) => slot.clone().map_or(Ok(()), Err),
+            Err(_) => Err("status unavailable".to_owned()),
+        }
+    }
+}
+
+/// One topic the service needs, with the retention it should have.
+#[derive(Debug, Clone)]
+struct Needed {
+    name: String,
+    retention_ms: String,
+}
+
+/// Watches and repairs the topics of one service (each base topic and its `.dlq`).
+pub struct TopicKeeper {
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    needed: Vec<Needed>,
+    settings: KafkaSettings,
+    status: TopicStatus,
+}
+
+impl TopicKeeper {
+    /// A keeper for `bases` and their dead-letter topics. Needs no broker yet.
+    pub fn new(settings: &KafkaSettings, bases: &[&str]) -> anyhow::Result<Self> {
+        let admin = Arc::new(base_config(settings).create().context("cannot create Kafka admin client")?);
+        let needed = bases
+            .iter()
+            .flat_map(|base| {
+                let topic = settings.topic(base);
+                [
+                    Needed { name: dead_letter_topic(&topic), retention_ms: settings.dlq_retention.as_millis().to_string() },
+                    Needed { name: topic, retention_ms: settings.retention.as_millis().to_string() },
+                ]
+            })
+            .collect();
+        Ok(Self { admin, needed, settings: settings.clone(), status: TopicStatus::new() })
+    }
+
+    /// A keeper that has tried [`Self::prepare`] once: with a healthy broker the topics
+    /// exist when this returns; without one the service starts anyway and readiness
+    /// names the problem until [`Self::run`] repairs it.
+    pub async fn start(settings: &KafkaSettings, bases: &[&str]) -> anyhow::Result<Self> {
+        let keeper = Self::new(settings, bases)?;
+        if let Err(problem) = keeper.prepare().await {
+            tracing::warn!(problem, "starting without every topic; they are created once the broker answers");
+        }
+        Ok(keeper)
+    }
+
+    /// The status readiness reads.
+    pub fn status(&self) -> TopicStatus {
+        self.status.clone()
+    }
+
+    /// One pass: which topics are missing, create them, bring retention in line.
+    /// Returns the problem still standing, if any.
+    pub async fn reconcile(&self) -> Result<(), String> {
+        let present = match self.describe().await {
+            Ok(present) => present,
+            Err(error) => {
+                tracing::debug!(error = format!("{error:#}"), "topic check: broker did not answer");
+                return Err("broker does not answer metadata requests".to_owned());
+            }
+        };
+        let missing: Vec<&Needed> = self.needed.iter().filter(|topic| !present.contains(&topic.name)).collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let names: Vec<&str> = missing.iter().map(|topic| topic.name.as_str()).collect();
+        tracing::warn!(topics = ?names, "topics missing; creating them");
+        metrics::counter!("kafka_topics_recreated_total").increment(missing.len() as u64);
+        match self.create(&missing).await {
+            // Metadata may lag creation by a moment; the next pass confirms.
+            Ok(()) => Err(format!("topics being created: {}", names.join(", "))),
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), "cannot create missing topics");
+                Err(format!("topics missing: {}", names.join(", ")))
+            }
+        }
+    }
+
+    /// Reconciles until every topic exists, for at most a few seconds: a service starting
+    /// beside a healthy broker has its topics before it serves. A broker that does not
+    /// answer is left to [`Self::run`]; the service starts anyway.
+    pub async fn prepare(&self) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
+        loop {
+            let result = self.reconcile().await;
+            self.status.set(result.clone().err());
+            match result {
+                Err(problem) if tokio::time::Instant::now() < deadline && !problem.starts_with("broker") => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    /// Reconciles now and then every `KAFKA_TOPIC_CHECK_INTERVAL_MS` until `shutdown`.
+    /// The first pass that finds every topic also aligns the retention of topics created
+    /// before the policy existed.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut retention_aligned = false;
+        loop {
+            let result = self.reconcile().await;
+            if result.is_ok() && !retention_aligned {
+                retention_aligned = self.align_retention().await;
+            }
+            self.status.set(result.err());
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(self.settings.topic_check_interval) => {}
+            }
+        }
+    }
+
+    /// Names of the topics the cluster has, with at least one partition and no error.
+    async fn describe(&self) -> anyhow::Result<BTreeSet<String>> {
+        let admin = Arc::clone(&self.admin);
+        // librdkafka's metadata call blocks its thread.
+        let metadata = tokio::task::spawn_blocking(move || admin.inner().fetch_metadata(None, REQUEST_TIMEOUT))
+            .await
+            .context("metadata task failed")?
+            .context("metadata request failed")?;
+        anyhow::ensure!(!metadata.brokers().is_empty(), "metadata lists no broker");
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|topic| topic.error().is_none() && !topic.partitions().is_empty())
+            .map(|topic| topic.name().to_owned())
+            .collect())
+    }
+
+    async fn create(&self, topics: &[&Needed]) -> anyhow::Result<()> {
+        let new_topics: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|topic| {
+                NewTopic::new(&topic.name, self.settings.partitions, TopicReplication::Fixed(self.settings.replication_factor))
+                    .set("cleanup.policy", "delete")
+                    .set("retention.ms", &topic.retention_ms)
+            })
+            .collect();
+        let results = self.admin.create_topics(&new_topics, &self.options()).await.context("create_topics request failed")?;
+        for result in results {
+            match result {
+                Ok(name) => tracing::info!(topic = name, partitions = self.settings.partitions, "topic created"),
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives existing topics the retention policy; returns whether that is settled
+    /// (done, or not supported by this broker: then it is logged once and not retried).
+    async fn align_retention(&self) -> bool {
+        let specifiers: Vec<ResourceSpecifier<'_>> =
+            self.needed.iter().map(|topic| ResourceSpecifier::Topic(&topic.name)).collect();
+        let current: HashMap<String, (Option<String>, Option<String>)> =
+            match self.admin.describe_configs(&specifiers, &self.options()).await {
+                Ok(results) => results
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|resource| {
+                        let OwnedResourceSpecifier::Topic(name) = &resource.specifier else { return None };
+                        let value = |key: &str| resource.get(key).and_then(|entry| entry.value.clone());
+                        Some((name.clone(), (value("cleanup.policy"), value("retention.ms"))))
+                    })
+                    .collect(),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot read topic configurations; retention left as it is");
+                    return true;
+                }
+            };
+        let stale: Vec<&Needed> = self
+            .needed
+            .iter()
+            .filter(|topic| {
+                current.get(&topic.name).is_some_and(|(policy, retention)| {
+                    !policy.as_deref().is_some_and(|policy| policy.contains("delete"))
+                        || retention.as_deref() != Some(topic.retention_ms.as_str())
+                })
+            })
+            .collect();
+        if stale.is_empty() {
+            return true;
+        }
+        let changes: Vec<AlterConfig<'_>> = stale
+            .iter()
+            .map(|topic| {
+                AlterConfig::new(ResourceSpecifier::Topic(&topic.name))
+                    .set("cleanup.policy", "delete")
+                    .set("retention.ms", &topic.retention_ms)
+            })
+            .collect();
+        match self.admin.alter_configs(&changes, &self.options()).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(resource) => tracing::info!(?resource, "retention policy applied"),
+                        Err((resource, code)) => tracing::warn!(?resource, %code, "cannot apply retention policy"),
+                    }
+                }
+            }
+            Err(error) => tracing::warn!(%error, "cannot apply retention policy to existing topics"),
+        }
+        true
+    }
+
+    fn options(&self) -> AdminOptions {
+        AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)).request_timeout(Some(REQUEST_TIMEOUT))
+    }
+}
+
+/// Creates each topic in `bases` and its `.dlq` when missing, once (tests, tools).
+pub async fn ensure_topics(settings: &KafkaSettings, bases: &[&str]) -> anyhow::Result<()> {
+    TopicKeeper::new(settings, bases)?.prepare().await.map_err(|problem| anyhow::anyhow!("topics not ready: {problem}"))
 }

@@ -166,6 +166,9 @@ impl ConsumerBuilder {
             // (3 s here made every start wait 6 s, measured).
             .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "5000")
+            // A topic deleted and recreated (see `TopicKeeper`) is noticed at the next refresh;
+            // librdkafka's 5 min default would leave the group without partitions that long.
+            .set("topic.metadata.refresh.interval.ms", self.settings.topic_check_interval.as_millis().to_string())
             // librdkafka prefetches up to 64 MiB by default; the workers bound what is in
             // flight, so a few MiB ahead keeps them busy without inflating the footprint.
             .set("queued.max.messages.kbytes", "4096")
@@ -186,6 +189,7 @@ impl ConsumerBuilder {
         metrics::gauge!("kafka_consumer_paused", "group" => self.group.clone()).set(0.0);
         consumer.subscribe(&topics).with_context(|| format!("cannot subscribe to {topics:?}"))?;
         tracing::info!(group = self.group, ?topics, "consumer subscribed");
+        let topics: Vec<String> = topics.into_iter().map(str::to_owned).collect();
         let handling = Handling {
             group: self.group,
             handlers: self.handlers,
@@ -193,7 +197,7 @@ impl ConsumerBuilder {
             settings: self.settings,
             dependencies: self.dependencies,
         };
-        Ok(EventConsumer { consumer: Arc::new(consumer), handling: Arc::new(handling), workers, status })
+        Ok(EventConsumer { consumer: Arc::new(consumer), handling: Arc::new(handling), workers, status, topics })
     }
 }
 
@@ -203,6 +207,7 @@ pub struct EventConsumer {
     handling: Arc<Handling>,
     workers: Workers,
     status: ConsumerStatus,
+    topics: Vec<String>,
 }
 
 impl EventConsumer {
@@ -215,6 +220,13 @@ impl EventConsumer {
         let mut senders: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
         let mut backlog: HashMap<(String, i32), VecDeque<OwnedMessage>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(super::stranded::watch(
+            Arc::clone(&self.consumer),
+            self.topics.clone(),
+            self.handling.group.clone(),
+            self.status.clone(),
+            shutdown.clone(),
+        ));
         let mut flush = tokio::time::interval(Duration::from_millis(20));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -1,4 +1,4 @@
-//! Kafka: topic creation, an acknowledged publisher, and a consumer loop that
+//! Kafka: topics kept in existence, an acknowledged publisher, and a consumer loop that
 //! stores an offset only once its message was handled or dead-lettered.
 
 mod admin;
@@ -10,8 +10,9 @@ mod handling;
 pub mod headers;
 mod partition;
 mod producer;
+mod stranded;
 
-pub use admin::ensure_topics;
+pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
 pub use consumer::{ConsumerBuilder, EventConsumer, EventMeta, HandlerError, Incoming};
 pub use headers::REQUEST_ID as REQUEST_ID_HEADER;
 pub use producer::{EventPublisher, OutgoingEvent, PublishError};

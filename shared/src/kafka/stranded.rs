@@ -1,0 +1,86 @@
+//! Notices a consumer left without partitions while its group's messages wait.
+//!
+//! A broker that never expires a member that died without leaving (tansu 0.6) keeps the
+//! dead member's partitions assigned to it: the restarted consumer joins with none, its
+//! group's messages pile up, and nothing else looks wrong. Static membership
+//! (`KAFKA_GROUP_INSTANCE_ID`) prevents it; this watch makes it visible when it happens
+//! anyway: a consumer that holds no partitions while its topics have unconsumed messages,
+//! and whose group's committed positions did not move since the last look, is stranded.
+//! Readiness then fails and `kafka_consumer_stranded` is 1 (the `KafkaConsumerStranded` alert).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::{Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::group::GroupContext;
+use crate::health::ConsumerStatus;
+
+/// How often to look; two looks in a row without progress make "stranded".
+const EVERY: Duration = Duration::from_secs(10);
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Watches until `shutdown`.
+pub(super) async fn watch(
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    topics: Vec<String>,
+    group: String,
+    status: ConsumerStatus,
+    shutdown: CancellationToken,
+) {
+    let gauge = metrics::gauge!("kafka_consumer_stranded", "group" => group.clone());
+    gauge.set(0.0);
+    let mut previous: Option<i64> = None;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(EVERY) => {}
+        }
+        let holds_partitions = consumer.assignment().map(|assignment| assignment.count() > 0).unwrap_or(true);
+        if holds_partitions {
+            previous = None;
+            status.set_stranded(false);
+            gauge.set(0.0);
+            continue;
+        }
+        let probe = Arc::clone(&consumer);
+        let topics = topics.clone();
+        let Ok(Some((committed, lag))) = tokio::task::spawn_blocking(move || group_position(&probe, &topics)).await
+        else {
+            continue;
+        };
+        let stranded = lag > 0 && previous == Some(committed);
+        if stranded && !status.is_stranded() {
+            tracing::error!(group, lag, "consumer holds no partitions while its group's messages wait; nothing consumes them");
+        }
+        status.set_stranded(stranded);
+        gauge.set(if stranded { 1.0 } else { 0.0 });
+        previous = Some(committed);
+    }
+}
+
+/// The sum of the group's committed positions over every partition of `topics`, and the
+/// messages past them. `None` when the broker does not answer.
+fn group_position(consumer: &StreamConsumer<GroupContext>, topics: &[String]) -> Option<(i64, i64)> {
+    let mut partitions = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT).ok()?;
+        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+            partitions.add_partition(topic, partition.id());
+        }
+    }
+    let committed = consumer.committed_offsets(partitions, REQUEST_TIMEOUT).ok()?;
+    let (mut position_sum, mut lag) = (0, 0);
+    for element in committed.elements() {
+        let (low, high) = consumer.fetch_watermarks(element.topic(), element.partition(), REQUEST_TIMEOUT).ok()?;
+        let position = match element.offset() {
+            Offset::Offset(offset) => offset.max(low),
+            _ => low,
+        };
+        position_sum += position;
+        lag += (high - position).max(0);
+    }
+    Some((position_sum, lag))
+}
