@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger chaos test-observability test-deploy test-bench bench latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger chaos test-observability test-deploy test-broker test-bench bench latency clean-test-dbs fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -39,6 +39,7 @@ demo: up ## Bring everything up and run the demo flow
 
 test: infra ## Run every test: unit, integration and end to end on real PostgreSQL and Kafka, faults, the demo, observability and deployment checks
 	@$(MAKE) --no-print-directory test-rust
+	@$(MAKE) --no-print-directory test-broker
 	@$(MAKE) --no-print-directory chaos
 	@$(MAKE) --no-print-directory test-demo
 	@$(MAKE) --no-print-directory test-swagger
@@ -73,6 +74,9 @@ test-observability: infra ## Prometheus rules and Grafana dashboards: promtool, 
 
 test-deploy: ## Dockerfile, compose files and Kubernetes manifests, validated offline
 	@infra/tests/deploy/check.sh
+
+test-broker: ## The broker scripts: Kafka health check, repair of a wedged broker, bounded store (private ports)
+	@infra/tests/broker/run.sh
 
 bench: infra ## Release build, native stack, bench/report.md and bench/results.json (about 5 minutes)
 	@bench/bench.sh

@@ -1,72 +1,225 @@
 #!/usr/bin/env bash
-# The local Kafka-protocol broker (tansu, sqlite storage): start | stop | status.
-# If something already answers on the Kafka port, it is used as it is.
+# The local Kafka-protocol broker (tansu, sqlite storage): start | stop | status,
+# and throw-away brokers for tests: start-fresh <name> <port> | stop-fresh <name>.
+#
+# The broker is judged by real Kafka requests (kafka_check.py: ApiVersions, then
+# Metadata), never by a TCP connect: a tansu whose storage panicked keeps accepting
+# connections while failing every request. `start`:
+#   - a healthy Kafka broker answers on the port: it is used as it is (ours or not);
+#   - the broker these scripts started (pid in $RUN_DIR/tansu.pid) accepts connections
+#     but does not answer Kafka requests for $BROKER_CONFIRM_SECONDS: it is killed and a
+#     fresh one started on the same store (its log is kept as tansu.previous.log);
+#   - another process holds the port without answering Kafka: it is named (pid and
+#     command, from `ss -ltnp`) and left alone, and the script fails;
+#   - nothing listens: tansu is installed if missing and started.
+#
+# tansu runs its storage maintenance (deleting records older than a topic's
+# retention.ms where cleanup.policy has `delete`) every $TANSU_MAINTENANCE_INTERVAL
+# instead of its default 10 minutes, so the store stays bounded by retention.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 TANSU_BIN="${TANSU_INSTALL_ROOT:-/usr/local}/bin/tansu"
 DATA_DIR="$STATE_DIR/tansu"
 PID_FILE="$RUN_DIR/tansu.pid"
+KAFKA_CHECK="$ROOT/infra/scripts/kafka_check.py"
+# A humantime duration (tansu-broker 0.6.0 src/broker.rs reads it from the storage URL's
+# `maintenance_interval` query parameter and ignores a value it cannot parse).
+TANSU_MAINTENANCE_INTERVAL="${TANSU_MAINTENANCE_INTERVAL:-60s}"
+# How long a broker of ours may keep failing the check before it is restarted: a loaded
+# tansu (one storage task, serialising every request) can miss one 2 s check.
+BROKER_CONFIRM_SECONDS="${BROKER_CONFIRM_SECONDS:-15}"
+# Seconds for one check (connect, ApiVersions and Metadata).
+KAFKA_CHECK_TIMEOUT="${KAFKA_CHECK_TIMEOUT:-2}"
 
-start() {
-  if port_open "$KAFKA_HOST" "$KAFKA_PORT"; then
-    say "Kafka broker already answers on $KAFKA_HOST:$KAFKA_PORT"
-    return
-  fi
-  "$ROOT/infra/scripts/install-broker.sh"
-  mkdir -p "$DATA_DIR"
-  say "Starting tansu on $KAFKA_HOST:$KAFKA_PORT (data in $DATA_DIR)"
-  # tansu resolves sqlite:// paths against its working directory, so it runs from its data folder.
-  # `cd` on its own line: then `$!` is tansu itself, not a subshell around it.
-  (cd "$DATA_DIR" || exit 1
-   nohup "$TANSU_BIN" broker \
-      --listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
-      --advertised-listener-url "tcp://$KAFKA_HOST:$KAFKA_PORT" \
-      --storage-engine "sqlite://tansu.db" >"$LOG_DIR/tansu.log" 2>&1 &
-   echo $! >"$PID_FILE")
-  wait_for "the broker on $KAFKA_HOST:$KAFKA_PORT" 30 port_open "$KAFKA_HOST" "$KAFKA_PORT"
+[[ "$TANSU_MAINTENANCE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m|min|h)$ ]] ||
+  die "TANSU_MAINTENANCE_INTERVAL=$TANSU_MAINTENANCE_INTERVAL: expected a duration such as 60s, 5m, 1h"
+
+# kafka_check <port>: kafka_check.py's status (0 healthy, 1 not answering Kafka,
+# 2 nothing listening); its one-line finding in CHECK_MESSAGE.
+CHECK_MESSAGE=""
+kafka_check() {
+  local status=0
+  CHECK_MESSAGE=$(python3 "$KAFKA_CHECK" "$KAFKA_HOST" "$1" --timeout "$KAFKA_CHECK_TIMEOUT") || status=$?
+  return "$status"
 }
 
-# terminate <pid> <what>: SIGTERM, then SIGKILL after 20 s (a busy tansu may ignore SIGTERM).
+# our_pid <pid file> [port]: the pid of a tansu these scripts started (listening on that
+# port, if given), if it runs. The pid may have been reused by another program since the
+# file was written: it must be a tansu broker with that listener.
+our_pid() {
+  local pid cmdline listener="--listener-url tcp://"
+  [ -z "${2:-}" ] || listener="--listener-url tcp://$KAFKA_HOST:$2 "
+  [ -f "$1" ] || return 0
+  pid=$(cat "$1")
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 0
+  cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
+  case "$cmdline" in
+    *tansu*" broker "*"$listener"*) echo "$pid" ;;
+  esac
+}
+
+# listener_pids <port>: the pids `ss -ltnp` names for listeners on that port (none without permission).
+listener_pids() {
+  command -v ss >/dev/null 2>&1 || return 0
+  ss -Hltnp "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u
+}
+
+# holder <port>: who holds the port, for messages.
+holder() {
+  local pids pid described=()
+  pids=$(listener_pids "$1")
+  [ -n "$pids" ] || { echo "a process that \`ss -ltnp\` does not name (run as root to see it)"; return; }
+  for pid in $pids; do
+    described+=("pid $pid ($(ps -o args= -p "$pid" 2>/dev/null | cut -c1-120 || echo '?'))")
+  done
+  local IFS=,
+  echo "${described[*]}"
+}
+
+# listens_as <pid> <port>: true unless `ss` names listeners on the port and the pid is not among them.
+listens_as() {
+  local pids
+  pids=$(listener_pids "$2")
+  [ -z "$pids" ] || grep -qx "$1" <<<"$pids"
+}
+
+# terminate <pid> <what> [grace seconds]: SIGTERM, then SIGKILL after the grace
+# (20 s by default: a busy tansu may ignore SIGTERM). SIGCONT too, so that a stopped
+# process acts on the SIGTERM.
 terminate() {
-  local pid=$1 what=$2
+  local pid=$1 what=$2 grace=${3:-20}
   kill "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || return 0
+  kill -CONT "$pid" 2>/dev/null || true
+  local deadline=$((SECONDS + grace))
+  while kill -0 "$pid" 2>/dev/null; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      say "$what ignored SIGTERM for $grace s; killing it"
+      kill -9 "$pid" 2>/dev/null || true
+      wait_for "$what (pid $pid) to exit after SIGKILL" 10 bash -c "! kill -0 $pid"
+      return 0
+    fi
     sleep 0.2
   done
-  say "$what ignored SIGTERM for 20 s; killing it"
-  kill -9 "$pid" 2>/dev/null || true
+}
+
+# launch <name> <port> <data dir>: starts tansu on the port with its store in the data
+# dir, then waits until it answers Kafka requests.
+launch() {
+  local name=$1 port=$2 dir=$3 log="$LOG_DIR/$1.log" pid
+  mkdir -p "$dir"
+  [ -f "$log" ] && mv -f "$log" "$LOG_DIR/$name.previous.log"
+  # tansu resolves sqlite:// paths against its working directory, so it runs from its data folder.
+  # `cd` on its own line: then `$!` is tansu itself, not a subshell around it.
+  (cd "$dir" || exit 1
+   nohup "$TANSU_BIN" broker \
+      --listener-url "tcp://$KAFKA_HOST:$port" \
+      --advertised-listener-url "tcp://$KAFKA_HOST:$port" \
+      --storage-engine "sqlite://tansu.db?maintenance_interval=$TANSU_MAINTENANCE_INTERVAL" >"$log" 2>&1 &
+   echo $! >"$RUN_DIR/$name.pid")
+  pid=$(cat "$RUN_DIR/$name.pid")
+  local deadline=$((SECONDS + 30))
+  until kafka_check "$port"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      rm -f "$RUN_DIR/$name.pid"
+      die "tansu ($name) exited at start; the end of $log:
+$(tail -n 5 "$log")"
+    fi
+    [ "$SECONDS" -lt "$deadline" ] || die "tansu ($name, pid $pid) does not answer Kafka requests 30 s after start: $CHECK_MESSAGE (log: $log)"
+    sleep 0.2
+  done
+}
+
+# still_failing <pid> <port>: polls the check for BROKER_CONFIRM_SECONDS; false as soon as
+# it passes, true if the broker fails it throughout (or exits).
+still_failing() {
+  local deadline=$((SECONDS + BROKER_CONFIRM_SECONDS))
+  while [ "$SECONDS" -lt "$deadline" ] && kill -0 "$1" 2>/dev/null; do
+    kafka_check "$2" && return 1
+    sleep 0.5
+  done
+  return 0
+}
+
+start() {
+  local status=0 pid
+  kafka_check "$KAFKA_PORT" || status=$?
+  pid=$(our_pid "$PID_FILE" "$KAFKA_PORT")
+  case "$status" in
+    0)
+      say "$CHECK_MESSAGE${pid:+ (tansu, pid $pid)}"
+      return ;;
+    1)
+      if [ -z "$pid" ] || ! listens_as "$pid" "$KAFKA_PORT"; then
+        die "port $KAFKA_PORT on $KAFKA_HOST is held by $(holder "$KAFKA_PORT"), which these scripts did not start and which does not answer Kafka requests ($CHECK_MESSAGE). Left alone: stop it yourself, or run the platform on another KAFKA_PORT."
+      fi
+      if ! still_failing "$pid" "$KAFKA_PORT"; then
+        say "$CHECK_MESSAGE (tansu, pid $pid, answers again)"
+        return
+      fi
+      say "The broker these scripts started (tansu, pid $pid) accepts connections but does not answer Kafka requests for ${BROKER_CONFIRM_SECONDS} s: $CHECK_MESSAGE. Restarting it (its log is kept as $LOG_DIR/tansu.previous.log)."
+      terminate "$pid" tansu 5 ;;
+    2)
+      if [ -n "$pid" ]; then
+        # Ours, alive, not listening: still starting (another `make up`), or stuck before binding.
+        if ! still_failing "$pid" "$KAFKA_PORT"; then
+          say "$CHECK_MESSAGE (tansu, pid $pid)"
+          return
+        fi
+        say "tansu (pid $pid) runs but has not answered on $KAFKA_HOST:$KAFKA_PORT for ${BROKER_CONFIRM_SECONDS} s: $CHECK_MESSAGE. Restarting it."
+        terminate "$pid" tansu 5
+      fi ;;
+    *) die "kafka_check.py failed ($status): $CHECK_MESSAGE" ;;
+  esac
+  rm -f "$PID_FILE"
+  "$ROOT/infra/scripts/install-broker.sh"
+  say "Starting tansu on $KAFKA_HOST:$KAFKA_PORT (data in $DATA_DIR, maintenance every $TANSU_MAINTENANCE_INTERVAL)"
+  launch tansu "$KAFKA_PORT" "$DATA_DIR"
+  say "$CHECK_MESSAGE (tansu, pid $(cat "$PID_FILE"))"
 }
 
 stop() {
-  if [ -f "$PID_FILE" ] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
-    say "Stopping tansu"
-    terminate "$(cat "$PID_FILE")" tansu
+  local pid
+  pid=$(our_pid "$PID_FILE")
+  if [ -n "$pid" ]; then
+    say "Stopping tansu (pid $pid)"
+    terminate "$pid" tansu
   fi
   rm -f "$PID_FILE"
+}
+
+status() {
+  local status=0 pid
+  kafka_check "$KAFKA_PORT" || status=$?
+  pid=$(our_pid "$PID_FILE" "$KAFKA_PORT")
+  case "$status" in
+    0) echo "broker: up ($CHECK_MESSAGE${pid:+; tansu pid $pid})" ;;
+    1)
+      if [ -n "$pid" ] && listens_as "$pid" "$KAFKA_PORT"; then
+        echo "broker: NOT ANSWERING ($CHECK_MESSAGE; tansu pid $pid, started by these scripts: \`make up\` restarts it)"
+      else
+        echo "broker: NOT ANSWERING ($CHECK_MESSAGE; the port is held by $(holder "$KAFKA_PORT"), not started by these scripts)"
+      fi
+      return 1 ;;
+    *) echo "broker: down ($CHECK_MESSAGE)"; return 1 ;;
+  esac
 }
 
 # A throw-away broker with empty storage (tests, benchmarks): tansu's sqlite engine slows
 # down as topics accumulate, so runs that create many topics get a store of their own.
 start_fresh() {
-  local name=$1 port=$2 dir="$STATE_DIR/$1"
+  local name=$1 port=$2 status=0
   stop_fresh "$name"
+  kafka_check "$port" || status=$?
+  [ "$status" -eq 2 ] || die "cannot start the $name broker on port $port: it is held by $(holder "$port") ($CHECK_MESSAGE)"
   "$ROOT/infra/scripts/install-broker.sh" >/dev/null
-  rm -rf "$dir" && mkdir -p "$dir"
-  (cd "$dir" || exit 1
-   nohup "$TANSU_BIN" broker \
-      --listener-url "tcp://$KAFKA_HOST:$port" --advertised-listener-url "tcp://$KAFKA_HOST:$port" \
-      --storage-engine "sqlite://tansu.db" >"$LOG_DIR/$name.log" 2>&1 &
-   echo $! >"$RUN_DIR/$name.pid")
-  wait_for "the $name broker on $KAFKA_HOST:$port" 30 port_open "$KAFKA_HOST" "$port"
+  launch "$name" "$port" "$STATE_DIR/$name"
 }
 
 stop_fresh() {
-  local pid_file="$RUN_DIR/$1.pid"
-  if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
-    terminate "$(cat "$pid_file")" "the $1 broker"
-  fi
+  local pid_file="$RUN_DIR/$1.pid" pid
+  pid=$(our_pid "$pid_file")
+  [ -z "$pid" ] || terminate "$pid" "the $1 broker"
   rm -f "$pid_file"
   rm -rf "${STATE_DIR:?}/$1"
 }
@@ -76,6 +229,6 @@ case "${1:-start}" in
   stop) stop ;;
   start-fresh) start_fresh "$2" "$3" ;;
   stop-fresh) stop_fresh "$2" ;;
-  status) port_open "$KAFKA_HOST" "$KAFKA_PORT" && echo "broker: up" || { echo "broker: down"; exit 1; } ;;
+  status) status ;;
   *) die "usage: $0 start|stop|status | start-fresh <name> <port> | stop-fresh <name>" ;;
 esac
