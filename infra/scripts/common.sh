@@ -11,6 +11,19 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
 SERVICES=(user-service order-service payment-service api-gateway)
 mkdir -p "$LOG_DIR" "$RUN_DIR"
+
+# Close the descriptors inherited from the caller (a build lock taken with flock, a CI
+# runner's pipes): the daemons these scripts start (broker, services, Prometheus, trace
+# viewer) would otherwise hold them open for as long as they live. make's jobserver
+# descriptors stay, for the cargo builds the scripts run.
+keep_fds=" $(sed -n 's/.*--jobserver-auth=\([0-9]*\),\([0-9]*\).*/\1 \2/p' <<<"${MAKEFLAGS:-}") "
+for fd_path in /proc/$$/fd/*; do
+  fd=${fd_path##*/}
+  case "$fd" in 0 | 1 | 2 | 255) continue ;; esac
+  [[ "$keep_fds" == *" $fd "* ]] && continue
+  [ "$fd" -lt 255 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
+done
+unset keep_fds fd_path fd
 # This machine's development secrets (generated once, owner-only), for every script.
 source "$ROOT/infra/scripts/secrets.sh"
 load_secrets
