@@ -13,7 +13,9 @@
 #   TRACE_VIEWER_OTLP_ADDR  the OTLP gRPC receiver  (127.0.0.1:4317)
 #
 # It also answers the UI's own routes (/trace/<id>, /search) with 200 instead of a
-# 307 without a Location. Every rewrite is checked; a changed crate fails loudly.
+# 307 without a Location, and tells services apart by name when they set no
+# service.instance.id (ours do not: every span would show as one service otherwise).
+# Every rewrite is checked; a changed crate fails loudly.
 #
 # Installed under $TRACE_VIEWER_INSTALL_ROOT (/usr/local/lib/otlp-jaeger-viewer), built
 # in $TRACE_VIEWER_BUILD_DIR (/var/tmp/otlp-jaeger-viewer-build): never in the work tree.
@@ -23,7 +25,7 @@ set -euo pipefail
 CRATE=otlp-embedded
 VERSION="0.0.2"
 # Bump when the rewrites below change, so that machines rebuild.
-REVISION=1
+REVISION=2
 INSTALL_ROOT="${TRACE_VIEWER_INSTALL_ROOT:-/usr/local/lib/otlp-jaeger-viewer}"
 BUILD_DIR="${TRACE_VIEWER_BUILD_DIR:-/var/tmp/otlp-jaeger-viewer-build}"
 NAME=otlp-jaeger-viewer
@@ -95,6 +97,9 @@ rewrite("examples/basic.rs", "max_length: 100,", "max_length: 2000,")
 rewrite("examples/basic.rs", "max_memory_usage: 1 << 27, // 128 MiB", "max_memory_usage: 1 << 28, // 256 MiB")
 # The single-page app's routes answer 200 (a 307 without a Location confuses clients).
 rewrite("src/jaeger/ui.rs", "(StatusCode::TEMPORARY_REDIRECT, index_html(base_tag))", "(StatusCode::OK, index_html(base_tag))")
+# A Jaeger process per service: the crate keys processes by service.instance.id alone.
+rewrite("src/jaeger/model.rs", "let key = value.service_instance_id().to_owned();",
+        'let key = format!("{}#{}", value.service_name(), value.service_instance_id());')
 rewrite("Cargo.toml", 'name = "basic"', f'name = "{name}"')
 EOF
 
