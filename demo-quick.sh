@@ -9,7 +9,8 @@
 #   GATEWAY_URL           the gateway (http://localhost:3005)
 #   ADMIN_EMAIL           the first admin (admin@example.com, the development default)
 #   ADMIN_PASSWORD        its password (natively: this machine's, from infra/scripts/secrets.sh)
-#   JAEGER_URL            Jaeger's UI, for the trace link (http://localhost:16686)
+#   JAEGER_URL            the trace viewer: Jaeger's UI natively or in compose (http://localhost:16686)
+#   PROMETHEUS_URL        Prometheus, natively or in compose (http://localhost:9090)
 #   GRAFANA_URL           Grafana (http://localhost:3010)
 #   KAFKA_UI_URL          the Kafka UI of the compose stack (http://localhost:8080)
 #   DEMO_TIMEOUT_SECONDS  how long each wait may take (30)
@@ -22,6 +23,7 @@ if [ -z "${ADMIN_PASSWORD:-}" ]; then
   ADMIN_PASSWORD=$("$(dirname "$0")/infra/scripts/secrets.sh" admin-password)
 fi
 JAEGER_URL="${JAEGER_URL:-http://localhost:16686}"
+PROMETHEUS_URL="${PROMETHEUS_URL:-http://localhost:9090}"
 GRAFANA_URL="${GRAFANA_URL:-http://localhost:3010}"
 KAFKA_UI_URL="${KAFKA_UI_URL:-http://localhost:8080}"
 TIMEOUT="${DEMO_TIMEOUT_SECONDS:-30}"
@@ -107,13 +109,56 @@ read -r status body <<<"$(api GET /api/orders/stats "" "$ADMIN_TOKEN")"
 ok "$(jq -r '"\(.totalOrders) orders, revenue \(.revenue), average \(.averageOrderValue); by status \(.countsByStatus | tojson)"' <<<"$body")"
 
 bold "6. Where to look next"
-echo "  API docs:  $GATEWAY_URL/api/docs"
-if [ -n "$TRACE_ID" ]; then
-  echo "  The sign-up's trace (gateway → user → order → payment → order): $JAEGER_URL/trace/$TRACE_ID"
-else
-  echo "  Traces:    span export is off (OTEL_EXPORTER_OTLP_ENDPOINT=none); no trace id"
+# Only links that answer are printed (infra/scripts/answers.sh follows redirects as a
+# browser does and gives the address it ends on); anything else says what starts it.
+answers() { "$(dirname "$0")/infra/scripts/answers.sh" "$1"; }
+uri() { jq -rn --arg v "$1" '$v | @uri'; }
+# The services of the sign-up's trace in the viewer, once all four exported their spans
+# (each batches its spans for up to 5 s).
+trace_services() {
+  curl -fsS --max-time 3 "$JAEGER_URL/api/traces/$TRACE_ID" |
+    jq -r '[.data[0].processes[].serviceName] | unique | select(length >= 4) | join(", ")'
+}
+if url=$(answers "$GATEWAY_URL/api/docs"); then
+  echo "  API docs:    $url"
 fi
-echo "  Grafana:   $GRAFANA_URL (dashboards: Platform overview, Service)"
-echo "  Kafka UI:  $KAFKA_UI_URL (compose only)"
-echo "  Logs:      make logs   (every line of this flow carries request_id $REQUEST_ID)"
+if [ -z "$TRACE_ID" ]; then
+  echo "  Traces:      span export is off (OTEL_EXPORTER_OTLP_ENDPOINT=none); no trace id"
+elif ! answers "$JAEGER_URL/api/services" >/dev/null; then
+  echo "  Traces:      no trace viewer is running; natively 'make up' starts one (infra/scripts/traces.sh start)"
+elif services=$(poll "$TIMEOUT" trace_services) && url=$(answers "$JAEGER_URL/trace/$TRACE_ID"); then
+  echo "  The sign-up's trace (gateway → user → order → payment → order; $services):"
+  echo "               $url"
+elif url=$(answers "$JAEGER_URL/trace/$TRACE_ID"); then
+  echo "  The sign-up's trace (spans from all four services not there after ${TIMEOUT}s; see 'make logs'):"
+  echo "               $url"
+else
+  echo "  Traces:      the viewer at $JAEGER_URL does not show trace $TRACE_ID"
+fi
+if answers "$PROMETHEUS_URL/-/ready" >/dev/null; then
+  echo "  Prometheus:  $(answers "$PROMETHEUS_URL")"
+  # The platform's key query: events handled (settled) per second, by topic.
+  settled='sum by (topic) (rate(kafka_messages_consumed_total[1m]))'
+  if url=$(answers "$PROMETHEUS_URL/graph?g0.expr=$(uri "$settled")&g0.tab=0&g0.range_input=15m"); then
+    echo "  Events settled per second, by topic:"
+    echo "               $url"
+  fi
+  # Prometheus 2 from Debian serves its classic UI only: /alerts is then /classic/alerts.
+  if url=$(answers "$PROMETHEUS_URL/alerts") || url=$(answers "$PROMETHEUS_URL/classic/alerts"); then
+    echo "  Alerts:      $url"
+  fi
+else
+  echo "  Prometheus:  not running; natively 'make up' starts it (infra/scripts/prometheus.sh start)"
+fi
+if url=$(answers "$GRAFANA_URL/api/health") && url=$(answers "$GRAFANA_URL"); then
+  echo "  Grafana:     $url (dashboards: Platform overview, Service)"
+else
+  echo "  Grafana:     docker compose only (infra/docker-compose.yml); not running here"
+fi
+if url=$(answers "$KAFKA_UI_URL"); then
+  echo "  Kafka UI:    $url"
+else
+  echo "  Kafka UI:    docker compose only (infra/docker-compose.yml); not running here"
+fi
+echo "  Logs:        make logs   (every line of this flow carries request_id $REQUEST_ID)"
 bold "Demo completed: the event chain works end to end."
