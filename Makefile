@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger chaos test-observability test-deploy test-broker test-bench bench latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger chaos test-observability test-observability-ui test-deploy test-broker test-bench bench latency clean-test-dbs fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -13,11 +13,17 @@ infra: ## Start the Kafka broker (installing it once) and create the databases
 	@$(SCRIPTS)/broker.sh start
 	@$(SCRIPTS)/databases.sh
 
-up: infra ## Build and start the four services; wait until they are ready
+# Prometheus and the trace viewer come up with the platform; `make up OBSERVABILITY=0` leaves them out.
+OBSERVABILITY ?= 1
+
+up: infra ## Build and start the four services (with Prometheus and the trace viewer); wait until they are ready
+	@if [ "$(OBSERVABILITY)" != 0 ]; then $(SCRIPTS)/traces.sh start && $(SCRIPTS)/prometheus.sh start; fi
 	@$(SCRIPTS)/services.sh start
 
-down: ## Stop the services and the broker started by `make up`
+down: ## Stop the services, Prometheus, the trace viewer and the broker started by `make up`
 	@$(SCRIPTS)/services.sh stop
+	@$(SCRIPTS)/prometheus.sh stop
+	@$(SCRIPTS)/traces.sh stop
 	@$(SCRIPTS)/broker.sh stop
 
 watch: infra ## Run the services; on a change rebuild and restart only those affected, keeping their sockets
@@ -32,6 +38,8 @@ logs: ## Follow the services' logs
 
 status: ## Show what is running
 	@$(SCRIPTS)/broker.sh status || true
+	@$(SCRIPTS)/prometheus.sh status || true
+	@$(SCRIPTS)/traces.sh status || true
 	@$(SCRIPTS)/services.sh status
 
 demo: up ## Bring everything up and run the demo flow
@@ -44,6 +52,7 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 	@$(MAKE) --no-print-directory test-demo
 	@$(MAKE) --no-print-directory test-swagger
 	@$(MAKE) --no-print-directory test-observability
+	@$(MAKE) --no-print-directory test-observability-ui
 	@$(MAKE) --no-print-directory test-deploy
 	@$(MAKE) --no-print-directory test-hot-reload
 	@$(MAKE) --no-print-directory test-bench
@@ -71,6 +80,9 @@ chaos: infra ## Fault tests: broker outage, SIGKILL, database outage, poison mes
 
 test-observability: infra ## Prometheus rules and Grafana dashboards: promtool, then every PromQL expression against the live platform
 	@$(SCRIPTS)/with-platform.sh infra/tests/observability/run-live.sh
+
+test-observability-ui: infra ## After the demo: its links answer; the trace, the settled-events graph and the alerts in headless Chromium
+	@infra/tests/observability-ui/run.sh
 
 test-deploy: ## Dockerfile, compose files and Kubernetes manifests, validated offline
 	@infra/tests/deploy/check.sh
