@@ -39,7 +39,7 @@ start() {
     --storage.tsdb.path="$DATA_DIR" \
     --storage.tsdb.retention.time="${PROMETHEUS_RETENTION:-7d}" \
     --web.listen-address="$ADDR" \
-    --log.level=warn >>"$LOG_DIR/prometheus.log" 2>&1 &
+    --log.level=warn </dev/null >>"$LOG_DIR/prometheus.log" 2>&1 &
   echo $! >"$PID_FILE"
   local deadline=$((SECONDS + 60))
   until ready; do

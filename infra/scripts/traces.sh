@@ -34,7 +34,7 @@ start() {
   local bin; bin=$("$ROOT/infra/scripts/install-trace-viewer.sh" bin)
   say "Starting the trace viewer: Jaeger UI at $URL, OTLP gRPC on $OTLP_ADDR"
   nohup env TRACE_VIEWER_UI_ADDR="$UI_ADDR" TRACE_VIEWER_OTLP_ADDR="$OTLP_ADDR" "$bin" \
-    >>"$LOG_DIR/trace-viewer.log" 2>&1 &
+    </dev/null >>"$LOG_DIR/trace-viewer.log" 2>&1 &
   echo $! >"$PID_FILE"
   local deadline=$((SECONDS + 30))
   until ui_ready && port_open "${OTLP_ADDR%:*}" "${OTLP_ADDR##*:}"; do
