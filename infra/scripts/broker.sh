@@ -12,6 +12,10 @@
 #   - another process holds the port without answering Kafka: it is named (pid and
 #     command, from `ss -ltnp`) and left alone, and the script fails;
 #   - nothing listens: tansu is installed if missing and started.
+# Then, whichever way the broker came to answer, the platform's existing topics get
+# their retention policy (topic_retention.py: cleanup.policy=delete and retention.ms
+# from KAFKA_RETENTION_MS / KAFKA_DLQ_RETENTION_MS; topics created before the services
+# set it at creation). A broker that refuses that is reported, not restarted.
 #
 # tansu runs its storage maintenance (deleting records older than a topic's
 # retention.ms where cleanup.policy has `delete`) every $TANSU_MAINTENANCE_INTERVAL
@@ -23,6 +27,7 @@ TANSU_BIN="${TANSU_INSTALL_ROOT:-/usr/local}/bin/tansu"
 DATA_DIR="$STATE_DIR/tansu"
 PID_FILE="$RUN_DIR/tansu.pid"
 KAFKA_CHECK="$ROOT/infra/scripts/kafka_check.py"
+TOPIC_RETENTION="$ROOT/infra/scripts/topic_retention.py"
 # A humantime duration (tansu-broker 0.6.0 src/broker.rs reads it from the storage URL's
 # `maintenance_interval` query parameter and ignores a value it cannot parse).
 TANSU_MAINTENANCE_INTERVAL="${TANSU_MAINTENANCE_INTERVAL:-60s}"
@@ -111,7 +116,14 @@ launch() {
   [ -f "$log" ] && mv -f "$log" "$LOG_DIR/$name.previous.log"
   # tansu resolves sqlite:// paths against its working directory, so it runs from its data folder.
   # `cd` on its own line: then `$!` is tansu itself, not a subshell around it.
+  # It gets none of our open files beyond stdin/out/err: a long-lived broker must not keep
+  # what the caller holds, such as the fd of `flock /tmp/cargo-build.lock make up` (it
+  # would hold that lock for as long as it runs).
   (cd "$dir" || exit 1
+   for fd in /proc/$BASHPID/fd/*; do
+     fd=${fd##*/}
+     [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+   done
    nohup "$TANSU_BIN" broker \
       --listener-url "tcp://$KAFKA_HOST:$port" \
       --advertised-listener-url "tcp://$KAFKA_HOST:$port" \
@@ -141,7 +153,25 @@ still_failing() {
   return 0
 }
 
+# retention <port>: the platform's existing topics get cleanup.policy=delete and
+# retention.ms (topic_retention.py, changes only). A failure is a warning: the broker
+# answers, and the services align retention themselves where the broker allows it.
+retention() {
+  local out status=0
+  out=$(python3 "$TOPIC_RETENTION" "$KAFKA_HOST" "$1" --changes-only 2>&1) || status=$?
+  if [ "$status" -eq 0 ]; then
+    while IFS= read -r line; do say "$line"; done <<<"$out"
+  else
+    printf 'warning: retention policy not applied (topic_retention.py exit %s): %s\n' "$status" "$out" >&2
+  fi
+}
+
 start() {
+  ensure_running
+  retention "$KAFKA_PORT"
+}
+
+ensure_running() {
   local status=0 pid
   kafka_check "$KAFKA_PORT" || status=$?
   pid=$(our_pid "$PID_FILE" "$KAFKA_PORT")

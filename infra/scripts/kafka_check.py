@@ -145,10 +145,12 @@ def api_versions(conn: Connection) -> dict[int, tuple[int, int]]:
     return versions
 
 
-def metadata(conn: Connection, version: int) -> tuple[list[tuple[int, str, int]], int]:
-    """Metadata (v1 to v8, the non-flexible ones) with an empty topic list: brokers and
-    the number of topics, every field parsed so that a malformed answer is noticed."""
-    request = struct.pack(">i", 0)  # no topics (v1+: empty means none; tansu lists all)
+def metadata(conn: Connection, version: int, all_topics: bool = False) -> tuple[list[tuple[int, str, int]], list[tuple[str, int, int]]]:
+    """Metadata (v1 to v8, the non-flexible ones): brokers and topics, as (name, error
+    code, partition count), every field parsed so that a malformed answer is noticed.
+    Asks for no topic (v1+: an empty list; tansu lists all anyway) unless `all_topics`
+    (a null list: every topic)."""
+    request = struct.pack(">i", -1 if all_topics else 0)
     if version >= 4:
         request += struct.pack(">b", 0)  # allow_auto_topic_creation
     if version >= 8:
@@ -163,10 +165,12 @@ def metadata(conn: Connection, version: int) -> tuple[list[tuple[int, str, int]]
     if version >= 2:
         body.string()  # cluster_id
     body.int32()  # controller_id
-    topics = body.array_len()
-    for _ in range(topics):
-        body.int16(), body.string(), body.int8()  # error_code, name, is_internal
-        for _ in range(body.array_len()):
+    topics = []
+    for _ in range(body.array_len()):
+        error, name, _internal = body.int16(), body.string(), body.int8()
+        partitions = body.array_len()
+        topics.append((name or "", error, partitions))
+        for _ in range(partitions):
             body.int16(), body.int32(), body.int32()  # error_code, partition, leader
             if version >= 7:
                 body.int32()  # leader_epoch
@@ -227,7 +231,7 @@ def check(host: str, port: int, timeout: float) -> tuple[int, str]:
     finally:
         conn.close()
     listed = ", ".join(f"{node}@{h}:{p}" for node, h, p in brokers)
-    return HEALTHY, f"Kafka broker answers on {where}: brokers {listed}, {topics} topics"
+    return HEALTHY, f"Kafka broker answers on {where}: brokers {listed}, {len(topics)} topics"
 
 
 def main() -> int:

@@ -15,6 +15,12 @@
 #      records older than retention.ms are deleted from a topic created with
 #      cleanup.policy=delete and from one given it later by IncrementalAlterConfigs, not
 #      from a topic without it, and offsets carry on where they were
+#   5. topic_retention.py: on a private broker, the platform's topics created without the
+#      policy (behind a KAFKA_TOPIC_PREFIX) get cleanup.policy=delete and retention.ms
+#      from KAFKA_RETENTION_MS / KAFKA_DLQ_RETENTION_MS (DescribeConfigs v1 shows both),
+#      other topics are left alone, a second run changes nothing, and maintenance then
+#      deletes the records older than the new retention; section 3 shows `broker.sh
+#      start` applying it to a broker that was already running
 #
 # Everything runs on free ports and in a private PLATFORM_STATE_DIR (pid files, logs,
 # stores), removed at the end: never the platform's broker on 9092. Waits are polls
@@ -25,7 +31,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 HERE="$ROOT/infra/tests/broker"
 BROKER="$ROOT/infra/scripts/broker.sh"
 CHECK="$ROOT/infra/scripts/kafka_check.py"
-WIRE="$HERE/kafka_wire.py"
+WIRE="$ROOT/infra/scripts/kafka_wire.py"
+RETENTION_TOOL="$ROOT/infra/scripts/topic_retention.py"
+# The retention settings the tools read: their defaults here, whatever the caller has set.
+unset KAFKA_TOPIC_PREFIX KAFKA_RETENTION_MS KAFKA_DLQ_RETENTION_MS
 
 PRIVATE="$(mktemp -d)"
 export PLATFORM_STATE_DIR="$PRIVATE/state" KAFKA_HOST=127.0.0.1
@@ -62,6 +71,9 @@ poll() {
     sleep 0.1
   done
 }
+
+# plain: a `say` line without its bold arrow.
+plain() { sed -E $'s/^\e\\[1m==>\e\\[0m //'; }
 
 # run <command...>: sets OUT (stdout and stderr) and RC, never fails.
 run() { RC=0; OUT=$("$@" 2>&1) || RC=$?; }
@@ -100,9 +112,12 @@ fake apiversions
 expect_check "$FAKE_PORT" 1 "fails Metadata" "a listener that answers ApiVersions and drops Metadata"
 fake kafka4
 expect_check "$FAKE_PORT" 0 "brokers 1@127.0.0.1:$FAKE_PORT, 1 topics" "a broker offering Metadata from v4 only (as Kafka 4)"
-# The platform's own scripts start the healthy one (section 3 uses it on).
-"$BROKER" start
+# The platform's own scripts start the healthy one (section 3 uses it on), here under a
+# lock as `flock /tmp/cargo-build.lock make up` takes it: the broker must not inherit it.
+flock "$PRIVATE/build.lock" "$BROKER" start
 expect_check "$KAFKA_PORT" 0 "@127.0.0.1:$KAFKA_PORT" "tansu started by broker.sh"
+flock -n "$PRIVATE/build.lock" true || fail "the broker holds the lock its starter held (an inherited file descriptor)"
+ok "the broker keeps no file of its starter's: the lock it was started under is free"
 grep -q "maintenance_interval=60s" "/proc/$(tansu_pid)/cmdline" ||
   fail "broker.sh started tansu without maintenance_interval=60s: $(tr '\0' ' ' <"/proc/$(tansu_pid)/cmdline")"
 ok "tansu runs its maintenance every 60 s (storage URL: $(tr '\0' '\n' <"/proc/$(tansu_pid)/cmdline" | grep '^sqlite'))"
@@ -164,9 +179,19 @@ ok "the previous log is kept as tansu.previous.log"
 run "$BROKER" status
 [ "$RC" -eq 0 ] && [[ "$OUT" == "broker: up"* ]] || fail "broker.sh status after the repair: exit $RC: $OUT"
 ok "status: $OUT"
+# A topic of the platform's created without the retention policy (as by older code).
+python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" create-topic user.created >/dev/null
 run "$BROKER" start
 [ "$RC" -eq 0 ] && [ "$(tansu_pid)" = "$new_pid" ] || fail "a second start touched the healthy broker (exit $RC): $OUT"
 ok "a further start leaves the healthy broker alone"
+[[ "$OUT" == *"user.created: set cleanup.policy (unset) -> delete, retention.ms (unset) -> 3600000"* ]] ||
+  fail "broker.sh start on a running broker did not give user.created the retention policy: $OUT"
+described=$(python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" describe-topic user.created | tr '\n' ' ')
+[[ "$described" == *"cleanup.policy=delete"*"retention.ms=3600000"* ]] || fail "DescribeConfigs user.created after broker.sh start: $described"
+ok "and gives an existing platform topic its retention policy: $(grep 'user.created' <<<"$OUT" | plain)"
+run "$BROKER" start
+[ "$RC" -eq 0 ] && [[ "$OUT" == *"0 topics changed, 1 already set"* ]] || fail "a third start (policy already set): exit $RC: $OUT"
+ok "the next start changes nothing: $(tail -n1 <<<"$OUT" | plain)"
 "$BROKER" stop >/dev/null
 
 # ------------------------------------------------------------------ 4. retention
@@ -210,6 +235,57 @@ for topic_end in created.delete:5 all.expired:2; do
   [ "$next" = "$end" ] || fail "$topic: the next record got offset $next, the log ended at $end (offsets restarted after deletion)"
   ok "$topic: ListOffsets says $earliest..$latest after deletion; the next record gets offset $next"
 done
+
+# ------------------------------------------------------------------ 5. topic_retention.py
+
+say "5. topic_retention.py gives the platform's existing topics the retention policy"
+export KAFKA_TOPIC_PREFIX=t5. KAFKA_RETENTION_MS=60000 KAFKA_DLQ_RETENTION_MS=120000
+wire create-topic t5.order.created                                   # no configs at all
+wire create-topic t5.order.created.dlq --config retention.ms=5       # retention but no policy
+wire create-topic t5.payment.completed --config cleanup.policy=delete --config retention.ms=60000
+wire create-topic order.created                                      # the platform's name without the prefix
+wire create-topic t5.other                                           # not a platform topic
+for topic in t5.order.created t5.order.created.dlq order.created t5.other; do
+  wire produce "$topic" --age-ms "$hour" --count 3 >/dev/null
+  wire produce "$topic" --count 2 >/dev/null
+done
+run python3 "$RETENTION_TOOL" 127.0.0.1 "$RETENTION_PORT"
+[ "$RC" -eq 0 ] || fail "topic_retention.py: exit $RC: $OUT"
+printf '    | %s\n' "${OUT//$'\n'/$'\n'    | }"
+for expected in "t5.order.created: set cleanup.policy (unset) -> delete, retention.ms (unset) -> 60000" \
+                "t5.order.created.dlq: set cleanup.policy (unset) -> delete, retention.ms 5 -> 120000" \
+                "t5.payment.completed: unchanged" "t5.user.created: absent" "2 topics changed, 1 already set, 5 absent"; do
+  [[ "$OUT" == *"$expected"* ]] || fail "topic_retention.py did not say \"$expected\": $OUT"
+done
+[[ "$OUT" != *"t5.other"* && "$OUT" != *$'\n'"order.created"* ]] || fail "topic_retention.py named a topic that is not the platform's: $OUT"
+for topic_retention in t5.order.created:60000 t5.order.created.dlq:120000; do
+  topic=${topic_retention%:*} retention=${topic_retention#*:}
+  described=$(wire describe-topic "$topic" | tr '\n' ' ')
+  [[ "$described" == *"cleanup.policy=delete"*"retention.ms=$retention"* ]] || fail "DescribeConfigs $topic after topic_retention.py: $described"
+  ok "DescribeConfigs (v1) $topic: $described"
+done
+for topic in order.created t5.other; do
+  described=$(wire describe-topic "$topic" | tr '\n' ' ')
+  [ -z "${described// /}" ] || fail "topic_retention.py changed $topic, not a platform topic behind the prefix: $described"
+done
+ok "order.created (no prefix) and t5.other: configuration untouched"
+run python3 "$RETENTION_TOOL" 127.0.0.1 "$RETENTION_PORT"
+[ "$RC" -eq 0 ] && [[ "$OUT" != *": set "* && "$OUT" == *"0 topics changed, 3 already set, 5 absent"* ]] ||
+  fail "a second topic_retention.py run: exit $RC: $OUT"
+ok "a second run changes nothing: $(tail -n1 <<<"$OUT")"
+t0=$SECONDS
+poll 30 "t5.order.created to lose its 3 old records" earliest_is t5.order.created 3
+poll 30 "t5.order.created.dlq to lose its 3 old records" earliest_is t5.order.created.dlq 3
+ok "maintenance then deleted the hour-old records of both (offsets 0-2; 3-4 kept) within $((SECONDS - t0)) s"
+for topic in order.created t5.other; do
+  read -r earliest latest < <(wire offsets "$topic")
+  [ "$earliest" = 0 ] && [ "$latest" = 5 ] || fail "$topic (no policy) offsets $earliest..$latest, expected all 5 records kept"
+done
+ok "order.created and t5.other keep all 5 records"
+run env KAFKA_RETENTION_MS=soon python3 "$RETENTION_TOOL" 127.0.0.1 "$RETENTION_PORT"
+[ "$RC" -eq 2 ] && [[ "$OUT" == *"KAFKA_RETENTION_MS='soon'"* ]] || fail "topic_retention.py with a bad KAFKA_RETENTION_MS: exit $RC: $OUT"
+ok "a bad setting is refused (exit 2): $OUT"
+unset KAFKA_TOPIC_PREFIX KAFKA_RETENTION_MS KAFKA_DLQ_RETENTION_MS
 "$BROKER" stop-fresh tansu-retention
 
 say "Broker tests passed ($((SECONDS - started)) s)"

@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""Just enough of a Kafka client, over the raw wire protocol, for the broker tests.
+"""Just enough of a Kafka client, over the raw wire protocol, for the broker scripts and
+their tests (infra/scripts/topic_retention.py, infra/tests/broker/run.sh).
 
+    kafka_wire.py HOST PORT topics                            (names of the topics, one a line)
     kafka_wire.py HOST PORT create-topic NAME [--config KEY=VALUE ...]
     kafka_wire.py HOST PORT alter-topic NAME KEY=VALUE ...    (IncrementalAlterConfigs, SET)
     kafka_wire.py HOST PORT describe-topic NAME               (DescribeConfigs; KEY=VALUE lines)
@@ -9,11 +11,14 @@
     kafka_wire.py HOST PORT offsets NAME                      (prints "EARLIEST LATEST" of partition 0)
     kafka_wire.py HOST PORT api-versions                      (prints "KEY MIN MAX" lines)
 
-Topics have one partition. The framing comes from infra/scripts/kafka_check.py; the
-rest (CreateTopics v2, IncrementalAlterConfigs v0, DescribeConfigs v1, Produce v3 with
-a v2 record batch and its CRC-32C, ListOffsets v1) is written out here so the tests
-need nothing but Python's standard library. Exit status 1 with a message on any
-error code.
+Topics it creates have one partition. The framing, ApiVersions and Metadata come from
+kafka_check.py beside it; the rest (CreateTopics v2, IncrementalAlterConfigs v0,
+DescribeConfigs v1, Produce v3 with a v2 record batch and its CRC-32C, ListOffsets v1)
+is written out here, so that the scripts need nothing but Python's standard library.
+Exit status 1 with a message on any error code.
+
+IncrementalAlterConfigs is only ever sent with operation SET (0): tansu 0.6.0 answers
+APPEND and SUBTRACT with a `todo!()` that panics its storage task and wedges the broker.
 """
 
 from __future__ import annotations
@@ -24,10 +29,10 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from kafka_check import Connection, string  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kafka_check import Connection, Unhealthy, api_versions, metadata, metadata_version, string  # noqa: E402
 
-CREATE_TOPICS, INCREMENTAL_ALTER_CONFIGS, DESCRIBE_CONFIGS, PRODUCE, LIST_OFFSETS, API_VERSIONS = 19, 44, 32, 0, 2, 18
+CREATE_TOPICS, INCREMENTAL_ALTER_CONFIGS, DESCRIBE_CONFIGS, PRODUCE, LIST_OFFSETS = 19, 44, 32, 0, 2
 TOPIC_RESOURCE = 2
 TIMEOUT = 10.0
 
@@ -101,8 +106,23 @@ def create_topic(conn: Connection, name: str, configs: dict[str, str]) -> None:
         check_error(f"CreateTopics {topic_name}", code, message)
 
 
+def topic_partitions(conn: Connection) -> dict[str, int]:
+    """The topics the broker has (Metadata for every topic) and their partition counts,
+    those without an error and with at least one partition."""
+    _brokers, topics = metadata(conn, metadata_version(api_versions(conn)), all_topics=True)
+    return {name: partitions for name, error, partitions in topics if error == 0 and partitions > 0}
+
+
+def topic_names(conn: Connection) -> set[str]:
+    return set(topic_partitions(conn))
+
+
+SET = 0  # the only IncrementalAlterConfigs operation ever sent (see the module's doc)
+
+
 def alter_topic(conn: Connection, name: str, configs: dict[str, str]) -> None:
-    entries = [string(k) + struct.pack(">b", 0) + string(v) for k, v in configs.items()]  # 0: SET
+    """IncrementalAlterConfigs v0, SET of each KEY=VALUE; other configs stay as they are."""
+    entries = [string(k) + struct.pack(">b", SET) + string(v) for k, v in configs.items()]
     resource = struct.pack(">b", TOPIC_RESOURCE) + string(name) + array(entries)
     body = conn.request(INCREMENTAL_ALTER_CONFIGS, 0, array([resource]) + struct.pack(">b", 0))
     body.int32()
@@ -145,10 +165,12 @@ def produce(conn: Connection, name: str, values: list[bytes], timestamp_ms: int)
     return base
 
 
-def offsets(conn: Connection, name: str) -> tuple[int, int]:
+def offsets(conn: Connection, name: str, partition: int = 0) -> tuple[int, int]:
+    """ListOffsets v1: the earliest and the latest offset of one partition. (Once every
+    record of a partition has expired, tansu 0.6.0 answers 0 for both.)"""
     found = []
     for timestamp in (-2, -1):  # earliest, latest
-        topic = string(name) + array([struct.pack(">iq", 0, timestamp)])
+        topic = string(name) + array([struct.pack(">iq", partition, timestamp)])
         body = conn.request(LIST_OFFSETS, 1, struct.pack(">i", -1) + array([topic]))
         for _ in range(body.array_len()):
             body.string()
@@ -159,12 +181,6 @@ def offsets(conn: Connection, name: str) -> tuple[int, int]:
     if len(found) != 2:
         raise KafkaError(f"ListOffsets {name}: expected two answers, got {found}")
     return found[0], found[1]
-
-
-def api_versions(conn: Connection) -> list[tuple[int, int, int]]:
-    body = conn.request(API_VERSIONS, 0, b"")
-    check_error("ApiVersions", body.int16())
-    return [(body.int16(), body.int16(), body.int16()) for _ in range(body.array_len())]
 
 
 def key_values(items: list[str]) -> dict[str, str]:
@@ -182,6 +198,7 @@ def main() -> int:
     parser.add_argument("host")
     parser.add_argument("port", type=int)
     sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("topics")
     p = sub.add_parser("create-topic")
     p.add_argument("name")
     p.add_argument("--config", action="append", default=[])
@@ -201,7 +218,9 @@ def main() -> int:
 
     conn = Connection(args.host, args.port, TIMEOUT)
     try:
-        if args.command == "create-topic":
+        if args.command == "topics":
+            print(*sorted(topic_names(conn)), sep="\n")
+        elif args.command == "create-topic":
             create_topic(conn, args.name, key_values(args.config))
         elif args.command == "alter-topic":
             alter_topic(conn, args.name, key_values(args.configs))
@@ -215,9 +234,9 @@ def main() -> int:
         elif args.command == "offsets":
             print(*offsets(conn, args.name))
         elif args.command == "api-versions":
-            for key, low, high in api_versions(conn):
+            for key, (low, high) in sorted(api_versions(conn).items()):
                 print(key, low, high)
-    except KafkaError as err:
+    except (KafkaError, Unhealthy) as err:
         print(err, file=sys.stderr)
         return 1
     finally:
