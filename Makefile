@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger chaos test-observability test-observability-ui test-deploy test-broker test-bench bench latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger chaos test-observability test-observability-ui test-deploy test-broker test-bench bench soak latency clean-test-dbs fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -92,6 +92,9 @@ test-broker: ## The broker scripts: Kafka health check, repair of a wedged broke
 
 bench: infra ## Release build, native stack, bench/report.md and bench/results.json (about 5 minutes)
 	@bench/bench.sh
+
+soak: ## SOAK_MINUTES (10) of mixed load at about half capacity on its own ports, databases and broker; Soak section of bench/report.md
+	@bench/soak.sh
 
 test-bench: infra ## A one-second smoke run of every bench step on the debug build (judges no timings)
 	@BENCH_MODE=smoke bench/bench.sh

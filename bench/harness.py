@@ -70,13 +70,16 @@ def rss_mib(pid):
 
 
 class Stack:
-    """The four services as processes, with bench databases and topics of their own."""
+    """The four services as processes, with databases and topics of their own (named after
+    `name`), listening on `ports` (the standard ones by default; the gateway is pointed at
+    the other two)."""
 
-    def __init__(self, args):
+    def __init__(self, args, name="bench", ports=None):
         self.args = args
+        self.ports = ports or SERVICES
         stamp = datetime.now().strftime("%Y%m%d%H%M%S")
-        self.user_db, self.order_db = f"bench_users_{stamp}", f"bench_orders_{stamp}"
-        self.prefix = f"bench{stamp}."
+        self.user_db, self.order_db = f"{name}_users_{stamp}", f"{name}_orders_{stamp}"
+        self.prefix = f"{name}{stamp}."
         self.processes = {}
         self.slow_stops = []
         self.logs = tempfile.mkdtemp(prefix="bench-logs-")
@@ -93,6 +96,9 @@ class Stack:
             "PAYMENT_FAILURE_RATE": "0",
             "API_RATE_LIMIT_PER_MINUTE": "100000000",
             "AUTH_RATE_LIMIT_PER_MINUTE": "100000000",
+            "PORT": str(self.ports[service]),
+            "USER_SERVICE_URL": f"http://127.0.0.1:{self.ports['user-service']}",
+            "ORDER_SERVICE_URL": f"http://127.0.0.1:{self.ports['order-service']}",
         })
         if service == "user-service":
             env["DATABASE_NAME"] = self.user_db
@@ -108,7 +114,7 @@ class Stack:
         process = subprocess.Popen([os.path.join(self.args.bin_dir, service)], env=env,
                                    stdout=log_file, stderr=log_file)
         self.processes[service] = process
-        url = f"http://127.0.0.1:{SERVICES[service]}/health/ready"
+        url = f"http://127.0.0.1:{self.ports[service]}/health/ready"
         deadline = started + 60
         while time.perf_counter() < deadline:
             if process.poll() is not None:
@@ -616,6 +622,37 @@ def verdict(ok):
     return "PASS" if ok else "FAIL"
 
 
+SOAK_HEADING = "## Soak"
+
+
+def report_section(text, heading):
+    """The section of a markdown report that starts at the line `heading` and runs to the
+    next heading of the same level (or the end); "" when absent."""
+    lines = text.splitlines(keepends=True)
+    level = heading.split(" ")[0] + " "
+    start = next((i for i, line in enumerate(lines) if line.rstrip("\n") == heading), None)
+    if start is None:
+        return ""
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith(level)), len(lines))
+    return "".join(lines[start:end])
+
+
+def replace_report_section(path, heading, section):
+    """Writes `section` into the report at `path` in place of its `heading` section, or at
+    its end; the rest of the report stays as it was."""
+    text = open(path).read() if os.path.exists(path) else ""
+    old = report_section(text, heading)
+    section = section.rstrip("\n") + "\n"
+    if not old:
+        text = text.rstrip("\n") + "\n\n" + section
+    elif text.endswith(old):
+        text = text[:len(text) - len(old)] + section
+    else:  # another section follows: keep a blank line before it
+        text = text.replace(old, section + "\n", 1)
+    with open(path, "w") as out:
+        out.write(text)
+
+
 def write_report(args, r):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as out:
@@ -708,8 +745,13 @@ def write_report(args, r):
     lines += [f"| {name} | {verdict(ok)} | {measured} |" for name, ok, measured in budgets]
     if r["mode"] == "smoke":
         lines += ["", "_Smoke run: debug build, one-second runs. These numbers prove the harness works and mean nothing else._"]
-    with open(os.path.join(args.out, "report.md"), "w") as out:
+    path = os.path.join(args.out, "report.md")
+    previous = open(path).read() if os.path.exists(path) else ""
+    with open(path, "w") as out:
         out.write("\n".join(lines) + "\n")
+    # The soak (bench/soak.py, make soak) keeps its section in the same report.
+    if soak := report_section(previous, SOAK_HEADING):
+        replace_report_section(path, SOAK_HEADING, soak)
     log(f"Wrote {args.out}/report.md and results.json")
     print("\n".join(lines[-(len(budgets) + 4):]))
 
