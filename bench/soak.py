@@ -435,7 +435,7 @@ def main():
     section, passed = soak_section(results)
     replace_report_section(args.report, SOAK_HEADING, section)
     print(section)
-    log(f"Wrote the Soak section of {args.report}; raw samples in {args.raw}")
+    log(f"Wrote the Soak section of {args.report}; raw samples in {args.raw}, the services' logs in {stack.logs}")
     return 0 if passed else 1
 
 
