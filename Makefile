@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger chaos test-observability test-observability-ui test-deploy test-broker test-bench bench soak latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger test-schemathesis chaos test-observability test-observability-ui test-deploy test-broker test-bench bench soak latency clean-test-dbs fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -51,6 +51,7 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 	@$(MAKE) --no-print-directory chaos
 	@$(MAKE) --no-print-directory test-demo
 	@$(MAKE) --no-print-directory test-swagger
+	@$(MAKE) --no-print-directory test-schemathesis
 	@$(MAKE) --no-print-directory test-observability
 	@$(MAKE) --no-print-directory test-observability-ui
 	@$(MAKE) --no-print-directory test-deploy
@@ -70,6 +71,9 @@ test-rust: infra
 
 test-demo: infra ## The demo script end to end against the native processes
 	@$(SCRIPTS)/with-platform.sh ./demo-quick.sh
+
+test-schemathesis: infra ## schemathesis (PyPI, every check) against the served OpenAPI document, as a user and as an admin
+	@$(SCRIPTS)/with-platform.sh infra/tests/schemathesis/run.sh
 
 test-swagger: infra ## Swagger UI in headless Chromium: authorize with a token, execute a request, screenshot
 	@$(SCRIPTS)/with-platform.sh infra/tests/swagger/run.sh

@@ -34,7 +34,7 @@ pub fn router() -> Router {
           create_order, list_orders, get_order, update_order_status, cancel_order, order_stats),
     components(schemas(RegisterRequest, LoginRequest, TokenResponse, User, CreateUserRequest, UpdateUserRequest,
                        OrderItem, CreateOrderRequest, Order, StatusChange, OrderStats, Problem, FieldError)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &CommonAnswers),
     tags((name = "auth", description = "Sign-up and sign-in (public)"),
          (name = "users", description = "Accounts"),
          (name = "orders", description = "Orders and their payment status"))
@@ -54,15 +54,62 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The answers the gateway's own layers give on top of each operation's: 400 for a body
+/// that is not valid JSON or a malformed id, 413 over the body limit, 415 for a body that
+/// is not JSON, 429 over a rate limit. Added to every operation they apply to, so the
+/// document lists every status a client can see.
+struct CommonAnswers;
+
+impl Modify for CommonAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let problem = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(PROBLEM, ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build())
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let is_id = |p: &utoipa::openapi::RefOr<utoipa::openapi::path::Parameter>| {
+                matches!(p, utoipa::openapi::RefOr::T(p) if p.name == "id")
+            };
+            let has_id = item.parameters.iter().flatten().any(is_id)
+                || [&item.get, &item.put, &item.patch, &item.delete, &item.post]
+                    .into_iter()
+                    .flatten()
+                    .any(|op| op.parameters.iter().flatten().any(is_id));
+            for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
+                .into_iter()
+                .flatten()
+            {
+                let responses = &mut operation.responses.responses;
+                let mut add = |status: &str, description: &str| {
+                    responses.entry(status.to_owned()).or_insert_with(|| problem(description).into());
+                };
+                if operation.request_body.is_some() {
+                    add("400", "A body that is not valid JSON, or invalid fields (each one listed)");
+                    add("413", "A body over the limit (1 MiB)");
+                    add("415", "A body that is not `application/json`");
+                }
+                if has_id {
+                    add("400", "A malformed id (not a UUID)");
+                }
+                add("429", "Too many requests; `Retry-After` says when to try again");
+            }
+        }
+    }
+}
+
 /// Sign-up.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"email": "jane@example.com", "password": "SecurePass123!", "name": "Jane Doe"}))]
+#[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// A valid address, at most 255 characters.
     #[schema(format = "email", max_length = 255)]
     email: String,
-    /// 8 to 128 characters with an upper-case letter, a lower-case letter, a digit and a special character.
-    #[schema(min_length = 8, max_length = 128, format = "password")]
+    /// 8 to 128 characters with an upper-case letter `A-Z`, a lower-case letter `a-z`, a digit `0-9` and any other character.
+    #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
     password: String,
     /// 2 to 100 letters (any script), spaces, hyphens, apostrophes.
     #[schema(min_length = 2, max_length = 100)]
@@ -72,6 +119,7 @@ pub struct RegisterRequest {
 /// Sign-in.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"email": "jane@example.com", "password": "your-password"}))]
+#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     #[schema(format = "email")]
     email: String,
@@ -110,12 +158,13 @@ pub struct User {
 /// A user created by an admin.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"email": "john.doe@example.com", "name": "John Doe", "password": "SecurePass123!", "role": "user"}))]
+#[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     #[schema(format = "email", max_length = 255)]
     email: String,
     #[schema(min_length = 2, max_length = 100)]
     name: String,
-    #[schema(min_length = 8, max_length = 128, format = "password")]
+    #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
     password: String,
     /// `user` (default) or `admin`.
     #[schema(pattern = "^(user|admin)$")]
@@ -125,12 +174,13 @@ pub struct CreateUserRequest {
 /// The fields to change; only an admin changes a role.
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"name": "Jane Smith"}))]
+#[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     #[schema(format = "email", max_length = 255)]
     email: Option<String>,
     #[schema(min_length = 2, max_length = 100)]
     name: Option<String>,
-    #[schema(min_length = 8, max_length = 128, format = "password")]
+    #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
     password: Option<String>,
     #[schema(pattern = "^(user|admin)$")]
     role: Option<String>,
@@ -151,6 +201,7 @@ pub struct OrderItem {
 /// A new order: for yourself, or for anyone as an admin.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct CreateOrderRequest {
     user_id: Uuid,
     /// 1 to 100 lines.
@@ -180,6 +231,7 @@ pub struct Order {
 /// A status change (pending → paid, payment_failed or cancelled).
 #[derive(Serialize, ToSchema)]
 #[schema(example = json!({"status": "paid"}))]
+#[serde(deny_unknown_fields)]
 pub struct StatusChange {
     #[schema(pattern = "^(paid|payment_failed|cancelled)$")]
     status: String,
@@ -225,7 +277,8 @@ const PROBLEM: &str = "application/problem+json";
     (status = 400, description = "Every invalid field", body = Problem, content_type = PROBLEM),
     (status = 409, description = "E-mail address taken", body = Problem, content_type = PROBLEM),
     (status = 415, description = "Not JSON", body = Problem, content_type = PROBLEM),
-    (status = 429, description = "Too many attempts from this address", body = Problem, content_type = PROBLEM)))]
+    (status = 429, description = "Too many attempts from this address", body = Problem, content_type = PROBLEM),
+    (status = 503, description = "Password hashing at capacity; `Retry-After` says when to try again", body = Problem, content_type = PROBLEM)))]
 fn register() {}
 
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest, responses(
@@ -238,7 +291,8 @@ fn login() {}
     (status = 201, description = "Created; `user.created` is published", body = User),
     (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
     (status = 403, description = "Admins only", body = Problem, content_type = PROBLEM),
-    (status = 409, description = "E-mail address taken", body = Problem, content_type = PROBLEM)))]
+    (status = 409, description = "E-mail address taken", body = Problem, content_type = PROBLEM),
+    (status = 503, description = "Password hashing at capacity; `Retry-After` says when to try again", body = Problem, content_type = PROBLEM)))]
 fn create_user() {}
 
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])),
@@ -257,7 +311,8 @@ fn get_user() {}
 #[utoipa::path(put, path = "/api/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = UpdateUserRequest,
     responses((status = 200, body = User), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
               (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM),
-              (status = 409, body = Problem, content_type = PROBLEM)))]
+              (status = 409, body = Problem, content_type = PROBLEM),
+              (status = 503, description = "Password hashing at capacity (a new password); `Retry-After` says when to try again", body = Problem, content_type = PROBLEM)))]
 fn update_user() {}
 
 #[utoipa::path(delete, path = "/api/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path)),

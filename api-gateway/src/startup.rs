@@ -20,9 +20,12 @@ impl Application {
         let accounts = Accounts::new(settings.jwt.status_ttl, 100_000);
         let state = AppState { upstreams, tokens: Tokens::new(&settings.jwt), accounts };
         // One body limit for every route, the auth routes included.
-        let api = routes::router(state, RateLimits::new(&settings.limits))
+        let limits = RateLimits::new(&settings.limits);
+        let api = routes::router(state, limits.clone())
             .layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
         let mut server = ServerBuilder::new(api).edge_layer(routes::guard_paths);
+        let shutdown = server.shutdown_token();
+        server.spawn(limits.prune(shutdown));
         if !settings.limits.cors_origins.is_empty() {
             // At the edge: a preflight is answered whatever methods its route serves.
             let cors = CorsLayer::new()

@@ -5,7 +5,9 @@ set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
 started_here=false
-if ! "$ROOT/infra/scripts/services.sh" status | grep -q running; then
+# The status is read whole first: `grep -q` closing the pipe early would fail it under pipefail.
+status_before=$("$ROOT/infra/scripts/services.sh" status)
+if ! grep -q running <<<"$status_before"; then
   started_here=true
 fi
 "$ROOT/infra/scripts/services.sh" start

@@ -23,7 +23,7 @@ use crate::kafka::TopicStatus;
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a consumer tells readiness: whether the group gave it its partitions, and
-/// whether it looks stranded (see `kafka::stranded`).
+/// whether it looks stranded (see `kafka::watch`).
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerStatus {
     subscribed: Arc<AtomicBool>,

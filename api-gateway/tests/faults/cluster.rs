@@ -85,6 +85,32 @@ impl Broker {
         self.restart().await;
     }
 
+    /// Whether the broker answers a metadata request (a wedged tansu accepts connections
+    /// and fails every request).
+    pub fn answers(&self) -> bool {
+        let Ok(client) = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", self.address())
+            .create::<rdkafka::consumer::BaseConsumer>()
+        else {
+            return false;
+        };
+        rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(2)).is_ok()
+    }
+
+    /// What `make up` does for a broker of its own that stopped answering Kafka requests
+    /// (infra/scripts/broker.sh): restarts it on its store. Returns whether it had to.
+    pub async fn repair_if_wedged(&mut self) -> bool {
+        for _ in 0..3 {
+            if tokio::task::block_in_place(|| self.answers()) {
+                return false;
+            }
+        }
+        eprintln!("broker on {} accepts connections but fails Kafka requests: restarting it", self.address());
+        self.stop();
+        self.restart().await;
+        true
+    }
+
     /// Stops the broker the hard way, as a crash or a network cut would.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -129,6 +155,12 @@ impl Service {
     }
 
     pub async fn restart(&mut self) {
+        self.spawn();
+        self.wait_ready().await;
+    }
+
+    /// Starts the process without waiting for it to be ready.
+    pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(binary(self.name))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -140,7 +172,20 @@ impl Service {
             .spawn()
             .expect("the service binary starts");
         self.child = Some(child);
-        self.wait_ready().await;
+    }
+
+    /// A service started without waiting for readiness (it may not get ready).
+    pub fn start_unready(name: &'static str, dir: &std::path::Path, env: Vec<(String, String)>) -> Self {
+        let mut service = Self {
+            name,
+            port: free_port(),
+            env,
+            log: dir.join(format!("{name}.log")),
+            child: None,
+            client: reqwest::Client::new(),
+        };
+        service.spawn();
+        service
     }
 
     pub async fn wait_ready(&self) {
@@ -153,6 +198,11 @@ impl Service {
             },
         )
         .await;
+    }
+
+    /// Whether the process ended by itself (crashed), as a supervisor would see it.
+    pub fn crashed(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(Some(_))))
     }
 
     /// Everything the service logged so far.

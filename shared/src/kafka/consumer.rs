@@ -220,7 +220,7 @@ impl EventConsumer {
         let mut senders: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
         let mut backlog: HashMap<(String, i32), VecDeque<OwnedMessage>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
-        tasks.spawn(super::stranded::watch(
+        tasks.spawn(super::watch::watch(
             Arc::clone(&self.consumer),
             self.topics.clone(),
             self.handling.group.clone(),

@@ -10,7 +10,7 @@ mod handling;
 pub mod headers;
 mod partition;
 mod producer;
-mod stranded;
+mod watch;
 
 pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
 pub use consumer::{ConsumerBuilder, EventConsumer, EventMeta, HandlerError, Incoming};

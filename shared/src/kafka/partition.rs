@@ -46,7 +46,14 @@ impl OffsetTracker {
     /// `offset` was read and is now this worker's to finish.
     pub(super) fn accept(&mut self, offset: i64) {
         self.unfinished.insert(offset);
-        self.next = Some(self.next.map_or(offset + 1, |next| next.max(offset + 1)));
+        if self.next.is_some_and(|next| offset + 1 < next) {
+            // The partition was rewound (its log restarted, see `watch`): positions follow
+            // the new log from here on.
+            self.next = Some(offset + 1);
+            self.stored = None;
+        } else {
+            self.next = Some(self.next.map_or(offset + 1, |next| next.max(offset + 1)));
+        }
     }
 
     /// `offset` was handled or dead-lettered.
@@ -319,6 +326,23 @@ mod tests {
         tracker.finish(13);
         assert_eq!(tracker.advance(), Some(15), "all finished: one past the highest");
         assert_eq!(tracker.in_flight(), 0);
+    }
+
+    #[test]
+    fn a_rewound_partition_stores_positions_in_its_new_log() {
+        let mut tracker = OffsetTracker::default();
+        for offset in 40..43 {
+            tracker.accept(offset);
+            tracker.finish(offset);
+        }
+        assert_eq!(tracker.advance(), Some(43));
+        // The broker restarted on an empty store; the partition was read again from 0.
+        tracker.accept(0);
+        tracker.accept(1);
+        assert_eq!(tracker.advance(), Some(0));
+        tracker.finish(0);
+        tracker.finish(1);
+        assert_eq!(tracker.advance(), Some(2), "not 43: that position belongs to the lost log");
     }
 
     #[test]

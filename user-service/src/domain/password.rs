@@ -42,18 +42,19 @@ fn compute(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: Salt<'_>)
 pub struct Password(SecretString);
 
 impl Password {
-    /// Checks 8 to 128 characters with an upper-case letter, a lower-case letter, a digit
-    /// and a character that is none of those.
+    /// Checks 8 to 128 characters with an upper-case letter `A-Z`, a lower-case letter
+    /// `a-z`, a digit `0-9` and a character that is none of those. ASCII classes, so the
+    /// rule reads the same as the OpenAPI document's `pattern` in every regex engine.
     pub fn parse(raw: String) -> Result<Self, String> {
         let length = raw.chars().count();
         if !(8..=128).contains(&length) {
             return Err("must be 8 to 128 characters".to_owned());
         }
         let has = |test: fn(&char) -> bool| raw.chars().any(|c| test(&c));
-        if !(has(|c| c.is_uppercase())
-            && has(|c| c.is_lowercase())
+        if !(has(char::is_ascii_uppercase)
+            && has(char::is_ascii_lowercase)
             && has(char::is_ascii_digit)
-            && has(|c| !c.is_alphanumeric()))
+            && has(|c| !c.is_ascii_alphanumeric()))
         {
             return Err(
                 "must contain an upper-case letter, a lower-case letter, a digit and a special character".to_owned()

@@ -6,7 +6,7 @@ use rdkafka::Message;
 use shared::events::UserCreated;
 use shared::testing::{TopicProbe, header_of};
 
-use crate::helpers::{assert_problem, spawn_app, valid_user};
+use crate::helpers::{assert_problem, spawn_app, spawn_app_with, valid_user};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn creating_a_user_stores_it_and_publishes_user_created() {
@@ -97,15 +97,19 @@ async fn unknown_ids_are_404_and_malformed_ids_are_400() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn without_a_broker_the_service_refuses_to_start_with_a_clear_error() {
-    let env = shared::testing::service_env(&shared::testing::topic_prefix())
-        .await
-        .with("KAFKA_BROKERS", "127.0.0.1:1")
-        .with("KAFKA_PRODUCE_TIMEOUT_MS", "500");
-    let settings = user_service::Settings::from_env(&env).unwrap();
-    let result = tokio::time::timeout(Duration::from_secs(30), user_service::Application::build(settings))
-        .await
-        .expect("start-up gives up instead of hanging");
-    let error = format!("{:#}", result.err().expect("start-up fails"));
-    assert!(error.contains("topic") || error.contains("Kafka"), "{error}");
+async fn without_a_broker_the_service_starts_keeps_its_events_and_says_it_is_not_ready() {
+    let app = tokio::time::timeout(
+        Duration::from_secs(30),
+        spawn_app_with(|env| env.with("KAFKA_BROKERS", "127.0.0.1:1").with("KAFKA_PRODUCE_TIMEOUT_MS", "500")),
+    )
+    .await
+    .expect("start-up does not wait for the broker");
+    let created = app.post_user(&valid_user("no-broker@example.com")).await;
+    assert_eq!(created.status(), 201, "the API answers; the outbox keeps the event");
+    let ready = app.client().get(app.url("/health/ready")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let report: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(report["checks"]["kafka"]["status"], "down", "{report}");
+    assert_eq!(report["checks"]["kafka_topics"]["status"], "down", "{report}");
+    assert_eq!(report["checks"]["postgres"]["status"], "up", "{report}");
 }

@@ -1,6 +1,14 @@
-//! Notices a consumer left without partitions while its group's messages wait.
+//! Watches a consumer's standing in its group, for two faults the client library does not
+//! see by itself.
 //!
-//! A broker that never expires a member that died without leaving (tansu 0.6) keeps the
+//! **A log that restarted below our position.** A broker that lost its store (a local
+//! broker restarted on an empty volume) numbers each partition from 0 again. Apache Kafka
+//! answers a fetch past the end with `OFFSET_OUT_OF_RANGE` and the client resets; tansu 0.6
+//! answers with nothing, so the consumer would wait at its old position and then skip
+//! every message below it. When an assigned partition's position is past its high
+//! watermark, the watch seeks it to the beginning: what is there now is new.
+//!
+//! **A consumer left without partitions while its group's messages wait.** A broker that never expires a member that died without leaving (tansu 0.6) keeps the
 //! dead member's partitions assigned to it: the restarted consumer joins with none, its
 //! group's messages pile up, and nothing else looks wrong. Static membership
 //! (`KAFKA_GROUP_INSTANCE_ID`) prevents it; this watch makes it visible when it happens
@@ -19,7 +27,7 @@ use super::group::GroupContext;
 use crate::health::ConsumerStatus;
 
 /// How often to look; two looks in a row without progress make "stranded".
-const EVERY: Duration = Duration::from_secs(10);
+const EVERY: Duration = Duration::from_secs(5);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Watches until `shutdown`.
@@ -40,6 +48,8 @@ pub(super) async fn watch(
         }
         let holds_partitions = consumer.assignment().map(|assignment| assignment.count() > 0).unwrap_or(true);
         if holds_partitions {
+            let probe = Arc::clone(&consumer);
+            let _ = tokio::task::spawn_blocking(move || rewind_restarted_logs(&probe)).await;
             previous = None;
             status.set_stranded(false);
             gauge.set(0.0);
@@ -58,6 +68,30 @@ pub(super) async fn watch(
         status.set_stranded(stranded);
         gauge.set(if stranded { 1.0 } else { 0.0 });
         previous = Some(committed);
+    }
+}
+
+/// Seeks to the beginning every assigned partition whose position is past its log's end.
+fn rewind_restarted_logs(consumer: &StreamConsumer<GroupContext>) {
+    let Ok(positions) = consumer.position() else { return };
+    for element in positions.elements() {
+        let watermarks = consumer.fetch_watermarks(element.topic(), element.partition(), REQUEST_TIMEOUT);
+        tracing::debug!(topic = element.topic(), partition = element.partition(), offset = ?element.offset(), ?watermarks, "position");
+        let Offset::Offset(position) = element.offset() else { continue };
+        let Ok((_, high)) = watermarks else { continue };
+        if position > high {
+            tracing::warn!(
+                topic = element.topic(),
+                partition = element.partition(),
+                position,
+                high,
+                "the partition's log ends before our position (the broker lost its store?); reading it from the beginning"
+            );
+            metrics::counter!("kafka_consumer_rewinds_total", "topic" => element.topic().to_owned()).increment(1);
+            if let Err(error) = consumer.seek(element.topic(), element.partition(), Offset::Beginning, REQUEST_TIMEOUT) {
+                tracing::warn!(%error, topic = element.topic(), partition = element.partition(), "cannot rewind the partition");
+            }
+        }
     }
 }
 
