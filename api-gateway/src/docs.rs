@@ -33,7 +33,7 @@ pub fn router() -> Router {
     paths(register, login, create_user, list_users, get_user, update_user, delete_user,
           create_order, list_orders, get_order, update_order_status, cancel_order, order_stats),
     components(schemas(RegisterRequest, LoginRequest, TokenResponse, User, CreateUserRequest, UpdateUserRequest,
-                       OrderItem, CreateOrderRequest, Order, StatusChange, OrderStats, Problem, FieldError)),
+                       OrderItem, OrderLineRequest, CreateOrderRequest, Order, StatusChange, OrderStats, Problem, FieldError)),
     modifiers(&BearerAuth, &CommonAnswers),
     tags((name = "auth", description = "Sign-up and sign-in (public)"),
          (name = "users", description = "Accounts"),
@@ -112,7 +112,7 @@ pub struct RegisterRequest {
     #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
     password: String,
     /// 2 to 100 letters (any script), spaces, hyphens, apostrophes.
-    #[schema(min_length = 2, max_length = 100)]
+    #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
     name: String,
 }
 
@@ -162,7 +162,7 @@ pub struct User {
 pub struct CreateUserRequest {
     #[schema(format = "email", max_length = 255)]
     email: String,
-    #[schema(min_length = 2, max_length = 100)]
+    #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
     name: String,
     #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
     password: String,
@@ -178,7 +178,7 @@ pub struct CreateUserRequest {
 pub struct UpdateUserRequest {
     #[schema(format = "email", max_length = 255)]
     email: Option<String>,
-    #[schema(min_length = 2, max_length = 100)]
+    #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
     name: Option<String>,
     #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
     password: Option<String>,
@@ -206,7 +206,19 @@ pub struct CreateOrderRequest {
     user_id: Uuid,
     /// 1 to 100 lines.
     #[schema(min_items = 1, max_items = 100)]
-    items: Vec<OrderItem>,
+    items: Vec<OrderLineRequest>,
+}
+
+/// One order line as sent (no other fields).
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OrderLineRequest {
+    #[schema(pattern = "^product-[A-Za-z0-9-]+$", max_length = 100, example = "product-123")]
+    product_id: String,
+    #[schema(minimum = 1, maximum = 9999, example = 2)]
+    quantity: u32,
+    #[schema(minimum = 0.01, maximum = 999_999.99, multiple_of = 0.01, example = 29.99)]
+    price: f64,
 }
 
 /// An order.

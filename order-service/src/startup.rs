@@ -37,7 +37,8 @@ impl Application {
             &settings.kafka,
             &[UserCreated::TOPIC, UserDeleted::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC],
         )
-        .await?;
+        .await?
+        .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
         let state = AppState { pool: pool.clone() };
 

@@ -32,7 +32,9 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         shared::metrics::handle();
         let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
-        let topics = TopicKeeper::start(&settings.kafka, &[UserCreated::TOPIC, UserDeleted::TOPIC]).await?;
+        let topics = TopicKeeper::start(&settings.kafka, &[UserCreated::TOPIC, UserDeleted::TOPIC])
+            .await?
+            .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
         let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone()).topics(topics.status());
         let relay = OutboxRelay::new(pool.clone(), publisher);

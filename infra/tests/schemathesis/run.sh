@@ -21,7 +21,19 @@ if [ ! -x "$VENV/bin/st" ]; then
 fi
 
 json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-post() { curl -sS -X POST -H 'content-type: application/json' ${3:+-H "authorization: Bearer $3"} -d "$2" "$GATEWAY_URL$1"; }
+# post <path> <json> [token]: the body of the answer; a 429 (an earlier run spent this
+# address's sign-in budget) is retried after its Retry-After, for a minute at most.
+post() {
+  local deadline=$((SECONDS + 70)) headers body
+  headers=$(mktemp)
+  while :; do
+    body=$(curl -sS -D "$headers" -X POST -H 'content-type: application/json' ${3:+-H "authorization: Bearer $3"} -d "$2" "$GATEWAY_URL$1")
+    if ! head -n1 "$headers" | grep -q ' 429' || [ "$SECONDS" -ge "$deadline" ]; then break; fi
+    sleep "$(awk 'tolower($1) == "retry-after:" {print $2 + 0}' "$headers")"
+  done
+  rm -f "$headers"
+  printf '%s' "$body"
+}
 
 admin_login=$(post /api/auth/login "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}")
 platform_admin_token=$(json "['access_token']" <<<"$admin_login")

@@ -7,6 +7,15 @@ use uuid::Uuid;
 
 use super::ProductId;
 
+/// The integer a JSON number stands for, if it has no fractional part (`2`, `2.0`).
+fn whole_number(number: &serde_json::Number) -> Option<i64> {
+    number.as_i64().or_else(|| {
+        let value = number.as_f64()?;
+        #[allow(clippy::cast_possible_truncation)]
+        (value.fract() == 0.0 && value.abs() <= 1e15).then_some(value as i64)
+    })
+}
+
 /// The line every welcome order has.
 pub const WELCOME_ITEM: (&str, u32, i64) = ("product-welcome-kit", 1, 1_000);
 
@@ -28,7 +37,8 @@ pub struct OrderRequest {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ItemRequest {
     product_id: String,
-    quantity: i64,
+    /// A JSON number: `2` and `2.0` are the same integer to JSON Schema, so both are taken.
+    quantity: serde_json::Number,
     price: serde_json::Number,
 }
 
@@ -89,8 +99,8 @@ impl TryFrom<OrderRequest> for NewOrder {
             let product_id = ProductId::parse(&item.product_id)
                 .map_err(|e| errors.push(FieldError::new(format!("items[{i}].productId"), e)))
                 .ok();
-            let quantity = u32::try_from(item.quantity)
-                .ok()
+            let quantity = whole_number(&item.quantity)
+                .and_then(|q| u32::try_from(q).ok())
                 .filter(|q| QUANTITY.contains(q))
                 .ok_or_else(|| errors.push(FieldError::new(format!("items[{i}].quantity"), "must be 1 to 9999")))
                 .ok();

@@ -24,6 +24,12 @@ use super::base_config;
 use crate::configuration::KafkaSettings;
 use crate::events::dead_letter_topic;
 
+/// A one-partition topic every keeper with an outbox writes a record to (at start, and
+/// after a loss) and whose end it remembers. Nothing else writes there and its records
+/// never expire, so its end moving back means the broker lost its store, however much
+/// traffic has refilled the other topics since.
+const STORE_MARKER_TOPIC: &str = "platform.store-marker";
+
 /// How long one metadata or admin request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,6 +61,8 @@ impl TopicStatus {
 #[derive(Debug, Clone)]
 struct Needed {
     name: String,
+    /// The name the outbox knows it by (no prefix); `None` for a dead-letter topic.
+    outbox_topic: Option<String>,
     retention_ms: String,
 }
 
@@ -64,6 +72,10 @@ pub struct TopicKeeper {
     needed: Vec<Needed>,
     settings: KafkaSettings,
     status: TopicStatus,
+    /// The service's outbox, replayed when one of its topics lost its log.
+    outbox: Option<sqlx::PgPool>,
+    /// Topics this keeper had to create since the last pass.
+    created: std::sync::Mutex<Vec<String>>,
 }
 
 impl TopicKeeper {
@@ -75,12 +87,27 @@ impl TopicKeeper {
             .flat_map(|base| {
                 let topic = settings.topic(base);
                 [
-                    Needed { name: dead_letter_topic(&topic), retention_ms: settings.dlq_retention.as_millis().to_string() },
-                    Needed { name: topic, retention_ms: settings.retention.as_millis().to_string() },
+                    Needed {
+                        name: dead_letter_topic(&topic),
+                        outbox_topic: None,
+                        retention_ms: settings.dlq_retention.as_millis().to_string(),
+                    },
+                    Needed {
+                        name: topic,
+                        outbox_topic: Some((*base).to_owned()),
+                        retention_ms: settings.retention.as_millis().to_string(),
+                    },
                 ]
             })
             .collect();
-        Ok(Self { admin, needed, settings: settings.clone(), status: TopicStatus::new() })
+        Ok(Self {
+            admin,
+            needed,
+            settings: settings.clone(),
+            status: TopicStatus::new(),
+            outbox: None,
+            created: std::sync::Mutex::new(Vec::new()),
+        })
     }
 
     /// A keeper that has tried [`Self::prepare`] once: with a healthy broker the topics
@@ -92,6 +119,23 @@ impl TopicKeeper {
             tracing::warn!(problem, "starting without every topic; they are created once the broker answers");
         }
         Ok(keeper)
+    }
+
+    /// Replays the recent rows of `pool`'s outbox for a topic that lost its log (it was
+    /// missing, or its partitions' ends moved backwards: a broker back on an empty store).
+    /// Events published there but not yet consumed would otherwise be lost with it; the
+    /// consumers deduplicate the rest by event id.
+    #[must_use]
+    pub fn replay_outbox_on_loss(mut self, pool: sqlx::PgPool) -> Self {
+        self.outbox = Some(pool);
+        self.needed.push(Needed {
+            name: self.settings.topic(STORE_MARKER_TOPIC),
+            outbox_topic: None,
+            // A century, not -1: tansu 0.6 deletes every record of a topic whose
+            // `retention.ms` is negative. Its end only moves back when the store is lost.
+            retention_ms: "3153600000000".to_owned(),
+        });
+        self
     }
 
     /// The status readiness reads.
@@ -148,16 +192,81 @@ impl TopicKeeper {
     /// before the policy existed.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut retention_aligned = false;
+        let mut marker: Option<i64> = None;
         loop {
             let result = self.reconcile().await;
             if result.is_ok() && !retention_aligned {
                 retention_aligned = self.align_retention().await;
+            }
+            if self.outbox.is_some() {
+                let mut lost: Vec<String> = self.created.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+                if result.is_ok() && self.store_lost(&mut marker).await == Some(true) {
+                    tracing::warn!("the broker lost its store (the store marker's end moved back)");
+                    lost.extend(self.needed.iter().filter(|t| t.outbox_topic.is_some()).map(|t| t.name.clone()));
+                }
+                if !lost.is_empty() {
+                    self.replay_outbox(&lost).await;
+                }
             }
             self.status.set(result.err());
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.settings.topic_check_interval) => {}
             }
+        }
+    }
+
+    /// Whether the store-marker topic ends before the end this keeper last saw: the broker
+    /// lost its store. Writes a fresh marker when there is none to compare with yet, or
+    /// after a loss, and remembers the new end. `None` when the broker does not answer.
+    async fn store_lost(&self, remembered: &mut Option<i64>) -> Option<bool> {
+        let topic = self.settings.topic(STORE_MARKER_TOPIC);
+        let admin = Arc::clone(&self.admin);
+        let probe = topic.clone();
+        let high = tokio::task::spawn_blocking(move || admin.inner().fetch_watermarks(&probe, 0, REQUEST_TIMEOUT))
+            .await
+            .ok()?
+            .ok()?
+            .1;
+        let lost = remembered.is_some_and(|seen| high < seen);
+        if remembered.is_none() || lost {
+            let producer: rdkafka::producer::FutureProducer = base_config(&self.settings).create().ok()?;
+            let record = rdkafka::producer::FutureRecord::<(), _>::to(&topic).payload(self.settings.client_id.as_str());
+            let delivery = producer.send(record, REQUEST_TIMEOUT).await.ok()?;
+            *remembered = Some(delivery.offset + 1);
+        } else {
+            *remembered = Some(high);
+        }
+        Some(lost)
+    }
+
+    /// Marks the outbox rows of `topics` published within the retention unpublished, so
+    /// the relay sends them again, in their original order.
+    async fn replay_outbox(&self, topics: &[String]) {
+        let Some(pool) = &self.outbox else { return };
+        let bases: Vec<String> = self
+            .needed
+            .iter()
+            .filter(|t| topics.contains(&t.name))
+            .filter_map(|t| t.outbox_topic.clone())
+            .collect();
+        if bases.is_empty() {
+            return;
+        }
+        let replayed = sqlx::query(
+            "UPDATE outbox SET published_at = NULL
+             WHERE topic = ANY($1) AND published_at > now() - make_interval(secs => $2)",
+        )
+        .bind(&bases)
+        .bind(self.settings.retention.as_secs_f64())
+        .execute(pool)
+        .await;
+        match replayed {
+            Ok(result) => {
+                tracing::warn!(topics = ?bases, events = result.rows_affected(), "a topic lost its log; replaying the outbox's recent events");
+                metrics::counter!("outbox_replayed_events_total").increment(result.rows_affected());
+            }
+            Err(error) => tracing::warn!(%error, topics = ?bases, "cannot replay the outbox"),
         }
     }
 
@@ -190,7 +299,12 @@ impl TopicKeeper {
         let results = self.admin.create_topics(&new_topics, &self.options()).await.context("create_topics request failed")?;
         for result in results {
             match result {
-                Ok(name) => tracing::info!(topic = name, partitions = self.settings.partitions, "topic created"),
+                Ok(name) => {
+                    tracing::info!(topic = name, partitions = self.settings.partitions, "topic created");
+                    if let Ok(mut created) = self.created.lock() {
+                        created.push(name);
+                    }
+                }
                 Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
                 Err((name, code)) => anyhow::bail!("cannot create topic {name}: {code}"),
             }

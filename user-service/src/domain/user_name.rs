@@ -5,9 +5,10 @@
 pub struct UserName(String);
 
 impl UserName {
-    /// Parses a name; surrounding whitespace is ignored.
+    /// Parses a name, as sent: nothing is trimmed, so the rule reads exactly like the
+    /// OpenAPI document's `minLength`, `maxLength` and `pattern`.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let trimmed = raw.trim();
+        let trimmed = raw;
         let length = trimmed.chars().count();
         if !(2..=100).contains(&length) {
             return Err("must be 2 to 100 characters".to_owned());
