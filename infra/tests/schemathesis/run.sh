@@ -53,7 +53,8 @@ status=0
 for who in user admin; do
   token_var="st_${who}_token"
   say "schemathesis as the $who (every check; report in $reports/$who.xml)"
-  (cd "$HERE" && PYTHONPATH="$HERE" "$VENV/bin/st" run "$GATEWAY_URL/api/docs/openapi.json" \
+  # Run from the reports directory: schemathesis keeps a cache in its working directory.
+  (cd "$reports" && PYTHONPATH="$HERE" "$VENV/bin/st" --config-file "$HERE/schemathesis.toml" run "$GATEWAY_URL/api/docs/openapi.json" \
     --url "$GATEWAY_URL" \
     --header "Authorization: Bearer ${!token_var}" \
     --max-examples "${ST_MAX_EXAMPLES:-40}" \
