@@ -70,17 +70,14 @@ impl Modify for CommonAnswers {
                 .build()
         };
         for item in openapi.paths.paths.values_mut() {
-            let is_id = |p: &utoipa::openapi::RefOr<utoipa::openapi::path::Parameter>| {
-                matches!(p, utoipa::openapi::RefOr::T(p) if p.name == "id")
-            };
+            let is_id = |p: &utoipa::openapi::RefOr<utoipa::openapi::path::Parameter>| matches!(p, utoipa::openapi::RefOr::T(p) if p.name == "id");
             let has_id = item.parameters.iter().flatten().any(is_id)
                 || [&item.get, &item.put, &item.patch, &item.delete, &item.post]
                     .into_iter()
                     .flatten()
                     .any(|op| op.parameters.iter().flatten().any(is_id));
-            for operation in [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete]
-                .into_iter()
-                .flatten()
+            for operation in
+                [&mut item.get, &mut item.post, &mut item.put, &mut item.patch, &mut item.delete].into_iter().flatten()
             {
                 let responses = &mut operation.responses.responses;
                 let mut add = |status: &str, description: &str| {
@@ -109,7 +106,12 @@ pub struct RegisterRequest {
     #[schema(format = "email", max_length = 255)]
     email: String,
     /// 8 to 128 characters with an upper-case letter `A-Z`, a lower-case letter `a-z`, a digit `0-9` and any other character.
-    #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        format = "password",
+        pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])"
+    )]
     password: String,
     /// 2 to 100 letters (any script), spaces, hyphens, apostrophes.
     #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
@@ -164,7 +166,12 @@ pub struct CreateUserRequest {
     email: String,
     #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
     name: String,
-    #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        format = "password",
+        pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])"
+    )]
     password: String,
     /// `user` (default) or `admin`.
     #[schema(pattern = "^(user|admin)$")]
@@ -180,7 +187,12 @@ pub struct UpdateUserRequest {
     email: Option<String>,
     #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
     name: Option<String>,
-    #[schema(min_length = 8, max_length = 128, format = "password", pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])")]
+    #[schema(
+        min_length = 8,
+        max_length = 128,
+        format = "password",
+        pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])"
+    )]
     password: Option<String>,
     #[schema(pattern = "^(user|admin)$")]
     role: Option<String>,

@@ -41,8 +41,10 @@ impl Settings {
 /// Long enough that a backlog behind a slow broker is not mistaken for a lost message:
 /// requests are deduplicated, but each one still travels the whole chain.
 fn payment_timeout(env: &Env) -> Result<PaymentTimeout, ConfigError> {
-    let settings =
-        PaymentTimeout { timeout: env.millis("PAYMENT_TIMEOUT_MS", 120_000)?, max_requests: env.get("PAYMENT_MAX_REQUESTS", 3)? };
+    let settings = PaymentTimeout {
+        timeout: env.millis("PAYMENT_TIMEOUT_MS", 120_000)?,
+        max_requests: env.get("PAYMENT_MAX_REQUESTS", 3)?,
+    };
     if settings.timeout.is_zero() {
         return Err(ConfigError::new("PAYMENT_TIMEOUT_MS", "must be at least 1"));
     }

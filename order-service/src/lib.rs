@@ -9,6 +9,7 @@ pub mod payment_timeout;
 pub mod repository;
 pub mod routes;
 pub mod startup;
+pub mod state;
 
 pub use configuration::Settings;
 pub use startup::Application;

@@ -5,25 +5,18 @@ use shared::health::{ConsumerStatus, Readiness};
 use shared::http::{Server, ServerBuilder};
 use shared::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
 use shared::outbox::OutboxRelay;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
 use crate::configuration::Settings;
 use crate::events::{on_payment_completed, on_user_created, on_user_deleted};
 use crate::routes;
+use crate::state::AppState;
 
 /// The schema, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The consumer group, before the deployment's prefix.
 pub const CONSUMER_GROUP: &str = "order-service-group";
-
-/// What handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The orders database (and its outbox).
-    pub pool: PgPool,
-}
 
 /// Builds order-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
 pub struct Application;
@@ -51,7 +44,8 @@ impl Application {
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()
             .postgres(pool.clone())
-            .kafka(publisher.producer().clone()).topics(topics.status())
+            .kafka(publisher.producer().clone())
+            .topics(topics.status())
             .consumer(consumer.group(), status.clone());
         let consumer = consumer.build(status)?;
 

@@ -4,6 +4,7 @@ pub mod configuration;
 pub mod domain;
 pub mod events;
 pub mod startup;
+pub mod state;
 
 pub use configuration::Settings;
 pub use startup::Application;

@@ -8,20 +8,12 @@ use shared::health::{ConsumerStatus, Readiness};
 use shared::http::{Server, ServerBuilder};
 use shared::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
 
-use crate::configuration::{PaymentSettings, Settings};
+use crate::configuration::Settings;
 use crate::events::on_order_created;
+use crate::state::AppState;
 
 /// The consumer group, before the deployment's prefix.
 pub const CONSUMER_GROUP: &str = "payment-service-group";
-
-/// What handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// Publishes `payment.completed`.
-    pub publisher: EventPublisher,
-    /// The simulated provider's behaviour.
-    pub payment: Arc<PaymentSettings>,
-}
 
 /// Builds payment-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
 pub struct Application;
@@ -36,8 +28,10 @@ impl Application {
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
             .on(move |message| on_order_created(state.clone(), message));
         let status = ConsumerStatus::default();
-        let readiness =
-            Readiness::default().kafka(publisher.producer().clone()).topics(topics.status()).consumer(consumer.group(), status.clone());
+        let readiness = Readiness::default()
+            .kafka(publisher.producer().clone())
+            .topics(topics.status())
+            .consumer(consumer.group(), status.clone());
         let consumer = consumer.build(status)?;
 
         let mut server = ServerBuilder::new(axum::Router::new()).readiness(readiness);

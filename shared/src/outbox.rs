@@ -92,19 +92,7 @@ pub async fn enqueue<E: Event>(
     request_id: &RequestId,
 ) -> anyhow::Result<Uuid> {
     let prepared = prepare(event, request_id)?;
-    sqlx::query(
-        "INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(prepared.event_id)
-    .bind(prepared.topic)
-    .bind(prepared.event_type)
-    .bind(&prepared.key)
-    .bind(sqlx::types::Json(&prepared.payload))
-    .bind(sqlx::types::Json(&prepared.headers))
-    .execute(connection)
-    .await
-    .with_context(|| format!("cannot write {} to the outbox", E::TYPE))?;
+    insert(connection, &prepared, "").await?;
     Ok(prepared.event_id)
 }
 
@@ -113,11 +101,16 @@ pub async fn enqueue<E: Event>(
 /// request that must be repeated with the same event id, so its consumer's idempotency
 /// recognises it (the saga's payment timeout).
 pub async fn enqueue_again(connection: &mut PgConnection, event: &PreparedEvent) -> anyhow::Result<()> {
-    sqlx::query(
+    insert(connection, event, "ON CONFLICT (event_id) DO UPDATE SET published_at = NULL, headers = EXCLUDED.headers")
+        .await
+}
+
+/// One outbox row for `event`; `on_conflict` is the statement's conflict clause, if any.
+async fn insert(connection: &mut PgConnection, event: &PreparedEvent, on_conflict: &str) -> anyhow::Result<()> {
+    sqlx::query(&format!(
         "INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)
-         VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (event_id) DO UPDATE SET published_at = NULL, headers = EXCLUDED.headers",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
+    ))
     .bind(event.event_id)
     .bind(event.topic)
     .bind(event.event_type)
@@ -126,7 +119,7 @@ pub async fn enqueue_again(connection: &mut PgConnection, event: &PreparedEvent)
     .bind(sqlx::types::Json(&event.headers))
     .execute(connection)
     .await
-    .with_context(|| format!("cannot write {} to the outbox again", event.event_type))?;
+    .with_context(|| format!("cannot write {} to the outbox", event.event_type))?;
     Ok(())
 }
 

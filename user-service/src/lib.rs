@@ -8,6 +8,7 @@ pub mod hashing;
 pub mod repository;
 pub mod routes;
 pub mod startup;
+pub mod state;
 
 pub use configuration::Settings;
 pub use startup::Application;

@@ -5,24 +5,15 @@ use shared::health::Readiness;
 use shared::http::{Server, ServerBuilder};
 use shared::kafka::{EventPublisher, TopicKeeper};
 use shared::outbox::OutboxRelay;
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 
 use crate::configuration::Settings;
 use crate::hashing::Hasher;
 use crate::routes;
+use crate::state::AppState;
 
 /// The schema, embedded at compile time.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
-
-/// What handlers share.
-#[derive(Clone)]
-pub struct AppState {
-    /// The users database (and its outbox).
-    pub pool: PgPool,
-    /// Password hashing, with bounded admission.
-    pub hasher: Hasher,
-}
 
 /// Builds user-service. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
 pub struct Application;
@@ -36,7 +27,8 @@ impl Application {
             .await?
             .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
-        let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone()).topics(topics.status());
+        let readiness =
+            Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone()).topics(topics.status());
         let relay = OutboxRelay::new(pool.clone(), publisher);
         let hasher = Hasher::start(settings.hashing_max_queued)?;
         crate::accounts::ensure_admin(&pool, &hasher, &settings.admin.email, &settings.admin.password).await?;

@@ -138,15 +138,8 @@ pub struct Service {
 
 impl Service {
     pub async fn start(name: &'static str, dir: &std::path::Path, env: Vec<(String, String)>) -> Self {
-        let mut service = Self {
-            name,
-            port: free_port(),
-            env,
-            log: dir.join(format!("{name}.log")),
-            child: None,
-            client: reqwest::Client::new(),
-        };
-        service.restart().await;
+        let service = Self::start_unready(name, dir, env);
+        service.wait_ready().await;
         service
     }
 

@@ -69,7 +69,11 @@ async fn revive_crashed(platform: &mut Platform) -> Vec<&'static str> {
     let mut revived = Vec::new();
     for service in [&mut platform.users, &mut platform.orders, &mut platform.payments] {
         if service.crashed() {
-            eprintln!("{} died ({}); restarting it as its supervisor would", service.name, service.log().lines().last().unwrap_or(""));
+            eprintln!(
+                "{} died ({}); restarting it as its supervisor would",
+                service.name,
+                service.log().lines().last().unwrap_or("")
+            );
             service.restart().await;
             revived.push(service.name);
         }
@@ -104,15 +108,15 @@ async fn settle_healing(platform: &mut Platform, users: &[Uuid], timeout: Durati
 
 /// Seconds since `started` when an order was settled after `since` (database clock).
 async fn settled_after(platform: &Platform, since: chrono::DateTime<chrono::Utc>, started: Instant) -> Option<f64> {
-    let settled: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM orders WHERE status IN ('paid', 'payment_failed') AND updated_at > $1")
-            .bind(since)
-            .fetch_one(&platform.order_db)
-            .await
-            .ok()?;
+    let settled: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM orders WHERE status IN ('paid', 'payment_failed') AND updated_at > $1",
+    )
+    .bind(since)
+    .fetch_one(&platform.order_db)
+    .await
+    .ok()?;
     (settled > 0).then(|| started.elapsed().as_secs_f64())
 }
-
 
 async fn database_now(platform: &Platform) -> chrono::DateTime<chrono::Utc> {
     sqlx::query_scalar("SELECT now()").fetch_one(&platform.order_db).await.unwrap()
@@ -287,8 +291,14 @@ async fn an_order_whose_payment_never_answers_fails_with_the_timeout_reason() {
     assert!(timed_out >= 3);
     #[allow(clippy::cast_precision_loss)]
     let expected = timed_out as f64;
-    assert_eq!(shared::testing::metric_sum_where(&metrics, "order_payment_timeouts_total", r#"outcome="failed""#), expected);
-    println!("saga timeout: 3 orders failed {:.1} s after payment-service stopped (1 s × 2 requests)", failed_after.as_secs_f64());
+    assert_eq!(
+        shared::testing::metric_sum_where(&metrics, "order_payment_timeouts_total", r#"outcome="failed""#),
+        expected
+    );
+    println!(
+        "saga timeout: 3 orders failed {:.1} s after payment-service stopped (1 s × 2 requests)",
+        failed_after.as_secs_f64()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -306,21 +316,19 @@ async fn a_payment_requested_again_after_a_timeout_is_paid_once() {
     })
     .await;
     platform.payments.restart().await;
-    let (order, status, reason, requests) =
-        eventually("the order to be paid", Duration::from_secs(60), || async {
-            welcome_order(&platform, users[0]).await.filter(|(_, status, _, _)| status != "pending")
-        })
-        .await;
+    let (order, status, reason, requests) = eventually("the order to be paid", Duration::from_secs(60), || async {
+        welcome_order(&platform, users[0]).await.filter(|(_, status, _, _)| status != "pending")
+    })
+    .await;
     assert_eq!(status, "paid");
     assert_eq!(reason, None);
-    let payments: Vec<_> =
-        read_topic(&platform.broker.address(), "payment.completed").into_iter().filter(|p| p.order_id == order).collect();
+    let payments: Vec<_> = read_topic(&platform.broker.address(), "payment.completed")
+        .into_iter()
+        .filter(|p| p.order_id == order)
+        .collect();
     let ids: std::collections::HashSet<Uuid> = payments.iter().map(|p| p.payment_id).collect();
     assert_eq!(ids.len(), 1, "one payment, however often it was requested: {payments:?}");
-    println!(
-        "saga retry: paid after {requests} payment requests; {} payment messages, 1 payment id",
-        payments.len()
-    );
+    println!("saga retry: paid after {requests} payment requests; {} payment messages, 1 payment id", payments.len());
 }
 
 /// One request over a fresh connection, abandoned at a random point: before the body is
@@ -432,7 +440,9 @@ async fn clients_that_vanish_mid_request_leave_nothing_half_written() {
         let log = service.log();
         assert!(!log.contains("transaction in progress"), "{} logged a transaction notice", service.name);
     }
-    println!("vanishing clients: {requests} abandoned requests; {stored} orders stored, each whole with its event; no transaction notice");
+    println!(
+        "vanishing clients: {requests} abandoned requests; {stored} orders stored, each whole with its event; no transaction notice"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -459,10 +469,8 @@ async fn a_service_started_while_the_broker_is_down_serves_and_catches_up() {
     let response = client.post(users.url("/auth/register")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 201, "the API answers without a broker");
     let pool = sqlx::PgPool::connect(&format!("{}/{database}", shared::testing::server_url())).await.unwrap();
-    let held: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let held: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await.unwrap();
     assert!(held >= 1, "the outbox holds the sign-up's event");
 
     let broker_back = Instant::now();

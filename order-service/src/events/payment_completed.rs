@@ -7,7 +7,7 @@ use shared::kafka::{HandlerError, Incoming};
 
 use crate::domain::OrderStatus;
 use crate::repository::orders;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Applies the payment's outcome; an order already final is left alone, and a
 /// redelivered event is recognised by its id.

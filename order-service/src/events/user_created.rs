@@ -8,7 +8,7 @@ use shared::kafka::{HandlerError, Incoming};
 use crate::domain::{NewOrder, OrderKind};
 use crate::ordering::{PlaceOrderError, place_order};
 use crate::repository::known_users;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Creates the welcome order and its event in one transaction with the event's
 /// processed mark; a redelivery finds the mark and does nothing.

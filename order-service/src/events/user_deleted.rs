@@ -7,7 +7,7 @@ use shared::idempotency::first_delivery;
 use shared::kafka::{HandlerError, Incoming};
 
 use crate::repository::known_users;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Marks the user deleted and cancels their pending orders, in one transaction with the
 /// event's processed mark.

@@ -6,7 +6,7 @@ mod stats;
 use axum::Router;
 use axum::routing::get;
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The service's API routes.
 pub fn router(state: AppState) -> Router {

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::domain::{NewOrder, Order, OrderKind, OrderRequest, OrderStatus};
 use crate::ordering::{PlaceOrderError, place_order};
 use crate::repository::orders::{self, OrderFilter};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// `POST /orders`: for the caller themself, or for anyone when an admin asks.
 pub async fn create(

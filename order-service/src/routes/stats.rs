@@ -10,7 +10,7 @@ use shared::http::Problem;
 use shared::money::Money;
 
 use crate::repository::orders;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The statistics.
 #[derive(Debug, Serialize)]

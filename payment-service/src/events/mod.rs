@@ -7,7 +7,7 @@ use shared::kafka::{HandlerError, Incoming, PublishError};
 use uuid::Uuid;
 
 use crate::domain::{decide, payment_id};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Settles the order's payment and announces the outcome.
 pub async fn on_order_created(state: AppState, message: Incoming<OrderCreated>) -> Result<(), HandlerError> {

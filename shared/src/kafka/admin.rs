@@ -199,7 +199,8 @@ impl TopicKeeper {
                 retention_aligned = self.align_retention().await;
             }
             if self.outbox.is_some() {
-                let mut lost: Vec<String> = self.created.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
+                let mut lost: Vec<String> =
+                    self.created.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
                 if result.is_ok() && self.store_lost(&mut marker).await == Some(true) {
                     tracing::warn!("the broker lost its store (the store marker's end moved back)");
                     lost.extend(self.needed.iter().filter(|t| t.outbox_topic.is_some()).map(|t| t.name.clone()));
@@ -244,12 +245,8 @@ impl TopicKeeper {
     /// the relay sends them again, in their original order.
     async fn replay_outbox(&self, topics: &[String]) {
         let Some(pool) = &self.outbox else { return };
-        let bases: Vec<String> = self
-            .needed
-            .iter()
-            .filter(|t| topics.contains(&t.name))
-            .filter_map(|t| t.outbox_topic.clone())
-            .collect();
+        let bases: Vec<String> =
+            self.needed.iter().filter(|t| topics.contains(&t.name)).filter_map(|t| t.outbox_topic.clone()).collect();
         if bases.is_empty() {
             return;
         }
@@ -291,12 +288,17 @@ impl TopicKeeper {
         let new_topics: Vec<NewTopic<'_>> = topics
             .iter()
             .map(|topic| {
-                NewTopic::new(&topic.name, self.settings.partitions, TopicReplication::Fixed(self.settings.replication_factor))
-                    .set("cleanup.policy", "delete")
-                    .set("retention.ms", &topic.retention_ms)
+                NewTopic::new(
+                    &topic.name,
+                    self.settings.partitions,
+                    TopicReplication::Fixed(self.settings.replication_factor),
+                )
+                .set("cleanup.policy", "delete")
+                .set("retention.ms", &topic.retention_ms)
             })
             .collect();
-        let results = self.admin.create_topics(&new_topics, &self.options()).await.context("create_topics request failed")?;
+        let results =
+            self.admin.create_topics(&new_topics, &self.options()).await.context("create_topics request failed")?;
         for result in results {
             match result {
                 Ok(name) => {

@@ -63,7 +63,11 @@ pub(super) async fn watch(
         };
         let stranded = lag > 0 && previous == Some(committed);
         if stranded && !status.is_stranded() {
-            tracing::error!(group, lag, "consumer holds no partitions while its group's messages wait; nothing consumes them");
+            tracing::error!(
+                group,
+                lag,
+                "consumer holds no partitions while its group's messages wait; nothing consumes them"
+            );
         }
         status.set_stranded(stranded);
         gauge.set(if stranded { 1.0 } else { 0.0 });
@@ -88,7 +92,8 @@ fn rewind_restarted_logs(consumer: &StreamConsumer<GroupContext>) {
                 "the partition's log ends before our position (the broker lost its store?); reading it from the beginning"
             );
             metrics::counter!("kafka_consumer_rewinds_total", "topic" => element.topic().to_owned()).increment(1);
-            if let Err(error) = consumer.seek(element.topic(), element.partition(), Offset::Beginning, REQUEST_TIMEOUT) {
+            if let Err(error) = consumer.seek(element.topic(), element.partition(), Offset::Beginning, REQUEST_TIMEOUT)
+            {
                 tracing::warn!(%error, topic = element.topic(), partition = element.partition(), "cannot rewind the partition");
             }
         }

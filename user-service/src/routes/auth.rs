@@ -8,7 +8,7 @@ use shared::http::{ApiJson, Problem, RequestId};
 
 use crate::accounts::{check_credentials, create_user, parse_new_user};
 use crate::domain::{Role, User};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Body of `POST /auth/register`: a new account always has role `user`.
 #[derive(Debug, Deserialize)]

@@ -7,7 +7,7 @@ mod users;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The service's API routes.
 pub fn router(state: AppState) -> Router {

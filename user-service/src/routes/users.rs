@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::accounts::{CreateUserError, create_user, parse_new_user};
 use crate::domain::{Email, Password, Role, User, UserName};
 use crate::repository::users::{self, InsertUserError, UserChanges};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Body of `POST /users`.
 #[derive(Debug, Deserialize)]

@@ -1,0 +1,11 @@
+//! What the handlers share: in a module of its own, so routes and event handlers
+//! depend on it and `startup` wires it, without either importing the other.
+
+use sqlx::PgPool;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// The orders database (and its outbox).
+    pub pool: PgPool,
+}

@@ -1,0 +1,17 @@
+//! What the handlers share: in a module of its own, so routes and event handlers
+//! depend on it and `startup` wires it, without either importing the other.
+
+use std::sync::Arc;
+
+use shared::kafka::EventPublisher;
+
+use crate::configuration::PaymentSettings;
+
+/// What handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    /// Publishes `payment.completed`.
+    pub publisher: EventPublisher,
+    /// The simulated provider's behaviour.
+    pub payment: Arc<PaymentSettings>,
+}
