@@ -27,9 +27,10 @@ start() {
     # A stable group instance id (static membership): a service restarted after a crash
     # takes its partitions back at once, even from a broker that never expires the dead
     # member (tansu). Costs about 6 s at a cold start, while tansu settles the group.
+    # Under supervise.sh, which starts a crashed service again (a stop is passed on).
     nohup env RUST_LOG="${RUST_LOG:-info}" \
       KAFKA_GROUP_INSTANCE_ID="${KAFKA_GROUP_INSTANCE_ID:-$(hostname)-$service}" \
-      "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
+      "$ROOT/infra/scripts/supervise.sh" "$service" "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
     echo $! >"$RUN_DIR/$service.pid"
   done
   for service in "${SERVICES[@]}"; do
