@@ -33,7 +33,7 @@ pub fn router() -> Router {
     paths(register, login, create_user, list_users, get_user, update_user, delete_user,
           create_order, list_orders, get_order, update_order_status, cancel_order, order_stats),
     components(schemas(RegisterRequest, LoginRequest, TokenResponse, User, CreateUserRequest, UpdateUserRequest,
-                       OrderItem, OrderLineRequest, CreateOrderRequest, Order, StatusChange, OrderStats, Problem, FieldError)),
+                       OrderItem, CreateOrderRequest, Order, StatusChange, OrderStats, Problem, FieldError)),
     modifiers(&BearerAuth, &CommonAnswers),
     tags((name = "auth", description = "Sign-up and sign-in (public)"),
          (name = "users", description = "Accounts"),
@@ -198,9 +198,10 @@ pub struct UpdateUserRequest {
     role: Option<String>,
 }
 
-/// One order line. Prices are exact decimals with at most two places.
+/// One order line, as sent and as answered (no other fields). Prices are exact decimals
+/// with at most two places.
 #[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OrderItem {
     #[schema(pattern = "^product-[A-Za-z0-9-]+$", max_length = 100, example = "product-123")]
     product_id: String,
@@ -218,19 +219,7 @@ pub struct CreateOrderRequest {
     user_id: Uuid,
     /// 1 to 100 lines.
     #[schema(min_items = 1, max_items = 100)]
-    items: Vec<OrderLineRequest>,
-}
-
-/// One order line as sent (no other fields).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OrderLineRequest {
-    #[schema(pattern = "^product-[A-Za-z0-9-]+$", max_length = 100, example = "product-123")]
-    product_id: String,
-    #[schema(minimum = 1, maximum = 9999, example = 2)]
-    quantity: u32,
-    #[schema(minimum = 0.01, maximum = 999_999.99, multiple_of = 0.01, example = 29.99)]
-    price: f64,
+    items: Vec<OrderItem>,
 }
 
 /// An order.

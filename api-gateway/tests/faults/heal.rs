@@ -1,7 +1,6 @@
 //! The platform heals itself: topics wiped under it are recreated, a broker back on an
-//! empty store is taken up again, a payment that is never answered times out, and a
-//! client that vanishes mid-request leaves nothing half-written. No service is restarted
-//! by hand in any of these.
+//! empty store is taken up again, consumers killed mid-stream get their partitions back,
+//! and a service started without a broker catches up. No service is restarted by hand.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
@@ -10,10 +9,9 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use shared::testing::eventually;
-use tokio::io::AsyncWriteExt;
 use uuid::Uuid;
 
-use super::{Platform, read_topic, wait_for_progress};
+use super::{Platform, wait_for_progress};
 
 /// Every topic the platform uses, dead-letter topics included.
 const TOPICS: [&str; 4] = ["user.created", "user.deleted", "order.created", "payment.completed"];
@@ -48,7 +46,7 @@ async fn assert_one_settled_welcome_order_each(platform: &Platform, users: &[Uui
 }
 
 /// Both outboxes end empty: every event reached the broker.
-async fn assert_outboxes_drain(platform: &Platform) {
+pub(super) async fn assert_outboxes_drain(platform: &Platform) {
     for (name, pool) in [("user-service", &platform.user_db), ("order-service", &platform.order_db)] {
         eventually(&format!("{name}'s outbox to drain"), Duration::from_secs(60), || async {
             let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
@@ -231,217 +229,6 @@ async fn consumers_sigkilled_one_after_the_other_get_their_partitions_back() {
     println!(
         "SIGKILL order-service then payment-service: all {} users settled; {messages} payment messages ({redelivered} redelivered)",
         users.len()
-    );
-}
-
-/// The welcome order of `user`: its status, reason and payment requests.
-async fn welcome_order(platform: &Platform, user: Uuid) -> Option<(Uuid, String, Option<String>, i32)> {
-    sqlx::query_as(
-        "SELECT id, status, status_reason, payment_requests FROM orders WHERE kind = 'welcome' AND user_id = $1",
-    )
-    .bind(user)
-    .fetch_optional(&platform.order_db)
-    .await
-    .ok()
-    .flatten()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "fault test: run with `make chaos`"]
-async fn an_order_whose_payment_never_answers_fails_with_the_timeout_reason() {
-    let mut platform =
-        Platform::start_with(true, &[("PAYMENT_TIMEOUT_MS", "1000"), ("PAYMENT_MAX_REQUESTS", "2")]).await;
-    platform.payments.kill9();
-    let stopped = Instant::now();
-    let users = platform.register(3, Arc::new(AtomicUsize::new(0))).await.unwrap();
-    for user in &users {
-        let (_, status, reason, requests) =
-            eventually("the welcome order to time out", Duration::from_secs(30), || async {
-                welcome_order(&platform, *user).await.filter(|(_, status, _, _)| status != "pending")
-            })
-            .await;
-        assert_eq!(status, "payment_failed");
-        assert!(reason.as_deref().is_some_and(|r| r.contains("timed out")), "reason: {reason:?}");
-        assert_eq!(requests, 2, "requested twice before failing");
-    }
-    let failed_after = stopped.elapsed();
-    assert!(failed_after >= Duration::from_secs(2), "failed before timeout × requests: {failed_after:?}");
-
-    // The late answers change nothing: final states never move.
-    let consumed = |metrics: &str| {
-        shared::testing::metric_sum_where(metrics, "kafka_messages_consumed_total", r#"topic="payment.completed""#)
-    };
-    let metrics = platform.client.get(platform.orders.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let consumed_before = consumed(&metrics);
-    platform.payments.restart().await;
-    eventually("order-service to consume the late answers", Duration::from_secs(60), || async {
-        let metrics = platform.client.get(platform.orders.url("/metrics")).send().await.ok()?.text().await.ok()?;
-        (consumed(&metrics) >= consumed_before + 3.0).then_some(())
-    })
-    .await;
-    for user in &users {
-        let (_, status, _, _) = welcome_order(&platform, *user).await.unwrap();
-        assert_eq!(status, "payment_failed", "a late answer moved a final order");
-    }
-    // The admin's welcome order, placed as payment-service stopped, may have timed out too.
-    let timed_out: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE status_reason IS NOT NULL")
-        .fetch_one(&platform.order_db)
-        .await
-        .unwrap();
-    assert!(timed_out >= 3);
-    #[allow(clippy::cast_precision_loss)]
-    let expected = timed_out as f64;
-    assert_eq!(
-        shared::testing::metric_sum_where(&metrics, "order_payment_timeouts_total", r#"outcome="failed""#),
-        expected
-    );
-    println!(
-        "saga timeout: 3 orders failed {:.1} s after payment-service stopped (1 s × 2 requests)",
-        failed_after.as_secs_f64()
-    );
-}
-
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "fault test: run with `make chaos`"]
-async fn a_payment_requested_again_after_a_timeout_is_paid_once() {
-    let mut platform = Platform::start_with(
-        true,
-        &[("PAYMENT_TIMEOUT_MS", "2000"), ("PAYMENT_MAX_REQUESTS", "10"), ("PAYMENT_FAILURE_RATE", "0")],
-    )
-    .await;
-    platform.payments.kill9();
-    let users = platform.register(1, Arc::new(AtomicUsize::new(0))).await.unwrap();
-    eventually("the payment to be requested again", Duration::from_secs(30), || async {
-        welcome_order(&platform, users[0]).await.filter(|(_, _, _, requests)| *requests >= 2)
-    })
-    .await;
-    platform.payments.restart().await;
-    let (order, status, reason, requests) = eventually("the order to be paid", Duration::from_secs(60), || async {
-        welcome_order(&platform, users[0]).await.filter(|(_, status, _, _)| status != "pending")
-    })
-    .await;
-    assert_eq!(status, "paid");
-    assert_eq!(reason, None);
-    let payments: Vec<_> = read_topic(&platform.broker.address(), "payment.completed")
-        .into_iter()
-        .filter(|p| p.order_id == order)
-        .collect();
-    let ids: std::collections::HashSet<Uuid> = payments.iter().map(|p| p.payment_id).collect();
-    assert_eq!(ids.len(), 1, "one payment, however often it was requested: {payments:?}");
-    println!("saga retry: paid after {requests} payment requests; {} payment messages, 1 payment id", payments.len());
-}
-
-/// One request over a fresh connection, abandoned at a random point: before the body is
-/// complete, right after it, or while the handler runs.
-async fn vanishing_request(port: u16, method: &str, path: &str, headers: &str, body: &str) {
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return };
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}\r\n{body}",
-        body.len()
-    );
-    let random = Uuid::new_v4().as_u128();
-    match random % 4 {
-        0 => {
-            let cut = request.len() - body.len() / 2;
-            let _ = stream.write_all(&request.as_bytes()[..cut]).await;
-        }
-        1 => {
-            let _ = stream.write_all(request.as_bytes()).await;
-        }
-        _ => {
-            let _ = stream.write_all(request.as_bytes()).await;
-            let delay = u64::try_from((random >> 8) % 20_000).unwrap_or(0);
-            // The fault itself: the client goes away this many microseconds into the handler.
-            tokio::time::sleep(Duration::from_micros(delay)).await;
-        }
-    }
-    drop(stream);
-}
-
-fn trusted_headers(role: &str) -> String {
-    format!(
-        "{}: {}\r\n{}: {}\r\n{}: {role}\r\n",
-        shared::auth::API_KEY_HEADER,
-        shared::auth::DEVELOPMENT_API_KEY,
-        shared::auth::PRINCIPAL_ID_HEADER,
-        Uuid::new_v4(),
-        shared::auth::PRINCIPAL_ROLE_HEADER
-    )
-}
-
-#[tokio::test(flavor = "multi_thread")]
-#[ignore = "fault test: run with `make chaos`"]
-async fn clients_that_vanish_mid_request_leave_nothing_half_written() {
-    use futures::StreamExt;
-    let platform = Platform::start().await;
-    let users = platform.register(20, Arc::new(AtomicUsize::new(0))).await.unwrap();
-    platform.wait_until_settled(&users, Duration::from_secs(60)).await;
-    let orders: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM orders WHERE user_id = ANY($1)")
-        .bind(&users)
-        .fetch_all(&platform.order_db)
-        .await
-        .unwrap();
-    let admin = trusted_headers("admin");
-    let (user_port, order_port) = (platform.users.port, platform.orders.port);
-    let requests = 600;
-    futures::stream::iter(0..requests)
-        .for_each_concurrent(24, |i| {
-            let (admin, user, order) = (admin.clone(), users[i % users.len()], orders[i % orders.len()]);
-            async move {
-                let email = format!("vanish-{}@example.com", Uuid::new_v4().simple());
-                match i % 6 {
-                    0 | 1 => {
-                        let body = format!(r#"{{"userId":"{user}","items":[{{"productId":"product-v","quantity":2,"price":3.5}}]}}"#);
-                        vanishing_request(order_port, "POST", "/orders", &admin, &body).await;
-                    }
-                    2 => {
-                        let body = format!(r#"{{"email":"{email}","name":"Vanishing Client","password":"SecurePass123!"}}"#);
-                        vanishing_request(user_port, "POST", "/auth/register", &trusted_headers("user"), &body).await;
-                    }
-                    3 => {
-                        let body = format!(r#"{{"email":"{email}","name":"Vanishing Admin","password":"SecurePass123!","role":"user"}}"#);
-                        vanishing_request(user_port, "POST", "/users", &admin, &body).await;
-                    }
-                    4 => vanishing_request(order_port, "DELETE", &format!("/orders/{order}"), &admin, "").await,
-                    _ => {
-                        let body = r#"{"name":"Renamed Person"}"#;
-                        vanishing_request(user_port, "PUT", &format!("/users/{user}"), &admin, body).await;
-                    }
-                }
-            }
-        })
-        .await;
-
-    assert_outboxes_drain(&platform).await;
-    for (sql, pool) in [
-        (
-            "SELECT count(*) FROM orders o WHERE NOT EXISTS (SELECT 1 FROM order_items i WHERE i.order_id = o.id)",
-            &platform.order_db,
-        ),
-        (
-            "SELECT count(*) FROM orders o WHERE NOT EXISTS
-               (SELECT 1 FROM outbox x WHERE x.topic = 'order.created' AND x.payload->>'orderId' = o.id::text)",
-            &platform.order_db,
-        ),
-        (
-            "SELECT count(*) FROM users u WHERE u.role = 'user' AND NOT EXISTS
-               (SELECT 1 FROM outbox x WHERE x.topic = 'user.created' AND x.payload->>'userId' = u.id::text)",
-            &platform.user_db,
-        ),
-    ] {
-        let half_written: i64 = sqlx::query_scalar(sql).fetch_one(pool).await.unwrap();
-        assert_eq!(half_written, 0, "half-written rows: {sql}");
-    }
-    let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM orders WHERE kind = 'standard'")
-        .fetch_one(&platform.order_db)
-        .await
-        .unwrap();
-    for service in [&platform.users, &platform.orders] {
-        let log = service.log();
-        assert!(!log.contains("transaction in progress"), "{} logged a transaction notice", service.name);
-    }
-    println!(
-        "vanishing clients: {requests} abandoned requests; {stored} orders stored, each whole with its event; no transaction notice"
     );
 }
 

@@ -8,6 +8,8 @@
 
 mod cluster;
 mod heal;
+mod saga;
+mod vanishing;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
