@@ -25,7 +25,7 @@ set -euo pipefail
 CRATE=otlp-embedded
 VERSION="0.0.2"
 # Bump when the rewrites below change, so that machines rebuild.
-REVISION=2
+REVISION=3
 INSTALL_ROOT="${TRACE_VIEWER_INSTALL_ROOT:-/usr/local/lib/otlp-jaeger-viewer}"
 BUILD_DIR="${TRACE_VIEWER_BUILD_DIR:-/var/tmp/otlp-jaeger-viewer-build}"
 NAME=otlp-jaeger-viewer
@@ -94,7 +94,10 @@ rewrite("examples/basic.rs", 'println!("Send traces to http://localhost:43177/v1
         f'println!("OTLP gRPC on {{}}", {otlp});')
 # Room for the traces of a test run, not only the last 100.
 rewrite("examples/basic.rs", "max_length: 100,", "max_length: 2000,")
-rewrite("examples/basic.rs", "max_memory_usage: 1 << 27, // 128 MiB", "max_memory_usage: 1 << 28, // 256 MiB")
+# The crate's memory estimate only grows (measured: 286 MB estimated with 0 traces held
+# after an hour of traffic), and past the limit every new trace is evicted on arrival:
+# the viewer went blank. The count limit alone bounds it (2 000 traces of ours are tens of MB).
+rewrite("examples/basic.rs", "max_memory_usage: 1 << 27, // 128 MiB", "max_memory_usage: usize::MAX / 2, // the count limit governs")
 # The single-page app's routes answer 200 (a 307 without a Location confuses clients).
 rewrite("src/jaeger/ui.rs", "(StatusCode::TEMPORARY_REDIRECT, index_html(base_tag))", "(StatusCode::OK, index_html(base_tag))")
 # A Jaeger process per service: the crate keys processes by service.instance.id alone.
