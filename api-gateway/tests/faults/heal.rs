@@ -96,11 +96,34 @@ async fn settle_healing(platform: &mut Platform, users: &[Uuid], timeout: Durati
             return healed;
         }
         assert!(Instant::now() < deadline, "{settled} of {} welcome orders settled after {timeout:?}", users.len());
-        healed.extend(revive_crashed(platform).await);
-        if !healed.contains(&"broker") && platform.broker.repair_if_wedged().await {
-            healed.push("broker");
+        heal_once(platform, &mut healed).await;
+    }
+}
+
+/// One round of what supervisors and the scripts do: revive crashed services, repair a
+/// wedged broker (once), then pause before the next look.
+async fn heal_once(platform: &mut Platform, healed: &mut Vec<&'static str>) {
+    healed.extend(revive_crashed(platform).await);
+    if !healed.contains(&"broker") && platform.broker.repair_if_wedged().await {
+        healed.push("broker");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+}
+
+/// Seconds from the fault (`started`; `since` on the database clock) to the first order
+/// settled after it, healing on the way; at most 120 s.
+async fn first_settled_healing(
+    platform: &mut Platform,
+    since: chrono::DateTime<chrono::Utc>,
+    started: Instant,
+    healed: &mut Vec<&'static str>,
+) -> f64 {
+    loop {
+        if let Some(seconds) = settled_after(platform, since, started).await {
+            return seconds;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(started.elapsed() < Duration::from_secs(120), "no order settled within 120 s of the fault");
+        heal_once(platform, healed).await;
     }
 }
 
@@ -150,17 +173,7 @@ async fn topics_wiped_under_a_running_platform_are_recreated_and_nothing_is_lost
     // librdkafka may crash: the scripts restart a wedged broker of theirs, a supervisor a
     // dead service. This test does the same, and says so.
     let mut healed = Vec::new();
-    let first = loop {
-        if let Some(seconds) = settled_after(&platform, since, wiped).await {
-            break seconds;
-        }
-        assert!(wiped.elapsed() < Duration::from_secs(120), "no order settled within 120 s of the wipe");
-        healed.extend(revive_crashed(&mut platform).await);
-        if !healed.contains(&"broker") && platform.broker.repair_if_wedged().await {
-            healed.push("broker");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let first = first_settled_healing(&mut platform, since, wiped, &mut healed).await;
 
     let users = registrations.await.unwrap();
     healed.extend(settle_healing(&mut platform, &users, Duration::from_secs(180)).await);
@@ -188,14 +201,7 @@ async fn a_broker_back_on_an_empty_store_is_taken_up_again() {
     platform.broker.restart_empty().await;
     let restarted = Instant::now();
     let mut healed = Vec::new();
-    let first = loop {
-        if let Some(seconds) = settled_after(&platform, since, restarted).await {
-            break seconds;
-        }
-        assert!(restarted.elapsed() < Duration::from_secs(120), "no order settled within 120 s of the restart");
-        healed.extend(revive_crashed(&mut platform).await);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let first = first_settled_healing(&mut platform, since, restarted, &mut healed).await;
 
     let users = registrations.await.unwrap();
     healed.extend(settle_healing(&mut platform, &users, Duration::from_secs(180)).await);
