@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger test-schemathesis chaos test-observability test-observability-ui test-deploy test-broker test-bench bench soak latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger test-schemathesis chaos test-observability test-observability-ui test-deploy test-broker test-events events test-bench bench soak latency clean-test-dbs fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -33,6 +33,10 @@ test-hot-reload: infra ## Edit a handler under make watch; report seconds to new
 	@$(SCRIPTS)/services.sh stop >/dev/null
 	@bash -c 'source infra/scripts/common.sh && exec infra/watch/test_hot_reload.py'
 
+# EVENTS_ARGS: --from-beginning, --json, --payload-chars N, or base topic names to follow only those.
+events: infra ## Follow every topic and its dead-letter topic live: time, topic, key, type, event id, trace id, request id, payload
+	@cargo run --quiet -p shared --bin platform-events -- $(EVENTS_ARGS)
+
 logs: ## Follow the services' logs
 	@$(SCRIPTS)/services.sh logs
 
@@ -50,6 +54,7 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 	@$(MAKE) --no-print-directory test-broker
 	@$(MAKE) --no-print-directory chaos
 	@$(MAKE) --no-print-directory test-demo
+	@$(MAKE) --no-print-directory test-events
 	@$(MAKE) --no-print-directory test-swagger
 	@$(MAKE) --no-print-directory test-schemathesis
 	@$(MAKE) --no-print-directory test-observability
@@ -71,6 +76,10 @@ test-rust: infra
 
 test-demo: infra ## The demo script end to end against the native processes
 	@$(SCRIPTS)/with-platform.sh ./demo-quick.sh
+
+test-events: infra ## `make events` prints a sign-up's three messages within 2 s, with one trace id
+	@cargo build --quiet -p shared --bin platform-events
+	@$(SCRIPTS)/with-platform.sh infra/tests/events/run.py
 
 test-schemathesis: infra ## schemathesis (PyPI, every check) against the served OpenAPI document, as a user and as an admin
 	@AUTH_RATE_LIMIT_PER_MINUTE=$${AUTH_RATE_LIMIT_PER_MINUTE:-600} $(SCRIPTS)/with-platform.sh infra/tests/schemathesis/run.sh

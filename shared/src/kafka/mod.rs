@@ -1,5 +1,6 @@
 //! Kafka: topics kept in existence, an acknowledged publisher, and a consumer loop that
-//! stores an offset only once its message was handled or dead-lettered.
+//! stores an offset only once its message was handled or dead-lettered, and a live view
+//! of the topics for people (`tail`).
 
 mod admin;
 mod backoff;
@@ -10,6 +11,7 @@ mod handling;
 pub mod headers;
 mod partition;
 mod producer;
+pub mod tail;
 mod watch;
 
 pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
