@@ -3,9 +3,9 @@
 use std::time::Duration;
 
 use axum::http::HeaderValue;
+use platform::auth::ServiceKey;
+use platform::configuration::{ConfigError, Env, Environment, HttpSettings, TelemetrySettings};
 use secrecy::{ExposeSecret, SecretString};
-use shared::auth::ServiceKey;
-use shared::configuration::{ConfigError, Env, Environment, HttpSettings, TelemetrySettings};
 use url::Url;
 
 /// The development default of `JWT_SECRET`; production refuses it.

@@ -1,7 +1,7 @@
 //! Wiring: tokens, rate limits, the upstream client, CORS, routes and the server.
 
 use axum::http::{Method, header};
-use shared::http::{Server, ServerBuilder};
+use platform::http::{Server, ServerBuilder};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{Accounts, RateLimits, Tokens};
@@ -14,7 +14,7 @@ pub struct Application;
 impl Application {
     /// Builds the upstream client and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
-        shared::metrics::handle();
+        platform::metrics::handle();
         let upstreams =
             Upstreams::new(&settings.upstreams, settings.service_key.clone(), settings.limits.max_body_bytes)?;
         let accounts = Accounts::new(settings.jwt.status_ttl, 100_000);
@@ -31,8 +31,8 @@ impl Application {
             let cors = CorsLayer::new()
                 .allow_origin(AllowOrigin::list(settings.limits.cors_origins.clone()))
                 .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
-                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, shared::http::REQUEST_ID_HEADER])
-                .expose_headers([shared::http::REQUEST_ID_HEADER]);
+                .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, platform::http::REQUEST_ID_HEADER])
+                .expose_headers([platform::http::REQUEST_ID_HEADER]);
             server = server.edge_layer(move |router| router.layer(cors));
         }
         // The gateway holds no state of its own: ready as soon as it listens. Backends

@@ -4,7 +4,7 @@
     topic_retention.py HOST PORT [--timeout SECONDS]
 
 The services create their topics with cleanup.policy=delete and retention.ms
-(shared/src/kafka/admin.rs). Topics created before that keep whatever they had, and the
+(shared/eventing/src/kafka/admin.rs). Topics created before that keep whatever they had, and the
 services' own repair uses the legacy AlterConfigs (API 33), which tansu 0.6.0 does not
 offer; so a local store written by older code grew without bound. This sets, on each of
 the platform's topics that exists (user.created, user.deleted, order.created,
@@ -14,7 +14,7 @@ payment.completed and each one's `<topic>.dlq`, all behind KAFKA_TOPIC_PREFIX):
     retention.ms=$KAFKA_RETENTION_MS       (3600000, 1 h)     on the event topics
     retention.ms=$KAFKA_DLQ_RETENTION_MS   (604800000, 7 days) on the dead-letter topics
 
-the same variables and defaults as the services (shared/src/configuration.rs). It reads
+the same variables and defaults as the services (shared/eventing/src/configuration.rs). It reads
 each topic's configuration first (DescribeConfigs v1) and alters only what differs
 (IncrementalAlterConfigs v0, operation SET: never APPEND or SUBTRACT, which panic tansu
 0.6.0's storage task), so a second run changes nothing. A cleanup.policy that already
@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kafka_check import Connection, Unhealthy  # noqa: E402
 from kafka_wire import KafkaError, alter_topic, describe_topic, topic_names  # noqa: E402
 
-# shared/src/events.rs ALL_TOPICS; dead-letter topics are `<topic>.dlq` (dead_letter_topic).
+# shared/contracts/src/events.rs ALL_TOPICS; dead-letter topics are `<topic>.dlq` (dead_letter_topic).
 BASE_TOPICS = ("user.created", "user.deleted", "order.created", "payment.completed")
 DEFAULT_RETENTION_MS = 3_600_000
 DEFAULT_DLQ_RETENTION_MS = 7 * 24 * 3_600_000

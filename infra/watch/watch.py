@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """`make watch`: runs the four services and, when their sources change, rebuilds
-and restarts only the services affected (all of them when `shared/` changes).
+and restarts only the services affected: a service's own crate, or every service
+that depends on the changed crate under `shared/`.
 
 Each service's listening socket is opened here, once, and handed to every
 process of that service as fd 3 (`LISTEN_FDS=1`, the systemd convention the
@@ -17,7 +18,14 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
-SHARED = ("shared",)
+# The crates under shared/ and the services built on each (the README's layout table);
+# testkit is for tests only, so a change there restarts nothing.
+SHARED = {
+    "shared/contracts": tuple(SERVICES),
+    "shared/platform": tuple(SERVICES),
+    "shared/eventing": ("user-service", "order-service", "payment-service"),
+    "shared/testkit": (),
+}
 POLL_SECONDS = 0.2
 
 
@@ -118,8 +126,10 @@ def main():
             continue
         time.sleep(POLL_SECONDS)  # let an editor finish writing
         last = snapshot(watched)
-        affected = list(SERVICES) if any(top in SHARED for top in changed) else changed
+        affected = sorted({name for top in changed for name in SHARED.get(top, (top,))})
         log(f"change in {', '.join(changed)}")
+        if not affected:
+            continue
         if build(affected):
             for name in affected:
                 services[name].restart()

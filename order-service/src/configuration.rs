@@ -1,7 +1,8 @@
 //! order-service's settings: read once at start from the environment.
 
-use shared::auth::ServiceKey;
-use shared::configuration::{ConfigError, DatabaseSettings, Env, HttpSettings, KafkaSettings, TelemetrySettings};
+use eventing::configuration::{DatabaseSettings, KafkaSettings};
+use platform::auth::ServiceKey;
+use platform::configuration::{ConfigError, Env, HttpSettings, TelemetrySettings};
 
 use crate::payment_timeout::PaymentTimeout;
 

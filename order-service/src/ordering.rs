@@ -3,9 +3,9 @@
 
 use anyhow::Context;
 use chrono::{SubsecRound, Utc};
-use shared::events::OrderItem;
-use shared::http::{FieldError, Problem, RequestId};
-use shared::outbox;
+use contracts::events::OrderItem;
+use eventing::outbox;
+use platform::http::{FieldError, Problem, RequestId};
 use sqlx::PgConnection;
 use uuid::Uuid;
 

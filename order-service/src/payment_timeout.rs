@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use shared::http::RequestId;
-use shared::outbox;
+use eventing::outbox;
+use platform::http::RequestId;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

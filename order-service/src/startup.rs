@@ -1,10 +1,11 @@
 //! Wiring: database, Kafka topics, the consumer, routes and the server.
 
-use shared::events::{Event, OrderCreated, PaymentCompleted, UserCreated, UserDeleted};
-use shared::health::{ConsumerStatus, Readiness};
-use shared::http::{Server, ServerBuilder};
-use shared::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
-use shared::outbox::OutboxRelay;
+use contracts::events::{Event, OrderCreated, PaymentCompleted, UserCreated, UserDeleted};
+use eventing::health::{ConsumerStatus, ReadinessExt};
+use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
+use eventing::outbox::OutboxRelay;
+use platform::health::Readiness;
+use platform::http::{Server, ServerBuilder};
 use sqlx::migrate::Migrator;
 
 use crate::configuration::Settings;
@@ -24,8 +25,8 @@ pub struct Application;
 impl Application {
     /// Connects, migrates, creates missing topics, subscribes and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
-        shared::metrics::handle();
-        let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        platform::metrics::handle();
+        let pool = eventing::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
         let topics = TopicKeeper::start(
             &settings.kafka,
             &[UserCreated::TOPIC, UserDeleted::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC],
@@ -56,7 +57,7 @@ impl Application {
         server.spawn(consumer.run(shutdown.clone()));
         server.spawn(crate::payment_timeout::run(pool.clone(), settings.payment_timeout, shutdown.clone()));
         server.spawn(OutboxRelay::new(pool.clone(), publisher).run(shutdown.clone()));
-        server.spawn(shared::db::report_pool_metrics(pool, shutdown));
+        server.spawn(eventing::db::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }
 }

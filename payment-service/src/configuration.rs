@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use shared::configuration::{ConfigError, Env, HttpSettings, KafkaSettings, TelemetrySettings};
+use eventing::configuration::KafkaSettings;
+use platform::configuration::{ConfigError, Env, HttpSettings, TelemetrySettings};
 
 /// How the simulated payment provider behaves.
 #[derive(Debug, Clone)]

@@ -1,12 +1,12 @@
 //! payment-service: settles orders and announces the outcome.
 
 use payment_service::{Application, Settings};
-use shared::configuration::Env;
+use platform::configuration::Env;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&Env::from_process())?;
-    let telemetry = shared::telemetry::init(&settings.telemetry)?;
+    let telemetry = platform::telemetry::init(&settings.telemetry)?;
     let application = Application::build(settings).await?;
     let result = application.run_until_stopped().await;
     telemetry.shutdown().await;

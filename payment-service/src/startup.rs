@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use shared::events::{Event, OrderCreated, PaymentCompleted};
-use shared::health::{ConsumerStatus, Readiness};
-use shared::http::{Server, ServerBuilder};
-use shared::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
+use contracts::events::{Event, OrderCreated, PaymentCompleted};
+use eventing::health::{ConsumerStatus, ReadinessExt};
+use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
+use platform::health::Readiness;
+use platform::http::{Server, ServerBuilder};
 
 use crate::configuration::Settings;
 use crate::events::on_order_created;
@@ -21,7 +22,7 @@ pub struct Application;
 impl Application {
     /// Creates missing topics, subscribes and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
-        shared::metrics::handle();
+        platform::metrics::handle();
         let topics = TopicKeeper::start(&settings.kafka, &[OrderCreated::TOPIC, PaymentCompleted::TOPIC]).await?;
         let publisher = EventPublisher::new(&settings.kafka)?;
         let state = AppState { publisher: publisher.clone(), payment: Arc::new(settings.payment.clone()) };

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use shared::kafka::EventPublisher;
+use eventing::kafka::EventPublisher;
 
 use crate::configuration::PaymentSettings;
 

@@ -2,11 +2,11 @@
 //! `user.created` event in the same transaction) and checking credentials.
 
 use anyhow::Context;
-use shared::http::{FieldError, Problem, RequestId};
-use shared::outbox;
+use eventing::outbox;
+use platform::http::{FieldError, Problem, RequestId};
 use sqlx::PgPool;
 
-use shared::events::UserDeleted;
+use contracts::events::UserDeleted;
 
 use crate::domain::{Email, NewUser, Password, Role, User, UserId, UserName, verify_password};
 use crate::events::user_created;

@@ -1,10 +1,9 @@
 //! user-service's settings: read once at start from the environment.
 
+use eventing::configuration::{DatabaseSettings, KafkaSettings};
+use platform::auth::ServiceKey;
+use platform::configuration::{ConfigError, Env, Environment, HttpSettings, TelemetrySettings};
 use secrecy::{ExposeSecret, SecretString};
-use shared::auth::ServiceKey;
-use shared::configuration::{
-    ConfigError, DatabaseSettings, Env, Environment, HttpSettings, KafkaSettings, TelemetrySettings,
-};
 
 use crate::domain::{Email, Password};
 

@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use shared::http::Problem;
+use platform::http::Problem;
 use tokio::sync::Semaphore;
 
 type Job = Box<dyn FnOnce() + Send>;

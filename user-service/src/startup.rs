@@ -1,10 +1,11 @@
 //! Wiring: database, Kafka, routes and the server, in the order they must come up.
 
-use shared::events::{Event, UserCreated, UserDeleted};
-use shared::health::Readiness;
-use shared::http::{Server, ServerBuilder};
-use shared::kafka::{EventPublisher, TopicKeeper};
-use shared::outbox::OutboxRelay;
+use contracts::events::{Event, UserCreated, UserDeleted};
+use eventing::health::ReadinessExt;
+use eventing::kafka::{EventPublisher, TopicKeeper};
+use eventing::outbox::OutboxRelay;
+use platform::health::Readiness;
+use platform::http::{Server, ServerBuilder};
 use sqlx::migrate::Migrator;
 
 use crate::configuration::Settings;
@@ -21,8 +22,8 @@ pub struct Application;
 impl Application {
     /// Connects, migrates, creates missing topics and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
-        shared::metrics::handle();
-        let pool = shared::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        platform::metrics::handle();
+        let pool = eventing::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
         let topics = TopicKeeper::start(&settings.kafka, &[UserCreated::TOPIC, UserDeleted::TOPIC])
             .await?
             .replay_outbox_on_loss(pool.clone());
@@ -38,7 +39,7 @@ impl Application {
         let shutdown = server.shutdown_token();
         server.spawn(topics.run(shutdown.clone()));
         server.spawn(relay.run(shutdown.clone()));
-        server.spawn(shared::db::report_pool_metrics(pool, shutdown));
+        server.spawn(eventing::db::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use axum::http::StatusCode;
 use moka::future::Cache;
-use shared::auth::{Principal, Role};
-use shared::http::{Problem, RequestId};
+use platform::auth::{Principal, Role};
+use platform::http::{Problem, RequestId};
 use uuid::Uuid;
 
 use crate::routes::Upstreams;

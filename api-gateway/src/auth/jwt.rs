@@ -7,8 +7,8 @@
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
+use platform::auth::{Principal, Role};
 use serde::{Deserialize, Serialize};
-use shared::auth::{Principal, Role};
 use uuid::Uuid;
 
 use crate::configuration::JwtSettings;

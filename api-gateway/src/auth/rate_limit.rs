@@ -11,8 +11,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use shared::auth::Principal;
-use shared::http::Problem;
+use platform::auth::Principal;
+use platform::http::Problem;
 
 use crate::configuration::LimitSettings;
 

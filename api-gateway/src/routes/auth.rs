@@ -6,9 +6,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use platform::auth::{Principal, Role};
+use platform::http::{ApiBytes, Problem, RequestId};
 use serde::{Deserialize, Serialize};
-use shared::auth::{Principal, Role};
-use shared::http::{ApiBytes, Problem, RequestId};
 use uuid::Uuid;
 
 use super::AppState;

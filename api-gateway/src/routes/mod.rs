@@ -40,7 +40,7 @@ pub fn router(state: AppState, limits: RateLimits) -> Router {
     sign_in.merge(protected).with_state(state).route("/api", get(index::index)).merge(crate::docs::router())
 }
 
-/// Refuses ambiguous paths before routing (see [`path_guard`]); for [`shared::http::ServerBuilder::edge_layer`].
+/// Refuses ambiguous paths before routing (see [`path_guard`]); for [`platform::http::ServerBuilder::edge_layer`].
 pub fn guard_paths(router: Router) -> Router {
     router.layer(from_fn(path_guard::refuse_ambiguous_paths))
 }

@@ -6,7 +6,7 @@
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use shared::http::Problem;
+use platform::http::Problem;
 
 /// Why a raw path is refused, or `None` when it is plain.
 pub fn refusal(raw_path: &str) -> Option<&'static str> {

@@ -12,8 +12,8 @@ use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
-use shared::auth::{API_KEY_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey};
-use shared::http::{Problem, REQUEST_ID_HEADER, RequestId, inject_trace_context};
+use platform::auth::{API_KEY_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey};
+use platform::http::{Problem, REQUEST_ID_HEADER, RequestId, inject_trace_context};
 use tracing::{Instrument, field};
 use url::Url;
 use uuid::Uuid;
@@ -105,7 +105,7 @@ impl Upstreams {
             StatusCode::OK => {
                 #[derive(serde::Deserialize)]
                 struct Account {
-                    role: shared::auth::Role,
+                    role: platform::auth::Role,
                 }
                 let account: Account = response.json().await.map_err(|e| {
                     Problem::internal(&anyhow::anyhow!(e).context("user-service answered without a role"))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use shared::testing::eventually;
+use testkit::eventually;
 
 use crate::helpers::{Platform, assert_problem};
 

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
-use shared::testing::{TopicProbe, header_of};
+use testkit::{TopicProbe, header_of};
 
 use crate::helpers::{Platform, assert_problem};
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use shared::configuration::Env;
-use shared::testing::{self, TestServer, eventually};
+use platform::configuration::Env;
+use testkit::{TestServer, eventually};
 
 /// The four services on port 0, sharing one topic prefix, each with its own database.
 pub struct Platform {
@@ -23,12 +23,12 @@ impl Platform {
 
     /// Payments that take `payment_delay_ms`: orders stay `pending` meanwhile.
     pub async fn start_full(payment_failure_rate: &str, payment_delay_ms: &str, gateway_env: &[(&str, &str)]) -> Self {
-        testing::init_tracing();
-        let topic_prefix = testing::topic_prefix();
+        testkit::init_tracing();
+        let topic_prefix = testkit::topic_prefix();
         let env = |extra: &[(&str, &str)]| {
             let topic_prefix = topic_prefix.clone();
             let extra: Vec<(String, String)> = extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-            async move { extra.into_iter().fold(testing::service_env(&topic_prefix).await, |env, (k, v)| env.with(&k, v)) }
+            async move { extra.into_iter().fold(testkit::service_env(&topic_prefix).await, |env, (k, v)| env.with(&k, v)) }
         };
         let users = TestServer::spawn(
             user_service::Application::build(user_service::Settings::from_env(&env(&[]).await).unwrap()).await.unwrap(),
@@ -112,9 +112,9 @@ pub async fn spawn_gateway(users: &str, orders: &str) -> TestServer {
 }
 
 /// A token the test gateway accepts, for a principal that need not exist anywhere.
-pub fn token_for(role: shared::auth::Role) -> String {
+pub fn token_for(role: platform::auth::Role) -> String {
     let settings = api_gateway::Settings::from_env(&Env::default()).unwrap();
-    let principal = shared::auth::Principal { id: uuid::Uuid::new_v4(), role };
+    let principal = platform::auth::Principal { id: uuid::Uuid::new_v4(), role };
     api_gateway::auth::Tokens::new(&settings.jwt).issue(principal).unwrap()
 }
 

@@ -1,6 +1,6 @@
 //! The gateway when its backends are down, and its own bad-input handling.
 
-use shared::auth::Role;
+use platform::auth::Role;
 
 use crate::helpers::{assert_problem, raw_request, spawn_gateway, token_for};
 

@@ -53,7 +53,7 @@ async fn no_spelling_of_a_dot_segment_reaches_a_backend_route() {
 async fn only_the_route_table_is_forwarded() {
     // Backends that refuse connections: anything forwarded would be a 502, so a 4xx proves it stayed at the edge.
     let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
-    let token = token_for(shared::auth::Role::Admin);
+    let token = token_for(platform::auth::Role::Admin);
     let id = uuid::Uuid::new_v4();
     for (method, path, status) in [
         ("GET", "/api/users/auth", 400),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use shared::testing::{self, eventually};
+use testkit::eventually;
 
 /// A free TCP port on loopback (released just before use; fine on a test machine).
 fn free_port() -> u16 {
@@ -30,7 +30,7 @@ fn binary(name: &str) -> PathBuf {
 
 /// A scratch directory for this test's broker data and logs.
 pub fn scratch_dir() -> PathBuf {
-    let dir = std::env::temp_dir().join(testing::unique_name("faults"));
+    let dir = std::env::temp_dir().join(testkit::unique_name("faults"));
     std::fs::create_dir_all(&dir).expect("can create a scratch directory");
     dir
 }

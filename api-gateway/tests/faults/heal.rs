@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
-use shared::testing::eventually;
+use testkit::eventually;
 use uuid::Uuid;
 
 use super::{Platform, wait_for_progress};
@@ -242,14 +242,14 @@ async fn consumers_sigkilled_one_after_the_other_get_their_partitions_back() {
 #[ignore = "fault test: run with `make chaos`"]
 async fn a_service_started_while_the_broker_is_down_serves_and_catches_up() {
     use super::cluster::{Broker, Service, scratch_dir};
-    shared::testing::init_tracing();
+    testkit::init_tracing();
     let dir = scratch_dir();
     let mut broker = Broker::start(&dir).await;
     broker.stop();
-    let database = shared::testing::create_database().await;
+    let database = testkit::create_database().await;
     let env = vec![
         ("KAFKA_BROKERS".to_owned(), broker.address()),
-        ("DATABASE_URL".to_owned(), shared::testing::server_url()),
+        ("DATABASE_URL".to_owned(), testkit::server_url()),
         ("DATABASE_NAME".to_owned(), database.clone()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), "none".to_owned()),
     ];
@@ -257,11 +257,11 @@ async fn a_service_started_while_the_broker_is_down_serves_and_catches_up() {
     let (status, body) = eventually("user-service to answer", Duration::from_secs(30), || users.readiness()).await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("kafka") && body.contains("broker"), "readiness names the broker: {body}");
-    let client = shared::testing::trusted_client(shared::auth::Role::User);
+    let client = testkit::trusted_client(platform::auth::Role::User);
     let body = serde_json::json!({"email": "early@example.com", "name": "Early Bird", "password": "SecurePass123!"});
     let response = client.post(users.url("/auth/register")).json(&body).send().await.unwrap();
     assert_eq!(response.status(), 201, "the API answers without a broker");
-    let pool = sqlx::PgPool::connect(&format!("{}/{database}", shared::testing::server_url())).await.unwrap();
+    let pool = sqlx::PgPool::connect(&format!("{}/{database}", testkit::server_url())).await.unwrap();
     let held: i64 =
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await.unwrap();
     assert!(held >= 1, "the outbox holds the sign-up's event");

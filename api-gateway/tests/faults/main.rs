@@ -17,12 +17,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cluster::{Broker, Service, scratch_dir};
+use contracts::events::PaymentCompleted;
 use futures::StreamExt;
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use shared::events::PaymentCompleted;
-use shared::testing::{self, eventually};
 use sqlx::PgPool;
+use testkit::eventually;
 use uuid::Uuid;
 
 /// How long the broker stays down, or the database refuses connections.
@@ -53,14 +53,14 @@ impl Platform {
     /// hand-over to another instance waits for the broker's session timeout.
     /// `extra`: settings for every service on top of the defaults.
     async fn start_with(static_membership: bool, extra: &[(&str, &str)]) -> Self {
-        testing::init_tracing();
+        testkit::init_tracing();
         let dir = scratch_dir();
         let broker = Broker::start(&dir).await;
         let common = |database: Option<&str>| {
             let mut env = vec![
                 ("KAFKA_BROKERS".to_owned(), broker.address()),
                 ("KAFKA_TOPIC_PARTITIONS".to_owned(), "3".to_owned()),
-                ("DATABASE_URL".to_owned(), testing::server_url()),
+                ("DATABASE_URL".to_owned(), testkit::server_url()),
                 ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), "none".to_owned()),
                 ("PAYMENT_DELAY_MS".to_owned(), "20".to_owned()),
                 ("PAYMENT_FAILURE_RATE".to_owned(), "0.1".to_owned()),
@@ -73,7 +73,7 @@ impl Platform {
             env.extend(extra.iter().map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
             env
         };
-        let (user_db, order_db_name) = (testing::create_database().await, testing::create_database().await);
+        let (user_db, order_db_name) = (testkit::create_database().await, testkit::create_database().await);
         let users = Service::start("user-service", &dir, common(Some(&user_db))).await;
         let mut order_env = common(Some(&order_db_name));
         if static_membership {
@@ -85,8 +85,8 @@ impl Platform {
             payment_env.push(("KAFKA_GROUP_INSTANCE_ID".to_owned(), "payment-service-1".to_owned()));
         }
         let payments = Service::start("payment-service", &dir, payment_env).await;
-        let order_db = PgPool::connect(&format!("{}/{order_db_name}", testing::server_url())).await.unwrap();
-        let user_db = PgPool::connect(&format!("{}/{user_db}", testing::server_url())).await.unwrap();
+        let order_db = PgPool::connect(&format!("{}/{order_db_name}", testkit::server_url())).await.unwrap();
+        let user_db = PgPool::connect(&format!("{}/{user_db}", testkit::server_url())).await.unwrap();
         eprintln!("fault test platform: broker {}, logs in {}", broker.address(), dir.display());
         Self {
             broker,
@@ -106,8 +106,7 @@ impl Platform {
     /// whatever the broker is doing. `progress` counts the ones done.
     fn register(&self, count: usize, progress: Arc<AtomicUsize>) -> tokio::task::JoinHandle<Vec<Uuid>> {
         // Sign-up, as the gateway calls it: with the service key.
-        let (client, url) =
-            (shared::testing::trusted_client(shared::auth::Role::User), self.users.url("/auth/register"));
+        let (client, url) = (testkit::trusted_client(platform::auth::Role::User), self.users.url("/auth/register"));
         tokio::spawn(async move {
             futures::stream::iter(0..count)
                 .map(|i| {
@@ -184,7 +183,7 @@ impl Platform {
     }
 
     async fn set_order_db_connections(&self, allowed: bool) {
-        let admin = PgPool::connect(&format!("{}/postgres", testing::server_url())).await.unwrap();
+        let admin = PgPool::connect(&format!("{}/postgres", testkit::server_url())).await.unwrap();
         let database = &self.order_db_name;
         sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS {allowed}"#))
             .execute(&admin)
@@ -206,7 +205,7 @@ impl Platform {
 fn read_topic(brokers: &str, topic: &str) -> Vec<PaymentCompleted> {
     let consumer: BaseConsumer = rdkafka::ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", testing::unique_name("verify"))
+        .set("group.id", testkit::unique_name("verify"))
         .set("enable.auto.commit", "false")
         .create()
         .unwrap();
@@ -333,7 +332,7 @@ async fn a_sigkilled_payment_service_with_work_in_flight_skips_nothing() {
 
 async fn scrape(client: &reqwest::Client, url: &str, metric: &str) -> f64 {
     let exposition = client.get(url).send().await.unwrap().text().await.unwrap();
-    testing::metric_sum(&exposition, metric)
+    testkit::metric_sum(&exposition, metric)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -365,7 +364,7 @@ async fn a_database_that_refuses_connections_pauses_consumption_and_loses_nothin
     let (messages, redelivered) = platform.assert_exactly_once(&users).await;
     let metrics = platform.client.get(platform.orders.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert_eq!(
-        testing::metric_sum(&metrics, "kafka_dead_letters_total"),
+        testkit::metric_sum(&metrics, "kafka_dead_letters_total"),
         0.0,
         "the outage parked messages:\n{metrics}"
     );
@@ -400,13 +399,13 @@ async fn poison_messages_are_parked_and_the_chain_goes_on() {
     platform.assert_exactly_once(&users).await;
 
     for topic in ["user.created", "order.created", "payment.completed"] {
-        let settings = shared::configuration::KafkaSettings::from_env(
-            &shared::configuration::Env::from_pairs([("KAFKA_BROKERS", brokers.as_str())]),
+        let settings = eventing::configuration::KafkaSettings::from_env(
+            &platform::configuration::Env::from_pairs([("KAFKA_BROKERS", brokers.as_str())]),
             "fault-test",
         )
         .unwrap();
         let letters = eventually("the poison to be parked", Duration::from_secs(30), || async {
-            let letters = shared::kafka::dead_letters::list(&settings, topic).ok()?;
+            let letters = eventing::kafka::dead_letters::list(&settings, topic).ok()?;
             (letters.len() >= 3).then_some(letters)
         })
         .await;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
-use shared::testing::eventually;
+use testkit::eventually;
 use uuid::Uuid;
 
 use super::{Platform, read_topic};
@@ -45,7 +45,7 @@ async fn an_order_whose_payment_never_answers_fails_with_the_timeout_reason() {
 
     // The late answers change nothing: final states never move.
     let consumed = |metrics: &str| {
-        shared::testing::metric_sum_where(metrics, "kafka_messages_consumed_total", r#"topic="payment.completed""#)
+        testkit::metric_sum_where(metrics, "kafka_messages_consumed_total", r#"topic="payment.completed""#)
     };
     let metrics = platform.client.get(platform.orders.url("/metrics")).send().await.unwrap().text().await.unwrap();
     let consumed_before = consumed(&metrics);
@@ -67,10 +67,7 @@ async fn an_order_whose_payment_never_answers_fails_with_the_timeout_reason() {
     assert!(timed_out >= 3);
     #[allow(clippy::cast_precision_loss)]
     let expected = timed_out as f64;
-    assert_eq!(
-        shared::testing::metric_sum_where(&metrics, "order_payment_timeouts_total", r#"outcome="failed""#),
-        expected
-    );
+    assert_eq!(testkit::metric_sum_where(&metrics, "order_payment_timeouts_total", r#"outcome="failed""#), expected);
     println!(
         "saga timeout: 3 orders failed {:.1} s after payment-service stopped (1 s × 2 requests)",
         failed_after.as_secs_f64()

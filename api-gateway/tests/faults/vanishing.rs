@@ -41,11 +41,11 @@ async fn vanishing_request(port: u16, method: &str, path: &str, headers: &str, b
 fn trusted_headers(role: &str) -> String {
     format!(
         "{}: {}\r\n{}: {}\r\n{}: {role}\r\n",
-        shared::auth::API_KEY_HEADER,
-        shared::auth::DEVELOPMENT_API_KEY,
-        shared::auth::PRINCIPAL_ID_HEADER,
+        platform::auth::API_KEY_HEADER,
+        platform::auth::DEVELOPMENT_API_KEY,
+        platform::auth::PRINCIPAL_ID_HEADER,
         Uuid::new_v4(),
-        shared::auth::PRINCIPAL_ROLE_HEADER
+        platform::auth::PRINCIPAL_ROLE_HEADER
     )
 }
 

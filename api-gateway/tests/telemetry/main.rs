@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use cluster::{Broker, Service, scratch_dir};
 use receiver::{CLIENT, CONSUMER, CollectedSpan, PRODUCER, Receiver, SERVER};
-use shared::testing::{self, eventually};
+use testkit::eventually;
 
 /// Every span the request must produce, by service.
 const EXPECTED: [(&str, &str); 12] = [
@@ -57,14 +57,14 @@ fn assert_child(parent: &CollectedSpan, child: &CollectedSpan) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_request_is_one_trace_across_four_services_and_kafka_and_its_logs_point_into_it() {
-    testing::init_tracing();
+    testkit::init_tracing();
     let (receiver, endpoint) = Receiver::start().await;
     let dir = scratch_dir();
     let broker = Broker::start(&dir).await;
     let env = |database: Option<String>| {
         let mut env = vec![
             ("KAFKA_BROKERS".to_owned(), broker.address()),
-            ("DATABASE_URL".to_owned(), testing::server_url()),
+            ("DATABASE_URL".to_owned(), testkit::server_url()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT".to_owned(), endpoint.clone()),
             ("OTEL_BSP_SCHEDULE_DELAY".to_owned(), "200".to_owned()),
             ("APP_ENV".to_owned(), "development".to_owned()),
@@ -74,8 +74,8 @@ async fn one_request_is_one_trace_across_four_services_and_kafka_and_its_logs_po
         env.extend(database.map(|d| ("DATABASE_NAME".to_owned(), d)));
         env
     };
-    let users = Service::start("user-service", &dir, env(Some(testing::create_database().await))).await;
-    let orders = Service::start("order-service", &dir, env(Some(testing::create_database().await))).await;
+    let users = Service::start("user-service", &dir, env(Some(testkit::create_database().await))).await;
+    let orders = Service::start("order-service", &dir, env(Some(testkit::create_database().await))).await;
     let _payments = Service::start("payment-service", &dir, env(None)).await;
     let mut gateway_env = env(None);
     gateway_env.push(("USER_SERVICE_URL".to_owned(), users.url("")));

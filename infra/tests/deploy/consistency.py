@@ -17,7 +17,7 @@ What the services read comes from the Rust sources:
     closure `let f = |name: &str, ...|` called as f("NAME", ...) in <service>/src,
     plus those of each shared type with a from_env (HttpSettings, DatabaseSettings,
     KafkaSettings, TelemetrySettings, ServiceKey, ...) that the service's
-    configuration.rs uses, read from the type's impl block in shared/src/**.rs.
+    configuration.rs uses, read from the type's impl block in shared/*/src/**.rs.
     Test modules are ignored.
   - whether it consumes Kafka: ConsumerBuilder::new in <service>/src.
 
@@ -62,7 +62,7 @@ ENV_CALL = re.compile(r'\benv\s*\.(?:get|optional|string|millis|raw)\(\s*"([A-Z]
 # A closure taking the variable's name first: `let positive = |name: &str, default: u32| …`.
 NAME_CLOSURE = re.compile(r'\blet\s+(\w+)\s*=\s*(?:move\s*)?\|\s*\w+\s*:\s*&str\b')
 # What production insists on, per service: the variables a service with APP_ENV=production
-# refuses to start without (shared/src/auth.rs ServiceKey, api-gateway JwtSettings,
+# refuses to start without (shared/platform/src/auth.rs ServiceKey, api-gateway JwtSettings,
 # user-service AdminSettings). Each must also be among the variables the sources read.
 PRODUCTION_SECRETS = {
     "api-gateway": ("SERVICE_API_KEY", "JWT_SECRET"),
@@ -72,12 +72,12 @@ PRODUCTION_SECRETS = {
 }
 # Where the development defaults production refuses are defined: (file, constant).
 DEVELOPMENT_VALUES = {
-    "SERVICE_API_KEY": ("shared/src/auth.rs", "DEVELOPMENT_API_KEY"),
+    "SERVICE_API_KEY": ("shared/platform/src/auth.rs", "DEVELOPMENT_API_KEY"),
     "JWT_SECRET": ("api-gateway/src/configuration.rs", "DEVELOPMENT_JWT_SECRET"),
     "ADMIN_PASSWORD": ("user-service/src/configuration.rs", "DEVELOPMENT_ADMIN_PASSWORD"),
 }
 MIN_SECRET_BYTES = 32  # ServiceKey and JwtSettings refuse shorter values in production.
-# The idempotent producer (KafkaSettings, shared/src/configuration.rs): false by default for
+# The idempotent producer (KafkaSettings, shared/eventing/src/configuration.rs): false by default for
 # tansu; the deployments, which run Apache Kafka, turn it on.
 IDEMPOTENCE = "KAFKA_ENABLE_IDEMPOTENCE"
 GROUP_INSTANCE_ID = "KAFKA_GROUP_INSTANCE_ID"
@@ -113,13 +113,14 @@ def strip_tests(text: str) -> str:
 
 
 def shared_struct_vars(root: Path) -> dict[str, set[str]]:
-    """Variables each `impl <Type>` block with a from_env in shared/src/**.rs reads.
+    """Variables each `impl <Type>` block with a from_env in shared/*/src/**.rs reads.
 
-    Settings structs live in shared/src/configuration.rs, ServiceKey (SERVICE_API_KEY)
-    in shared/src/auth.rs; any shared type a service builds with `<Type>::from_env`
+    Settings structs live in shared/platform/src/configuration.rs and
+    shared/eventing/src/configuration.rs, ServiceKey (SERVICE_API_KEY) in
+    shared/platform/src/auth.rs; any shared type a service builds with `<Type>::from_env`
     counts."""
     result: dict[str, set[str]] = {}
-    for path in sorted((root / "shared/src").rglob("*.rs")):
+    for path in sorted(root.glob("shared/*/src/**/*.rs")):
         text = strip_tests(path.read_text())
         blocks = re.split(r"^impl ", text, flags=re.M)
         for block in blocks[1:]:
@@ -127,7 +128,7 @@ def shared_struct_vars(root: Path) -> dict[str, set[str]]:
             if match and re.search(r"\bfn from_env\(", block):
                 result.setdefault(match.group(1), set()).update(env_names(block))
     if "SERVICE_API_KEY" not in result.get("ServiceKey", set()):
-        raise SystemExit("shared/src: ServiceKey::from_env reading SERVICE_API_KEY not found: parser out of date?")
+        raise SystemExit("shared/*/src: ServiceKey::from_env reading SERVICE_API_KEY not found: parser out of date?")
     return result
 
 
@@ -376,10 +377,10 @@ def check_compose_test(root: Path, compose: dict, report: Report) -> None:
     where = "infra/docker-compose.test.yml"
     services = compose.get("services") or {}
     report.check(set(services) == {"postgres", "kafka"}, f"{where}: expected only postgres and kafka, found {sorted(services)}")
-    testing = (root / "shared/src/testing.rs").read_text()
+    testing = (root / "shared/testkit/src/lib.rs").read_text()
     db_default = re.search(r'"TEST_DATABASE_URL",\s*"([^"]+)"', testing)
     kafka_default = re.search(r'"TEST_KAFKA_BROKERS",\s*"([^"]+)"', testing)
-    if not report.check(bool(db_default and kafka_default), "shared/src/testing.rs: TEST_DATABASE_URL/TEST_KAFKA_BROKERS defaults not found"):
+    if not report.check(bool(db_default and kafka_default), "shared/testkit/src/lib.rs: TEST_DATABASE_URL/TEST_KAFKA_BROKERS defaults not found"):
         return
     db_url = urlparse(db_default.group(1))
     postgres = services.get("postgres") or {}

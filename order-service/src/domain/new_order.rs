@@ -1,8 +1,8 @@
 //! A validated order request, with every failing field reported at once.
 
+use contracts::money::Money;
+use platform::http::FieldError;
 use serde::Deserialize;
-use shared::http::FieldError;
-use shared::money::Money;
 use uuid::Uuid;
 
 use super::ProductId;

@@ -1,9 +1,9 @@
 //! The order aggregate and its status machine.
 
 use chrono::{DateTime, Utc};
+use contracts::events::OrderItem;
+use contracts::money::Money;
 use serde::{Deserialize, Serialize};
-use shared::events::OrderItem;
-use shared::money::Money;
 use uuid::Uuid;
 
 /// Where an order stands. `pending` is the only state that can change.

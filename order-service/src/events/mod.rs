@@ -4,7 +4,7 @@ mod payment_completed;
 mod user_created;
 mod user_deleted;
 
-use shared::events::OrderCreated;
+use contracts::events::OrderCreated;
 
 use crate::domain::Order;
 pub use payment_completed::on_payment_completed;

@@ -1,9 +1,9 @@
 //! `payment.completed` → the order becomes `paid` or `payment_failed`.
 
 use anyhow::Context;
-use shared::events::{PaymentCompleted, PaymentStatus};
-use shared::idempotency::first_delivery;
-use shared::kafka::{HandlerError, Incoming};
+use contracts::events::{PaymentCompleted, PaymentStatus};
+use eventing::idempotency::first_delivery;
+use eventing::kafka::{HandlerError, Incoming};
 
 use crate::domain::OrderStatus;
 use crate::repository::orders;

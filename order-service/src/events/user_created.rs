@@ -1,9 +1,9 @@
 //! `user.created` → order-service knows the user, and the user's welcome order.
 
 use anyhow::Context;
-use shared::events::UserCreated;
-use shared::idempotency::first_delivery;
-use shared::kafka::{HandlerError, Incoming};
+use contracts::events::UserCreated;
+use eventing::idempotency::first_delivery;
+use eventing::kafka::{HandlerError, Incoming};
 
 use crate::domain::{NewOrder, OrderKind};
 use crate::ordering::{PlaceOrderError, place_order};

@@ -2,9 +2,9 @@
 //! their pending orders are cancelled.
 
 use anyhow::Context;
-use shared::events::UserDeleted;
-use shared::idempotency::first_delivery;
-use shared::kafka::{HandlerError, Incoming};
+use contracts::events::UserDeleted;
+use eventing::idempotency::first_delivery;
+use eventing::kafka::{HandlerError, Incoming};
 
 use crate::repository::known_users;
 use crate::state::AppState;

@@ -4,12 +4,12 @@ use std::collections::HashMap;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use shared::events::OrderItem;
-use shared::money::Money;
+use contracts::events::OrderItem;
+use contracts::money::Money;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use shared::outbox::PreparedEvent;
+use eventing::outbox::PreparedEvent;
 
 use crate::domain::{Order, OrderKind, OrderStatus};
 

@@ -4,9 +4,9 @@ use anyhow::Context;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::auth::{Principal, forbidden};
+use platform::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
 use serde::Deserialize;
-use shared::auth::{Principal, forbidden};
-use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
 use uuid::Uuid;
 
 use crate::domain::{NewOrder, Order, OrderKind, OrderRequest, OrderStatus};

@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
+use contracts::money::Money;
+use platform::auth::Principal;
+use platform::http::Problem;
 use serde::Serialize;
-use shared::auth::Principal;
-use shared::http::Problem;
-use shared::money::Money;
 
 use crate::repository::orders;
 use crate::state::AppState;

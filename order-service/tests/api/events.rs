@@ -3,10 +3,10 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use contracts::events::{PaymentCompleted, PaymentStatus, UserCreated};
+use contracts::money::Money;
 use rdkafka::Message;
-use shared::events::{PaymentCompleted, PaymentStatus, UserCreated};
-use shared::money::Money;
-use shared::testing::{TopicProbe, eventually, header_of, metric_sum, produce_raw};
+use testkit::{TopicProbe, eventually, header_of, metric_sum, produce_raw};
 use uuid::Uuid;
 
 use crate::helpers::{spawn_app, spawn_app_with};
@@ -40,12 +40,11 @@ async fn a_new_user_gets_exactly_one_welcome_order_and_one_event_however_often_i
     // Different users' events are handled and relayed concurrently, so the marker goes out
     // only once all three messages were handled and every outbox row they made was published:
     // then everything announced for the user precedes the marker on the topic.
-    let pool =
-        sqlx::PgPool::connect(&format!("{}/{}", shared::testing::server_url(), app.database_name)).await.unwrap();
+    let pool = sqlx::PgPool::connect(&format!("{}/{}", testkit::server_url(), app.database_name)).await.unwrap();
     eventually("the three messages to be handled and relayed", Duration::from_secs(20), || async {
         let metrics = app.client().get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
         let topic = format!("topic=\"{}\"", app.topic("user.created"));
-        let consumed = shared::testing::metric_sum_where(&metrics, "kafka_messages_consumed_total", &topic);
+        let consumed = testkit::metric_sum_where(&metrics, "kafka_messages_consumed_total", &topic);
         let pending: i64 =
             sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetch_one(&pool).await.ok()?;
         (consumed >= 3.0 && pending == 0).then_some(())
@@ -56,7 +55,7 @@ async fn a_new_user_gets_exactly_one_welcome_order_and_one_event_however_often_i
     let mut announced = Vec::new();
     loop {
         let message = probe.next_matching(Duration::from_secs(20), |_| true).await;
-        let event: shared::events::OrderCreated = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        let event: contracts::events::OrderCreated = serde_json::from_slice(message.payload().unwrap()).unwrap();
         if event.user_id == marker {
             break;
         }
@@ -135,14 +134,13 @@ async fn a_parked_message_is_replayed_once_its_cause_is_fixed() {
     dead_letters.next_matching(Duration::from_secs(30), |_| true).await;
 
     let kafka = app.kafka_settings();
-    let listed = shared::kafka::dead_letters::list(&kafka, "payment.completed").unwrap();
+    let listed = eventing::kafka::dead_letters::list(&kafka, "payment.completed").unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key.as_deref(), Some(user_id.to_string().as_str()));
     assert!(listed[0].error.as_deref().is_some_and(|e| e.contains("unknown order")));
 
     // The fix: the missing order is restored (say, from a backup).
-    let pool =
-        sqlx::PgPool::connect(&format!("{}/{}", shared::testing::server_url(), app.database_name)).await.unwrap();
+    let pool = sqlx::PgPool::connect(&format!("{}/{}", testkit::server_url(), app.database_name)).await.unwrap();
     sqlx::query("INSERT INTO orders (id, user_id, total_cents) VALUES ($1, $2, 1000)")
         .bind(order_id)
         .bind(user_id)
@@ -150,21 +148,21 @@ async fn a_parked_message_is_replayed_once_its_cause_is_fixed() {
         .await
         .unwrap();
 
-    let dry = shared::kafka::dead_letters::replay(&kafka, "payment.completed", true).await.unwrap();
+    let dry = eventing::kafka::dead_letters::replay(&kafka, "payment.completed", true).await.unwrap();
     assert_eq!(dry.replayed.len(), 1);
     assert_eq!(app.orders_of(user_id).await[0]["status"], "pending", "a dry run changes nothing");
 
-    let replay = shared::kafka::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
+    let replay = eventing::kafka::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
     assert_eq!(replay.replayed.len(), 1);
     app.wait_for_order(user_id, |s| s == "paid").await;
-    let again = shared::kafka::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
+    let again = eventing::kafka::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
     assert!(again.replayed.is_empty(), "a letter is replayed once");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn while_the_database_is_down_consumption_pauses_instead_of_dead_lettering() {
     let app = spawn_app_with(|env| env.with("DATABASE_ACQUIRE_TIMEOUT_MS", "300")).await;
-    let admin = sqlx::PgPool::connect(&format!("{}/postgres", shared::testing::server_url())).await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", testkit::server_url())).await.unwrap();
     let database = app.database_name.clone();
     sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS false"#)).execute(&admin).await.unwrap();
     sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")

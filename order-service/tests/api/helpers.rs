@@ -1,11 +1,12 @@
 //! Starting order-service on port 0 with a database and topics of its own.
 
+use eventing::configuration::KafkaSettings;
+use eventing::kafka::EventPublisher;
 use order_service::{Application, Settings};
-use shared::configuration::{Env, KafkaSettings};
-use shared::http::RequestId;
-use shared::kafka::EventPublisher;
-use shared::testing::{self, TestServer, eventually};
+use platform::configuration::Env;
+use platform::http::RequestId;
 use std::time::Duration;
+use testkit::{TestServer, eventually};
 
 pub struct TestApp {
     pub server: TestServer,
@@ -33,12 +34,12 @@ impl TestApp {
         format!("{}{base}", self.topic_prefix)
     }
 
-    pub async fn publish<E: shared::events::Event>(&self, event: &E) {
+    pub async fn publish<E: contracts::events::Event>(&self, event: &E) {
         self.publisher.publish(event, &RequestId::parse_or_generate(Some("test-request"))).await.unwrap();
     }
 
     /// Publishes `event` under a chosen id, as a redelivery would carry it.
-    pub async fn publish_with_id<E: shared::events::Event>(&self, event: &E, id: uuid::Uuid) {
+    pub async fn publish_with_id<E: contracts::events::Event>(&self, event: &E, id: uuid::Uuid) {
         self.publisher.publish_with_id(event, id, &RequestId::generate()).await.unwrap();
     }
 
@@ -51,7 +52,7 @@ impl TestApp {
     /// A user order-service knows: announced by `user.created`, welcome order stored.
     pub async fn known_user(&self) -> uuid::Uuid {
         let user_id = uuid::Uuid::new_v4();
-        let event = shared::events::UserCreated {
+        let event = contracts::events::UserCreated {
             user_id,
             email: format!("{user_id}@example.com"),
             name: "Known User".into(),
@@ -76,9 +77,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(Env) -> Env) -> TestApp {
-    testing::init_tracing();
-    let topic_prefix = testing::topic_prefix();
-    let env: Env = configure(testing::service_env(&topic_prefix).await);
+    testkit::init_tracing();
+    let topic_prefix = testkit::topic_prefix();
+    let env: Env = configure(testkit::service_env(&topic_prefix).await);
     let settings = Settings::from_env(&env).expect("valid test settings");
     let publisher = EventPublisher::new(&KafkaSettings { client_id: "test".into(), ..settings.kafka.clone() }).unwrap();
     let (database_name, kafka) = (settings.database.name.clone(), settings.kafka.clone());

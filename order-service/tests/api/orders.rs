@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use contracts::events::OrderCreated;
 use rdkafka::Message;
-use shared::events::OrderCreated;
-use shared::testing::{TopicProbe, eventually};
+use testkit::{TopicProbe, eventually};
 use uuid::Uuid;
 
 use crate::helpers::{assert_problem, spawn_app};
@@ -110,7 +110,7 @@ async fn orders_only_for_known_users_and_a_deletion_cancels_pending_ones() {
     // Known: accepted. Then deleted: pending orders cancelled, new ones refused.
     let user_id = app.known_user().await;
     assert_eq!(order(user_id).await.unwrap().status(), 201);
-    app.publish(&shared::events::UserDeleted { user_id, deleted_at: chrono::Utc::now() }).await;
+    app.publish(&contracts::events::UserDeleted { user_id, deleted_at: chrono::Utc::now() }).await;
     eventually("the user's pending orders to be cancelled", Duration::from_secs(30), || async {
         let orders = app.orders_of(user_id).await;
         (orders.len() == 2 && orders.iter().all(|o| o["status"] == "cancelled")).then_some(())
@@ -120,15 +120,14 @@ async fn orders_only_for_known_users_and_a_deletion_cancels_pending_ones() {
 
     // A user.created that arrives after the deletion does not bring the user back.
     let late = Uuid::new_v4();
-    let event = shared::events::UserCreated {
+    let event = contracts::events::UserCreated {
         user_id,
         email: "late@example.com".into(),
         name: "Late Event".into(),
         created_at: chrono::Utc::now(),
     };
     app.publish_with_id(&event, late).await;
-    let pool =
-        sqlx::PgPool::connect(&format!("{}/{}", shared::testing::server_url(), app.database_name)).await.unwrap();
+    let pool = sqlx::PgPool::connect(&format!("{}/{}", testkit::server_url(), app.database_name)).await.unwrap();
     eventually("the late user.created to be handled", Duration::from_secs(30), || async {
         let handled: Option<i32> = sqlx::query_scalar("SELECT 1 FROM processed_events WHERE event_id = $1")
             .bind(late)

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::Message;
-use shared::testing::{self, TopicProbe, eventually};
 use sqlx::PgPool;
+use testkit::{TopicProbe, eventually};
 
 use crate::helpers::spawn_app;
 
@@ -18,7 +18,7 @@ const TOO_LARGE: usize = 1_200_000;
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failed_row_holds_back_only_its_key_and_nothing_is_lost_or_reordered() {
     let app = spawn_app().await;
-    let pool = PgPool::connect(&format!("{}/{}", testing::server_url(), app.database_name)).await.unwrap();
+    let pool = PgPool::connect(&format!("{}/{}", testkit::server_url(), app.database_name)).await.unwrap();
     let probe = TopicProbe::new(&app.topic("order.created"));
     let keys = ["key-a", "key-b", "key-c"];
     // One transaction, keys interleaved; key-a's third row cannot be sent.
@@ -59,7 +59,7 @@ async fn a_failed_row_holds_back_only_its_key_and_nothing_is_lost_or_reordered()
     // Several relay attempts later, key-a is still stopped at its failed row.
     eventually("the relay to try the failed row twice", Duration::from_secs(30), || async {
         let metrics = app.client().get(app.url("/metrics")).send().await.ok()?.text().await.ok()?;
-        let failed = testing::metric_sum_where(&metrics, "kafka_messages_produced_total", r#"outcome="failed""#);
+        let failed = testkit::metric_sum_where(&metrics, "kafka_messages_produced_total", r#"outcome="failed""#);
         (failed >= 2.0).then_some(())
     })
     .await;

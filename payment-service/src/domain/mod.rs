@@ -1,6 +1,6 @@
 //! The simulated payment provider's decisions.
 
-use shared::events::PaymentStatus;
+use contracts::events::PaymentStatus;
 use uuid::Uuid;
 
 /// Namespace of payment ids (UUIDv5 over the order id).

@@ -1,8 +1,8 @@
 //! `order.created` → a payment → `payment.completed`.
 
 use chrono::Utc;
-use shared::events::{OrderCreated, PaymentCompleted};
-use shared::kafka::{HandlerError, Incoming, PublishError};
+use contracts::events::{OrderCreated, PaymentCompleted};
+use eventing::kafka::{HandlerError, Incoming, PublishError};
 
 use uuid::Uuid;
 

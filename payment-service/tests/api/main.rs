@@ -5,14 +5,14 @@
 use std::time::Duration;
 
 use chrono::Utc;
+use contracts::events::{OrderCreated, OrderItem, PaymentCompleted, PaymentStatus};
+use contracts::money::Money;
+use eventing::configuration::KafkaSettings;
+use eventing::kafka::EventPublisher;
 use payment_service::{Application, Settings};
+use platform::http::RequestId;
 use rdkafka::Message;
-use shared::configuration::KafkaSettings;
-use shared::events::{OrderCreated, OrderItem, PaymentCompleted, PaymentStatus};
-use shared::http::RequestId;
-use shared::kafka::EventPublisher;
-use shared::money::Money;
-use shared::testing::{self, TestServer, TopicProbe, header_of};
+use testkit::{TestServer, TopicProbe, header_of};
 use uuid::Uuid;
 
 struct TestApp {
@@ -22,9 +22,9 @@ struct TestApp {
 }
 
 async fn spawn_app(failure_rate: &str) -> TestApp {
-    testing::init_tracing();
-    let topic_prefix = testing::topic_prefix();
-    let env = testing::service_env(&topic_prefix)
+    testkit::init_tracing();
+    let topic_prefix = testkit::topic_prefix();
+    let env = testkit::service_env(&topic_prefix)
         .await
         .with("PAYMENT_DELAY_MS", "0")
         .with("PAYMENT_FAILURE_RATE", failure_rate);

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use shared::auth::Role;
+pub use platform::auth::Role;
 
 use super::{Email, Password, UserName};
 

@@ -1,6 +1,6 @@
 //! Events user-service publishes.
 
-use shared::events::UserCreated;
+use contracts::events::UserCreated;
 
 use crate::domain::User;
 

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::http::{ApiJson, Problem, RequestId};
 use serde::Deserialize;
-use shared::http::{ApiJson, Problem, RequestId};
 
 use crate::accounts::{check_credentials, create_user, parse_new_user};
 use crate::domain::{Role, User};

@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use platform::auth::{Principal, forbidden};
+use platform::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
 use serde::Deserialize;
-use shared::auth::{Principal, forbidden};
-use shared::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
 use uuid::Uuid;
 
 use crate::accounts::{CreateUserError, create_user, parse_new_user};

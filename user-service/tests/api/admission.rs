@@ -2,9 +2,9 @@
 //! `Retry-After`, and nothing of it is stored; every 201 is a whole user with its event.
 
 use futures::StreamExt;
-use shared::auth::Role;
-use shared::testing::{self, trusted_client};
+use platform::auth::Role;
 use sqlx::PgPool;
+use testkit::trusted_client;
 
 use crate::helpers::{assert_problem, spawn_app_with, valid_user};
 
@@ -39,7 +39,7 @@ async fn a_burst_past_the_bound_is_refused_with_retry_after_and_nothing_half_cre
     assert!(!refused.is_empty(), "48 simultaneous sign-ups never met the bound");
     assert!(!created.is_empty(), "the bound refused everything");
 
-    let pool = PgPool::connect(&format!("{}/{}", testing::server_url(), app.database_name)).await.unwrap();
+    let pool = PgPool::connect(&format!("{}/{}", testkit::server_url(), app.database_name)).await.unwrap();
     let stored: Vec<String> =
         sqlx::query_scalar("SELECT email FROM users WHERE email LIKE 'burst-%'").fetch_all(&pool).await.unwrap();
     let mut stored_sorted = stored.clone();

@@ -1,7 +1,7 @@
 //! Who may call what: the service key, principals, sign-up and credential checks.
 
-use shared::auth::Role;
-use shared::testing::{trusted_client, trusted_client_for};
+use platform::auth::Role;
+use testkit::{trusted_client, trusted_client_for};
 
 use crate::helpers::{assert_problem, spawn_app, valid_user};
 

@@ -15,7 +15,7 @@ async fn readiness_checks_postgres_and_kafka_for_real() {
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_follows_the_database_but_liveness_does_not() {
     let app = spawn_app().await;
-    let admin = sqlx::PgPool::connect(&format!("{}/postgres", shared::testing::server_url())).await.unwrap();
+    let admin = sqlx::PgPool::connect(&format!("{}/postgres", testkit::server_url())).await.unwrap();
     let database = &app.database_name;
     // An outage as the service sees it: no new connections, existing ones cut.
     sqlx::query(&format!(r#"ALTER DATABASE "{database}" ALLOW_CONNECTIONS false"#)).execute(&admin).await.unwrap();

@@ -1,7 +1,7 @@
 //! Starting user-service on port 0 with a database and topics of its own.
 
-use shared::configuration::Env;
-use shared::testing::{self, TestServer};
+use platform::configuration::Env;
+use testkit::TestServer;
 use user_service::{Application, Settings};
 
 pub struct TestApp {
@@ -29,9 +29,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(configure: impl FnOnce(Env) -> Env) -> TestApp {
-    testing::init_tracing();
-    let topic_prefix = testing::topic_prefix();
-    let env = configure(testing::service_env(&topic_prefix).await);
+    testkit::init_tracing();
+    let topic_prefix = testkit::topic_prefix();
+    let env = configure(testkit::service_env(&topic_prefix).await);
     let settings = Settings::from_env(&env).expect("valid test settings");
     let database_name = settings.database.name.clone();
     let server = Application::build(settings).await.expect("user-service builds");

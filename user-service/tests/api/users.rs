@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
+use contracts::events::UserCreated;
 use rdkafka::Message;
-use shared::events::UserCreated;
-use shared::testing::{TopicProbe, header_of};
+use testkit::{TopicProbe, header_of};
 
 use crate::helpers::{assert_problem, spawn_app, spawn_app_with, valid_user};
 

@@ -1,0 +1,189 @@
+//! Settings of the event infrastructure: the service's PostgreSQL database and the Kafka
+//! cluster, read from the environment like every other setting (see
+//! [`platform::configuration`]).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use platform::configuration::{ConfigError, Env};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::PgConnectOptions;
+
+/// How to reach the service's own PostgreSQL database.
+#[derive(Clone)]
+pub struct DatabaseSettings {
+    /// Server URL without the database (`DATABASE_URL`); may hold a password, hence secret.
+    pub server_url: SecretString,
+    /// The database name (`DATABASE_NAME`).
+    pub name: String,
+    /// Pool size (`DATABASE_MAX_CONNECTIONS`).
+    pub max_connections: u32,
+    /// How long a request waits for a pooled connection (`DATABASE_ACQUIRE_TIMEOUT_MS`).
+    pub acquire_timeout: Duration,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("server_url", &"[redacted]")
+            .field("name", &self.name)
+            .field("max_connections", &self.max_connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DatabaseSettings {
+    /// Reads `DATABASE_URL`, `DATABASE_NAME`, `DATABASE_MAX_CONNECTIONS`, `DATABASE_ACQUIRE_TIMEOUT_MS`.
+    pub fn from_env(env: &Env, default_name: &str) -> Result<Self, ConfigError> {
+        let settings = Self {
+            server_url: SecretString::from(env.string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432")),
+            name: env.string("DATABASE_NAME", default_name),
+            max_connections: env.get("DATABASE_MAX_CONNECTIONS", 10)?,
+            acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 3_000)?,
+        };
+        settings.server_options().map_err(|e| ConfigError::new("DATABASE_URL", e))?;
+        if settings.max_connections == 0 {
+            return Err(ConfigError::new("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        Ok(settings)
+    }
+
+    /// Options for the server's maintenance connection (no database selected).
+    pub fn server_options(&self) -> Result<PgConnectOptions, sqlx::Error> {
+        PgConnectOptions::from_str(self.server_url.expose_secret())
+    }
+
+    /// Options for the service's own database.
+    pub fn options(&self) -> Result<PgConnectOptions, sqlx::Error> {
+        Ok(self.server_options()?.database(&self.name))
+    }
+}
+
+/// How to reach the Kafka brokers and name topics and groups.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    /// `KAFKA_BROKERS`, comma-separated `host:port`.
+    pub brokers: String,
+    /// `KAFKA_CLIENT_ID`.
+    pub client_id: String,
+    /// `KAFKA_TOPIC_PREFIX`, prepended to every topic and consumer group (tests isolate themselves with it).
+    pub topic_prefix: String,
+    /// `KAFKA_TOPIC_PARTITIONS`, used when the platform creates a missing topic.
+    pub partitions: i32,
+    /// `KAFKA_REPLICATION_FACTOR`, used when the platform creates a missing topic.
+    pub replication_factor: i32,
+    /// `KAFKA_FETCH_WAIT_MAX_MS`: how long a fetch may wait for data. Some brokers (tansu)
+    /// only answer a fetch when this runs out, so it bounds every hop's latency.
+    pub fetch_wait_max_ms: u32,
+    /// `KAFKA_PRODUCE_TIMEOUT_MS`: how long a publish waits for the broker's acknowledgement.
+    pub produce_timeout: Duration,
+    /// `KAFKA_HANDLER_MAX_ATTEMPTS`: attempts at a failing message before it goes to the dead-letter topic.
+    pub handler_max_attempts: u32,
+    /// `KAFKA_RETRY_BASE_MS`: first retry delay; attempt n waits about base × n².
+    pub retry_base: Duration,
+    /// `KAFKA_ENABLE_IDEMPOTENCE` (false): the idempotent producer. Off by default because
+    /// nothing needs it here (one message in flight keeps order; consumers deduplicate by
+    /// event id) and tansu 0.6's sqlite engine panics when an idempotent producer outlives a
+    /// broker restart. Turn it on against Apache Kafka if you like.
+    pub enable_idempotence: bool,
+    /// `KAFKA_GROUP_INSTANCE_ID`: a stable identity for this instance in its consumer groups
+    /// (static membership, KIP-345), e.g. the pod name. A restarted instance then gets its
+    /// partitions back at once instead of after a rebalance.
+    pub group_instance_id: Option<String>,
+    /// `KAFKA_SESSION_TIMEOUT_MS` (45000): how long the broker may go without a heartbeat
+    /// before the group reassigns this member's partitions.
+    pub session_timeout: Duration,
+    /// `KAFKA_MAX_IN_FLIGHT` (64): messages a partition may have accepted and not yet finished
+    /// (running, or waiting behind an earlier message of their key). At the limit the
+    /// partition pauses until work completes.
+    pub max_in_flight: usize,
+    /// `KAFKA_MAX_IN_FLIGHT_BYTES` (4 MiB): the same bound in payload bytes, per partition.
+    pub max_in_flight_bytes: usize,
+    /// `KAFKA_RETENTION_MS` (1 h): how long the broker keeps the events of a topic the
+    /// platform creates (`cleanup.policy=delete`). Every event is handled within seconds
+    /// or dead-lettered; an hour bounds a local broker's store while leaving time to look.
+    pub retention: Duration,
+    /// `KAFKA_DLQ_RETENTION_MS` (7 days): the same for dead-letter topics, whose letters
+    /// wait for a person to inspect and replay them.
+    pub dlq_retention: Duration,
+    /// `KAFKA_TOPIC_CHECK_INTERVAL_MS` (2000): how often a service checks that its topics
+    /// exist, recreating missing ones.
+    pub topic_check_interval: Duration,
+}
+
+impl KafkaSettings {
+    /// Reads the `KAFKA_*` variables.
+    pub fn from_env(env: &Env, client_id: &str) -> Result<Self, ConfigError> {
+        let settings = Self {
+            brokers: env.string("KAFKA_BROKERS", "127.0.0.1:9092"),
+            client_id: env.string("KAFKA_CLIENT_ID", client_id),
+            topic_prefix: env.string("KAFKA_TOPIC_PREFIX", ""),
+            partitions: env.get("KAFKA_TOPIC_PARTITIONS", 3)?,
+            replication_factor: env.get("KAFKA_REPLICATION_FACTOR", 1)?,
+            fetch_wait_max_ms: env.get("KAFKA_FETCH_WAIT_MAX_MS", 10)?,
+            produce_timeout: env.millis("KAFKA_PRODUCE_TIMEOUT_MS", 5_000)?,
+            handler_max_attempts: env.get("KAFKA_HANDLER_MAX_ATTEMPTS", 4)?,
+            retry_base: env.millis("KAFKA_RETRY_BASE_MS", 100)?,
+            enable_idempotence: env.get("KAFKA_ENABLE_IDEMPOTENCE", false)?,
+            group_instance_id: env.raw("KAFKA_GROUP_INSTANCE_ID").map(str::to_owned),
+            session_timeout: env.millis("KAFKA_SESSION_TIMEOUT_MS", 45_000)?,
+            max_in_flight: env.get("KAFKA_MAX_IN_FLIGHT", 64)?,
+            max_in_flight_bytes: env.get("KAFKA_MAX_IN_FLIGHT_BYTES", 4 * 1024 * 1024)?,
+            retention: env.millis("KAFKA_RETENTION_MS", 3_600_000)?,
+            dlq_retention: env.millis("KAFKA_DLQ_RETENTION_MS", 7 * 24 * 3_600_000)?,
+            topic_check_interval: env.millis("KAFKA_TOPIC_CHECK_INTERVAL_MS", 2_000)?,
+        };
+        if settings.partitions < 1 {
+            return Err(ConfigError::new("KAFKA_TOPIC_PARTITIONS", "must be at least 1"));
+        }
+        if settings.replication_factor < 1 {
+            return Err(ConfigError::new("KAFKA_REPLICATION_FACTOR", "must be at least 1"));
+        }
+        if settings.max_in_flight < 1 {
+            return Err(ConfigError::new("KAFKA_MAX_IN_FLIGHT", "must be at least 1"));
+        }
+        if settings.topic_check_interval.is_zero() {
+            return Err(ConfigError::new("KAFKA_TOPIC_CHECK_INTERVAL_MS", "must be at least 1"));
+        }
+        if settings.handler_max_attempts < 1 {
+            return Err(ConfigError::new("KAFKA_HANDLER_MAX_ATTEMPTS", "must be at least 1"));
+        }
+        Ok(settings)
+    }
+
+    /// The full name of a topic, with the configured prefix.
+    pub fn topic(&self, base: &str) -> String {
+        format!("{}{base}", self.topic_prefix)
+    }
+
+    /// The full name of a consumer group, with the configured prefix.
+    pub fn group(&self, base: &str) -> String {
+        format!("{}{base}", self.topic_prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_database_url_never_shows_in_debug_output() {
+        let env = Env::from_pairs([("DATABASE_URL", "postgres://u:hunter2@db:5432")]);
+        let settings = DatabaseSettings::from_env(&env, "userdb").unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn topics_and_groups_carry_the_prefix() {
+        let env = Env::from_pairs([("KAFKA_TOPIC_PREFIX", "t1.")]);
+        let kafka = KafkaSettings::from_env(&env, "svc").unwrap();
+        assert_eq!(kafka.topic("user.created"), "t1.user.created");
+        assert_eq!(kafka.group("order-service-group"), "t1.order-service-group");
+    }
+
+    #[test]
+    fn zero_partitions_are_refused() {
+        let env = Env::from_pairs([("KAFKA_TOPIC_PARTITIONS", "0")]);
+        assert_eq!(KafkaSettings::from_env(&env, "svc").unwrap_err().variable, "KAFKA_TOPIC_PARTITIONS");
+    }
+}

@@ -1,0 +1,133 @@
+//! The event infrastructure's readiness checks, registered by each service on its
+//! [`Readiness`]: PostgreSQL answers a query, the Kafka cluster answers a metadata
+//! request, the service's topics exist, and each consumer holds its partitions.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use platform::health::{CHECK_TIMEOUT, Check, Readiness};
+use rdkafka::producer::{FutureProducer, Producer};
+use sqlx::PgPool;
+
+use crate::kafka::TopicStatus;
+
+type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+/// What a consumer tells readiness: whether the group gave it its partitions, and
+/// whether it looks stranded (see `kafka::watch`).
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerStatus {
+    subscribed: Arc<AtomicBool>,
+    stranded: Arc<AtomicBool>,
+}
+
+impl ConsumerStatus {
+    /// Records whether the consumer holds a live group assignment.
+    pub fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::Release);
+    }
+
+    /// Whether the consumer holds a live group assignment.
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    /// Records whether the consumer holds no partitions while its group's messages wait
+    /// and nobody consumes them.
+    pub fn set_stranded(&self, stranded: bool) {
+        self.stranded.store(stranded, Ordering::Release);
+    }
+
+    /// Whether the consumer looks stranded.
+    pub fn is_stranded(&self) -> bool {
+        self.stranded.load(Ordering::Acquire)
+    }
+}
+
+impl Check for ConsumerStatus {
+    fn check(&self) -> CheckFuture<'_> {
+        let result = if !self.is_subscribed() {
+            Err("not subscribed".to_owned())
+        } else if self.is_stranded() {
+            Err("holds no partitions while the group's messages wait and nothing consumes them".to_owned())
+        } else {
+            Ok(())
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+impl Check for TopicStatus {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(std::future::ready(TopicStatus::check(self)))
+    }
+}
+
+/// PostgreSQL answers `SELECT 1`.
+struct Postgres(PgPool);
+
+impl Check for Postgres {
+    fn check(&self) -> CheckFuture<'_> {
+        Box::pin(async move {
+            sqlx::query_scalar::<_, i32>("SELECT 1")
+                .fetch_one(&self.0)
+                .await
+                .map(drop)
+                .map_err(|_| "query failed".to_owned())
+        })
+    }
+}
+
+/// The Kafka cluster answers a metadata request with at least one broker.
+struct KafkaBroker(FutureProducer);
+
+impl Check for KafkaBroker {
+    fn check(&self) -> CheckFuture<'_> {
+        let producer = self.0.clone();
+        Box::pin(async move {
+            // librdkafka's metadata call blocks its thread.
+            let metadata = tokio::task::spawn_blocking(move || {
+                producer.client().fetch_metadata(None, CHECK_TIMEOUT).map(|m| m.brokers().len())
+            });
+            match metadata.await {
+                Ok(Ok(brokers)) if brokers > 0 => Ok(()),
+                Ok(Ok(_)) => Err("no brokers in metadata".to_owned()),
+                Ok(Err(_)) => Err("metadata request failed".to_owned()),
+                Err(_) => Err("check panicked".to_owned()),
+            }
+        })
+    }
+}
+
+/// Registers the event infrastructure's checks on a [`Readiness`].
+pub trait ReadinessExt: Sized {
+    /// Checks that PostgreSQL answers a query (`postgres`).
+    #[must_use]
+    fn postgres(self, pool: PgPool) -> Self;
+    /// Checks that the Kafka cluster answers a metadata request (`kafka`).
+    #[must_use]
+    fn kafka(self, producer: FutureProducer) -> Self;
+    /// Checks that the service's topics exist (`kafka_topics`; see [`crate::kafka::TopicKeeper`]).
+    #[must_use]
+    fn topics(self, status: TopicStatus) -> Self;
+    /// Checks that a consumer of `group` holds its assignment (`consumer:<group>`).
+    #[must_use]
+    fn consumer(self, group: &str, status: ConsumerStatus) -> Self;
+}
+
+impl ReadinessExt for Readiness {
+    fn postgres(self, pool: PgPool) -> Self {
+        self.with("postgres", Postgres(pool))
+    }
+    fn kafka(self, producer: FutureProducer) -> Self {
+        self.with("kafka", KafkaBroker(producer))
+    }
+    fn topics(self, status: TopicStatus) -> Self {
+        self.with("kafka_topics", status)
+    }
+    fn consumer(self, group: &str, status: ConsumerStatus) -> Self {
+        self.with(format!("consumer:{group}"), status)
+    }
+}

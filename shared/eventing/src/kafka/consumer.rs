@@ -1,0 +1,344 @@
+//! The consumer: typed handlers per topic, and the loop that reads messages and
+//! hands each partition's to its worker.
+//!
+//! Workers (see [`super::partition`]) handle different keys concurrently and each key
+//! in order, and *store* (not commit) the lowest unfinished offset; librdkafka's
+//! auto-commit then commits stored offsets only. A crash therefore redelivers at most
+//! the messages in flight, never skips one, which is why handlers must be idempotent.
+//! What happens to a single message (retries, dead letters) is [`super::handling`].
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Message, TopicPartitionList};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::group::GroupContext;
+use super::handling::{ErasedHandler, Handling};
+use super::partition::{PartitionWorker, Workers};
+use super::{EventPublisher, base_config};
+use crate::configuration::KafkaSettings;
+use crate::health::ConsumerStatus;
+use contracts::events::Event;
+use platform::health::Readiness;
+use platform::http::RequestId;
+
+/// Why a handler could not deal with a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Might work on a later attempt (database or broker hiccup).
+    #[error(transparent)]
+    Transient(anyhow::Error),
+    /// Will never work (unparseable or invalid message): dead-letter it at once.
+    #[error(transparent)]
+    Permanent(anyhow::Error),
+    /// Not the message's fault: something the handler needs (the broker, for a handler that
+    /// publishes) is down or overloaded. Retried with backoff for as long as it takes, never
+    /// dead-lettered; only this message's key waits.
+    #[error(transparent)]
+    Unavailable(anyhow::Error),
+}
+
+impl From<anyhow::Error> for HandlerError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Transient(error)
+    }
+}
+
+/// What a handler knows about the message besides its event.
+#[derive(Debug, Clone)]
+pub struct EventMeta {
+    /// The event's id (`ce_id`); a message without one gets a fresh id.
+    pub event_id: Uuid,
+    /// The request that caused the event, carried on to what the handler publishes.
+    pub request_id: RequestId,
+    /// When the event was published, if the message says.
+    pub published_at: Option<DateTime<Utc>>,
+    /// Where the message was read.
+    pub topic: String,
+    /// The consumer group that read it.
+    pub group: String,
+    /// Its partition.
+    pub partition: i32,
+    /// Its offset.
+    pub offset: i64,
+}
+
+/// A parsed event with its metadata.
+#[derive(Debug, Clone)]
+pub struct Incoming<E> {
+    /// The event.
+    pub event: E,
+    /// Its metadata.
+    pub meta: EventMeta,
+}
+
+/// Messages a partition's worker may have queued before its partition is paused.
+const PARTITION_QUEUE: usize = 64;
+
+/// Registers one handler per event type, then builds the consumer.
+pub struct ConsumerBuilder {
+    settings: KafkaSettings,
+    group: String,
+    publisher: EventPublisher,
+    handlers: HashMap<String, ErasedHandler>,
+    dependencies: Option<Readiness>,
+}
+
+impl ConsumerBuilder {
+    /// A consumer in `group_base` (prefixed like topics), dead-lettering through `publisher`.
+    pub fn new(settings: &KafkaSettings, group_base: &str, publisher: EventPublisher) -> Self {
+        Self {
+            settings: settings.clone(),
+            group: settings.group(group_base),
+            publisher,
+            handlers: HashMap::new(),
+            dependencies: None,
+        }
+    }
+
+    /// Handles events of type `E` with `handler`.
+    #[must_use]
+    pub fn on<E, H, Fut>(mut self, handler: H) -> Self
+    where
+        E: Event,
+        H: Fn(Incoming<E>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
+    {
+        let handler = Arc::new(handler);
+        let erased: ErasedHandler = Arc::new(move |payload: Vec<u8>, meta: EventMeta| {
+            let handler = Arc::clone(&handler);
+            Box::pin(async move {
+                let event: E = serde_json::from_slice(&payload)
+                    .with_context(|| format!("payload is not a valid {}", E::TYPE))
+                    .map_err(HandlerError::Permanent)?;
+                handler(Incoming { event, meta }).await
+            })
+        });
+        self.handlers.insert(self.settings.topic(E::TOPIC), erased);
+        self
+    }
+
+    /// Checks the handlers' own dependencies (their database). While one is down, a failing
+    /// message waits for it instead of spending its retries: an outage pauses consumption
+    /// rather than filling the dead-letter topic.
+    #[must_use]
+    pub fn pause_while_down(mut self, dependencies: Readiness) -> Self {
+        self.dependencies = Some(dependencies);
+        self
+    }
+
+    /// The full consumer group name.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+
+    /// Creates the consumer and subscribes it to every registered topic.
+    pub fn build(self, status: ConsumerStatus) -> anyhow::Result<EventConsumer> {
+        let workers = Workers::default();
+        let context = GroupContext { status: status.clone(), group: self.group.clone(), workers: workers.clone() };
+        let mut config = base_config(&self.settings);
+        if let Some(instance) = &self.settings.group_instance_id {
+            config.set("group.instance.id", instance);
+        }
+        let consumer: StreamConsumer<GroupContext> = config
+            .set("group.id", &self.group)
+            .set("enable.auto.commit", "true")
+            // The committed position trails the stored one by at most this: a crash redelivers what
+            // was in flight and what finished since. Shorter multiplies offset commits, which a
+            // loaded tansu answers slowly enough to time out the group session (measured).
+            .set("auto.commit.interval.ms", "1000")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("fetch.wait.max.ms", self.settings.fetch_wait_max_ms.to_string())
+            // Apache Kafka's default since 3.0: a broker slow to answer heartbeats under load
+            // (tansu is, with a large store) must not cost the group its assignment.
+            .set("session.timeout.ms", self.settings.session_timeout.as_millis().to_string())
+            // Frequent: tansu tells a member of a rebalance in a heartbeat answer, so the
+            // interval sets how long a start or a scale-out waits for its partitions
+            // (3 s here made every start wait 6 s, measured).
+            .set("heartbeat.interval.ms", "1000")
+            .set("statistics.interval.ms", "5000")
+            // A topic deleted and recreated (see `TopicKeeper`) is noticed at the next refresh;
+            // librdkafka's 5 min default would leave the group without partitions that long.
+            .set("topic.metadata.refresh.interval.ms", self.settings.topic_check_interval.as_millis().to_string())
+            // librdkafka prefetches up to 64 MiB by default; the workers bound what is in
+            // flight, so a few MiB ahead keeps them busy without inflating the footprint.
+            .set("queued.max.messages.kbytes", "4096")
+            // Small: pausing a partition discards what was prefetched for it, to be fetched again.
+            .set("queued.min.messages", "200")
+            .create_with_context(context)
+            .context("cannot create Kafka consumer")?;
+        let topics: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+        // Series exist from the start, so dashboards and alerts read 0 rather than "no data".
+        for topic in &topics {
+            let topic = (*topic).to_owned();
+            metrics::counter!("kafka_messages_consumed_total", "topic" => topic.clone(), "group" => self.group.clone())
+                .absolute(0);
+            metrics::counter!("kafka_handler_failures_total", "topic" => topic.clone()).absolute(0);
+            metrics::counter!("kafka_handler_retries_total", "topic" => topic.clone()).absolute(0);
+            metrics::counter!("kafka_dead_letters_total", "topic" => topic).absolute(0);
+        }
+        metrics::gauge!("kafka_consumer_paused", "group" => self.group.clone()).set(0.0);
+        consumer.subscribe(&topics).with_context(|| format!("cannot subscribe to {topics:?}"))?;
+        tracing::info!(group = self.group, ?topics, "consumer subscribed");
+        let topics: Vec<String> = topics.into_iter().map(str::to_owned).collect();
+        let handling = Handling {
+            group: self.group,
+            handlers: self.handlers,
+            publisher: self.publisher,
+            settings: self.settings,
+            dependencies: self.dependencies,
+        };
+        Ok(EventConsumer { consumer: Arc::new(consumer), handling: Arc::new(handling), workers, status, topics })
+    }
+}
+
+/// A subscribed consumer, ready to run.
+pub struct EventConsumer {
+    consumer: Arc<StreamConsumer<GroupContext>>,
+    handling: Arc<Handling>,
+    workers: Workers,
+    status: ConsumerStatus,
+    topics: Vec<String>,
+}
+
+impl EventConsumer {
+    /// Consumes until `shutdown` is cancelled, then commits and leaves the group.
+    ///
+    /// Each partition gets a worker task of its own (see [`super::partition`]). A worker
+    /// at its in-flight limit stops taking messages; the loop then pauses its partition
+    /// and holds what librdkafka had already fetched until the worker has room.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut senders: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
+        let mut backlog: HashMap<(String, i32), VecDeque<OwnedMessage>> = HashMap::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(super::watch::watch(
+            Arc::clone(&self.consumer),
+            self.topics.clone(),
+            self.handling.group.clone(),
+            self.status.clone(),
+            shutdown.clone(),
+        ));
+        let mut flush = tokio::time::interval(Duration::from_millis(20));
+        flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let message = tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = flush.tick(), if !backlog.is_empty() => {
+                    self.flush_backlog(&mut senders, &mut backlog);
+                    continue;
+                }
+                message = self.consumer.recv() => message,
+            };
+            let message = match message {
+                Ok(message) => message.detach(),
+                Err(error) => {
+                    tracing::warn!(%error, group = self.handling.group, "consumer error");
+                    tokio::select! {
+                        () = shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
+                }
+            };
+            let key = (message.topic().to_owned(), message.partition());
+            if let Some(queued) = backlog.get_mut(&key) {
+                queued.push_back(message);
+                continue;
+            }
+            let mut message = message;
+            // A closed channel is a worker stopped by revocation: the partition came back, start afresh.
+            for _ in 0..2 {
+                let sender =
+                    senders.entry(key.clone()).or_insert_with(|| self.start_worker(&key, &shutdown, &mut tasks));
+                match sender.try_send(message) {
+                    Ok(()) => break,
+                    Err(mpsc::error::TrySendError::Full(full)) => {
+                        self.set_paused(&key, true);
+                        backlog.entry(key).or_default().push_back(full);
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(closed)) => {
+                        senders.remove(&key);
+                        self.workers.prune();
+                        message = closed;
+                    }
+                }
+            }
+        }
+        drop(senders);
+        while tasks.join_next().await.is_some() {}
+        self.status.set_subscribed(false);
+        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync)
+            && !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
+        {
+            tracing::warn!(%error, "final offset commit failed");
+        }
+        tracing::info!(group = self.handling.group, "consumer stopped");
+    }
+
+    fn start_worker(
+        &self,
+        (topic, partition): &(String, i32),
+        shutdown: &CancellationToken,
+        tasks: &mut tokio::task::JoinSet<()>,
+    ) -> mpsc::Sender<OwnedMessage> {
+        let (sender, receiver) = mpsc::channel(PARTITION_QUEUE);
+        // A partition paused under an earlier assignment may come back paused: a fresh
+        // worker starts with it flowing.
+        self.set_paused(&(topic.clone(), *partition), false);
+        let handle = self.workers.register((topic.clone(), *partition), shutdown);
+        let worker = PartitionWorker {
+            handling: Arc::clone(&self.handling),
+            consumer: Arc::clone(&self.consumer),
+            topic: topic.clone(),
+            partition: *partition,
+        };
+        tasks.spawn(worker.run(receiver, handle));
+        sender
+    }
+
+    /// Hands queued messages to workers that have room again, resuming their partitions.
+    /// A queue whose worker was stopped (revoked partition) is dropped unstored.
+    fn flush_backlog(
+        &self,
+        senders: &mut HashMap<(String, i32), mpsc::Sender<OwnedMessage>>,
+        backlog: &mut HashMap<(String, i32), VecDeque<OwnedMessage>>,
+    ) {
+        backlog.retain(|key, queued| {
+            let Some(sender) = senders.get(key) else { return false };
+            while let Some(message) = queued.pop_front() {
+                match sender.try_send(message) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(message)) => {
+                        queued.push_front(message);
+                        return true;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        senders.remove(key);
+                        return false;
+                    }
+                }
+            }
+            self.set_paused(key, false);
+            false
+        });
+    }
+
+    fn set_paused(&self, (topic, partition): &(String, i32), paused: bool) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition(topic, *partition);
+        let result = if paused { self.consumer.pause(&list) } else { self.consumer.resume(&list) };
+        if let Err(error) = result {
+            tracing::warn!(%error, topic, partition, paused, "cannot change partition flow");
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! The transactional outbox: an event is written in the same transaction as the
+//! state change it announces, and a relay publishes it afterwards.
+//!
+//! So a commit always has its event, and a rollback never does, whatever the
+//! broker is doing at the time. The relay is woken at once by PostgreSQL
+//! `NOTIFY` on commit, and sweeps every second in case a notification was lost
+//! (listener reconnecting, relay busy). One relay publishes at a time (an advisory
+//! lock), which keeps every key's events in order across instances.
+//!
+//! A batch is pipelined: every key's rows go out at once, so the producer packs
+//! them into few broker requests instead of paying a round trip per row. Within a
+//! key, a row is sent only once the previous one was acknowledged, and a failure
+//! stops that key for the batch: without an idempotent producer (which the local
+//! broker cannot survive), that is what guarantees a later event of a key never
+//! overtakes an earlier one, even when a row in the middle of a batch fails. A row
+//! is marked published only after the broker's acknowledgement, exactly the rows
+//! acknowledged; a crash in between publishes it again with the same event id,
+//! which consumers deduplicate.
+//!
+//! Each service's migrations create the table (see `OUTBOX_MIGRATION_SQL` in the
+//! services' migration files): `outbox(id bigserial, event_id, topic, event_type,
+//! message_key, payload jsonb, headers jsonb, created_at, published_at)`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::kafka::{EventPublisher, OutgoingEvent};
+use contracts::events::Event;
+use platform::http::RequestId;
+use platform::telemetry::propagation;
+
+/// The `NOTIFY` channel the outbox trigger signals.
+pub const CHANNEL: &str = "outbox";
+/// Rows published per relay transaction.
+const BATCH: i64 = 200;
+/// How often the relay looks even without a notification.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Published rows are kept this long for inspection, then pruned.
+const KEEP_PUBLISHED: &str = "1 hour";
+/// How often the backlog gauges are refreshed: not on every wake-up, which under load is
+/// every few milliseconds.
+const GAUGES_EVERY: Duration = Duration::from_secs(1);
+/// How often published rows past [`KEEP_PUBLISHED`] are deleted (a scan, kept off the hot path).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+/// Advisory lock key: one relay per database publishes at a time.
+const RELAY_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
+
+/// An event ready to be written to the outbox: what a row holds, before it is stored.
+/// A repository that stores a state change and its event in one statement binds these.
+#[derive(Debug, Clone)]
+pub struct PreparedEvent {
+    /// The event's id (`ce_id`).
+    pub event_id: Uuid,
+    /// Topic name without the deployment's prefix.
+    pub topic: &'static str,
+    /// CloudEvents type.
+    pub event_type: &'static str,
+    /// Partitioning key.
+    pub key: String,
+    /// The JSON body.
+    pub payload: serde_json::Value,
+    /// Trace context and request id, carried to the published message's headers.
+    pub headers: HashMap<String, String>,
+}
+
+/// Prepares `event` for the outbox with the current trace context and `request_id`.
+pub fn prepare<E: Event>(event: &E, request_id: &RequestId) -> anyhow::Result<PreparedEvent> {
+    let mut headers = propagation::capture_current();
+    headers.insert(crate::kafka::REQUEST_ID_HEADER.to_owned(), request_id.as_str().to_owned());
+    Ok(PreparedEvent {
+        event_id: Uuid::new_v4(),
+        topic: E::TOPIC,
+        event_type: E::TYPE,
+        key: event.key().to_string(),
+        payload: serde_json::to_value(event).with_context(|| format!("cannot serialise {}", E::TYPE))?,
+        headers,
+    })
+}
+
+/// Writes `event` to the outbox within the caller's transaction, with the current
+/// trace context and `request_id`, and returns its event id.
+pub async fn enqueue<E: Event>(
+    connection: &mut PgConnection,
+    event: &E,
+    request_id: &RequestId,
+) -> anyhow::Result<Uuid> {
+    let prepared = prepare(event, request_id)?;
+    insert(connection, &prepared, "").await?;
+    Ok(prepared.event_id)
+}
+
+/// Writes `event` to the outbox again under its own id, within the caller's transaction:
+/// a row still kept (published, not yet pruned) is re-armed, otherwise inserted. For a
+/// request that must be repeated with the same event id, so its consumer's idempotency
+/// recognises it (the saga's payment timeout).
+pub async fn enqueue_again(connection: &mut PgConnection, event: &PreparedEvent) -> anyhow::Result<()> {
+    insert(connection, event, "ON CONFLICT (event_id) DO UPDATE SET published_at = NULL, headers = EXCLUDED.headers")
+        .await
+}
+
+/// One outbox row for `event`; `on_conflict` is the statement's conflict clause, if any.
+async fn insert(connection: &mut PgConnection, event: &PreparedEvent, on_conflict: &str) -> anyhow::Result<()> {
+    sqlx::query(&format!(
+        "INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)
+         VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
+    ))
+    .bind(event.event_id)
+    .bind(event.topic)
+    .bind(event.event_type)
+    .bind(&event.key)
+    .bind(sqlx::types::Json(&event.payload))
+    .bind(sqlx::types::Json(&event.headers))
+    .execute(connection)
+    .await
+    .with_context(|| format!("cannot write {} to the outbox", event.event_type))?;
+    Ok(())
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    event_id: Uuid,
+    topic: String,
+    event_type: String,
+    message_key: String,
+    payload: sqlx::types::Json<serde_json::Value>,
+    headers: sqlx::types::Json<HashMap<String, String>>,
+    created_at: DateTime<Utc>,
+}
+
+/// Publishes outbox rows of one database.
+pub struct OutboxRelay {
+    pool: PgPool,
+    publisher: EventPublisher,
+}
+
+impl OutboxRelay {
+    /// A relay over `pool`'s outbox.
+    pub fn new(pool: PgPool, publisher: EventPublisher) -> Self {
+        Self { pool, publisher }
+    }
+
+    /// Relays until `shutdown`, then returns (unpublished rows wait for the next start).
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut listener = None;
+        let mut failures = 0u32;
+        let mut gauges = tokio::time::interval(GAUGES_EVERY);
+        let mut prune = tokio::time::interval(PRUNE_EVERY);
+        for timer in [&mut gauges, &mut prune] {
+            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        }
+        loop {
+            if listener.is_none() {
+                listener = self.listen().await;
+            }
+            match self.drain().await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    // Once per outage, then quietly: the backlog metrics tell the rest.
+                    if failures == 1 {
+                        tracing::warn!(error = format!("{error:#}"), "outbox relay cannot publish; retrying");
+                    }
+                }
+            }
+            let pause = if failures == 0 { SWEEP_EVERY } else { SWEEP_EVERY * failures.min(5) };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                _ = gauges.tick() => self.record_backlog().await,
+                _ = prune.tick() => self.prune().await,
+                notified = wait_for_notification(&mut listener) => {
+                    if !notified {
+                        listener = None;
+                    }
+                }
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+        tracing::info!("outbox relay stopped");
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen(CHANNEL).await.ok()?;
+        Some(listener)
+    }
+
+    /// Publishes pending rows in order until none are left.
+    pub async fn drain(&self) -> anyhow::Result<()> {
+        while self.publish_batch().await? == BATCH as usize {}
+        Ok(())
+    }
+
+    async fn publish_batch(&self) -> anyhow::Result<usize> {
+        let mut transaction = self.pool.begin().await.context("cannot begin outbox transaction")?;
+        // The lock and the read in one round trip: without the lock (another instance is
+        // relaying) no row comes back. The CTE holds a volatile call, so it runs once.
+        let rows: Vec<Row> = sqlx::query_as(
+            "WITH relay AS (SELECT pg_try_advisory_xact_lock($1) AS locked)
+             SELECT id, event_id, topic, event_type, message_key, payload, headers, created_at
+             FROM outbox, relay WHERE relay.locked AND published_at IS NULL ORDER BY id LIMIT $2",
+        )
+        .bind(RELAY_LOCK)
+        .bind(BATCH)
+        .fetch_all(&mut *transaction)
+        .await
+        .context("cannot read the outbox")?;
+        let (published, failure) = self.publish_rows(&rows).await;
+        if !published.is_empty() {
+            sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+                .bind(&published)
+                .execute(&mut *transaction)
+                .await
+                .context("cannot mark outbox rows published")?;
+        }
+        transaction.commit().await.context("cannot commit outbox progress")?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(rows.len()),
+        }
+    }
+
+    /// Publishes `rows` (in id order): all keys concurrently, each key's rows one after
+    /// another, a key stopping at its first failure. Returns the ids acknowledged and the
+    /// first failure, if any.
+    async fn publish_rows(&self, rows: &[Row]) -> (Vec<i64>, Option<anyhow::Error>) {
+        let mut chains: Vec<Vec<&Row>> = Vec::new();
+        let mut chain_of_key: HashMap<&str, usize> = HashMap::new();
+        for row in rows {
+            let chain = *chain_of_key.entry(row.message_key.as_str()).or_insert_with(|| {
+                chains.push(Vec::new());
+                chains.len() - 1
+            });
+            chains[chain].push(row);
+        }
+        let results = futures::future::join_all(chains.into_iter().map(|chain| async move {
+            let mut acknowledged = Vec::with_capacity(chain.len());
+            for row in chain {
+                if let Err(error) = self.publish(row).await {
+                    return (acknowledged, Some(error));
+                }
+                acknowledged.push(row.id);
+            }
+            (acknowledged, None)
+        }))
+        .await;
+        let mut published = Vec::with_capacity(rows.len());
+        let mut failure = None;
+        for (acknowledged, error) in results {
+            published.extend(acknowledged);
+            if failure.is_none() {
+                failure = error;
+            }
+        }
+        (published, failure)
+    }
+
+    async fn publish(&self, row: &Row) -> anyhow::Result<()> {
+        let payload = serde_json::to_vec(&row.payload.0).context("cannot serialise outbox payload")?;
+        let request_id = row.headers.get(crate::kafka::REQUEST_ID_HEADER).map_or("", String::as_str);
+        let outgoing = OutgoingEvent {
+            topic_base: &row.topic,
+            event_type: &row.event_type,
+            event_id: row.event_id,
+            key: &row.message_key,
+            payload: &payload,
+            time: row.created_at,
+            request_id,
+            parent: Some(propagation::context_from_map(&row.headers.0)),
+        };
+        self.publisher.publish_outgoing(&outgoing).await?;
+        metrics::counter!("outbox_published_total", "topic" => row.topic.clone()).increment(1);
+        Ok(())
+    }
+
+    async fn prune(&self) {
+        let pruned =
+            sqlx::query(&format!("DELETE FROM outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"))
+                .execute(&self.pool)
+                .await;
+        if let Err(error) = pruned {
+            tracing::warn!(%error, "cannot prune published outbox rows");
+        }
+    }
+
+    async fn record_backlog(&self) {
+        let backlog: Result<(i64, Option<f64>), _> = sqlx::query_as(
+            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
+             FROM outbox WHERE published_at IS NULL",
+        )
+        .fetch_one(&self.pool)
+        .await;
+        if let Ok((pending, oldest)) = backlog {
+            #[allow(clippy::cast_precision_loss)]
+            metrics::gauge!("outbox_pending_events").set(pending as f64);
+            metrics::gauge!("outbox_oldest_pending_age_seconds").set(oldest.unwrap_or(0.0).max(0.0));
+        }
+    }
+}
+
+/// Waits for a notification; returns false when the listener is gone (and must be rebuilt).
+async fn wait_for_notification(listener: &mut Option<PgListener>) -> bool {
+    match listener {
+        Some(listener) => listener.recv().await.is_ok(),
+        None => std::future::pending().await,
+    }
+}
