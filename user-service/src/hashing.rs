@@ -3,15 +3,13 @@
 //! only a bounded number of jobs may wait for them. Beyond that a request is told
 //! to come back later (503 with `Retry-After`) before anything is stored.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use platform::http::Problem;
 use tokio::sync::Semaphore;
 
-type Job = Box<dyn FnOnce() + Send>;
-
 /// Seconds a refused client is asked to wait: a queue of jobs of tens of milliseconds drains in less.
-const RETRY_AFTER_SECONDS: u64 = 1;
+const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// Why password work did not run.
 #[derive(Debug, thiserror::Error)]
@@ -19,7 +17,7 @@ pub enum HashingError {
     /// Every hashing thread is busy and the queue is full.
     #[error("password hashing is at capacity")]
     Busy,
-    /// The pool's threads are gone.
+    /// The job panicked, or the pool is gone.
     #[error("the hashing pool stopped")]
     Stopped,
 }
@@ -38,50 +36,34 @@ impl From<HashingError> for Problem {
 
 /// The hashing pool. Cheap to clone.
 ///
-/// A fixed pool of threads, one per core: each hash takes 19 MiB and a core for tens of
-/// milliseconds. On tokio's blocking pool a burst makes hundreds of short-lived threads,
-/// each leaving its own allocator arena holding those 19 MiB (the bench saw gigabytes); a
-/// few long-lived threads reuse theirs.
+/// A fixed `rayon` pool, one thread per core: each hash takes 19 MiB and a core for tens
+/// of milliseconds. On tokio's blocking pool a burst makes hundreds of short-lived
+/// threads, each leaving its own allocator arena holding those 19 MiB (the bench saw
+/// gigabytes); a few long-lived threads reuse theirs. rayon's queue is unbounded, so the
+/// semaphore is what bounds the jobs waiting for a thread.
 #[derive(Clone)]
 pub struct Hasher {
-    jobs: std::sync::mpsc::Sender<Job>,
+    pool: Arc<rayon::ThreadPool>,
     admission: Arc<Semaphore>,
 }
 
 impl Hasher {
     /// Starts one thread per core; at most `max_queued` jobs wait for them, beyond those running.
     pub fn start(max_queued: usize) -> anyhow::Result<Self> {
-        let threads = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for i in 0..threads {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new().name(format!("argon2-{i}")).spawn(move || {
-                loop {
-                    let job = match queue.lock() {
-                        Ok(queue) => queue.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
-                    }
-                }
-            })?;
-        }
+        let pool = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("argon2-{i}")).build()?;
+        let threads = pool.current_num_threads();
         metrics::counter!("hashing_rejected_total").absolute(0);
-        Ok(Self { jobs, admission: Arc::new(Semaphore::new(threads + max_queued)) })
+        Ok(Self { pool: Arc::new(pool), admission: Arc::new(Semaphore::new(threads + max_queued)) })
     }
 
     /// Runs `work` on the pool and awaits its result, or refuses at once when the pool is full.
     pub async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, HashingError> {
         let permit = Arc::clone(&self.admission).try_acquire_owned().map_err(|_| HashingError::Busy)?;
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let job: Job = Box::new(move || {
+        self.pool.spawn(move || {
             let _ = reply.send(work());
             drop(permit); // the slot frees when the work is done, even if the request was dropped
         });
-        self.jobs.send(job).map_err(|_| HashingError::Stopped)?;
         answer.await.map_err(|_| HashingError::Stopped)
     }
 }

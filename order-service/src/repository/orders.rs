@@ -146,18 +146,6 @@ pub async fn find(connection: &mut PgConnection, id: Uuid) -> anyhow::Result<Opt
     Ok(with_items(connection, rows).await?.pop())
 }
 
-/// The user's welcome order, if any.
-#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT orders", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "orders"))]
-pub async fn find_welcome(connection: &mut PgConnection, user_id: Uuid) -> anyhow::Result<Option<Order>> {
-    let rows =
-        sqlx::query_as::<_, OrderRow>(&format!("SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND kind = 'welcome'"))
-            .bind(user_id)
-            .fetch_all(&mut *connection)
-            .await
-            .context("SELECT welcome order failed")?;
-    Ok(with_items(connection, rows).await?.pop())
-}
-
 /// Filters for listing orders.
 #[derive(Debug, Default)]
 pub struct OrderFilter {

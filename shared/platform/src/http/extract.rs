@@ -8,26 +8,27 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::http::StatusCode;
-use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
 
 use super::Problem;
 
 /// A raw body within the router's `DefaultBodyLimit`; an oversized one is a 413 problem.
+/// (Written out: `#[derive(FromRequest)]`'s `via` wants a wrapper like `Json<T>`, and
+/// `Bytes` is none.)
 #[derive(Debug, Clone, Default)]
 pub struct ApiBytes(pub Bytes);
 
-impl<S> FromRequest<S> for ApiBytes
-where
-    S: Send + Sync,
-{
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
     type Rejection = Problem;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        Bytes::from_request(request, state)
-            .await
-            .map(Self)
-            .map_err(|rejection: BytesRejection| Problem::new(rejection.status(), Some(rejection.body_text())))
+        Ok(Self(Bytes::from_request(request, state).await?))
+    }
+}
+
+impl From<BytesRejection> for Problem {
+    fn from(rejection: BytesRejection) -> Self {
+        Problem::new(rejection.status(), Some(rejection.body_text()))
     }
 }
 
@@ -66,7 +67,7 @@ fn is_json(headers: &axum::http::HeaderMap) -> bool {
 }
 
 /// PostgreSQL cannot store NUL in text, so it is refused wherever text arrives, as a 400.
-fn refuse_nul() -> Problem {
+pub(super) fn refuse_nul() -> Problem {
     Problem::bad_request("text must not contain the NUL character")
 }
 
@@ -79,7 +80,7 @@ fn has_nul_escape(bytes: &[u8]) -> bool {
 }
 
 /// Whether a raw (still percent-encoded) path or query carries an encoded NUL.
-fn has_encoded_nul(raw: &str) -> bool {
+pub(super) fn has_encoded_nul(raw: &str) -> bool {
     raw.as_bytes().windows(3).any(|window| window.eq_ignore_ascii_case(b"%00"))
 }
 
@@ -94,46 +95,25 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
 }
 
 /// Path parameters; a malformed one (say, an id that is not a UUID) is a 400 problem.
-#[derive(Debug, Clone, Copy, Default)]
+/// (An encoded NUL never gets here: `standard_layers` refuses it first.)
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(Path), rejection(Problem))]
 pub struct ApiPath<T>(pub T);
 
-impl<S, T> FromRequestParts<S> for ApiPath<T>
-where
-    T: DeserializeOwned + Send,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if has_encoded_nul(parts.uri.path()) {
-            return Err(refuse_nul());
-        }
-        Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Path(value)| Self(value))
-            .map_err(|rejection: PathRejection| Problem::bad_request(rejection.body_text()))
+impl From<PathRejection> for Problem {
+    fn from(rejection: PathRejection) -> Self {
+        Problem::bad_request(rejection.body_text())
     }
 }
 
 /// Query parameters; malformed ones are a 400 problem.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, FromRequestParts)]
+#[from_request(via(Query), rejection(Problem))]
 pub struct ApiQuery<T>(pub T);
 
-impl<S, T> FromRequestParts<S> for ApiQuery<T>
-where
-    T: DeserializeOwned,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if parts.uri.query().is_some_and(has_encoded_nul) {
-            return Err(refuse_nul());
-        }
-        Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|Query(value)| Self(value))
-            .map_err(|rejection: QueryRejection| Problem::bad_request(rejection.body_text()))
+impl From<QueryRejection> for Problem {
+    fn from(rejection: QueryRejection) -> Self {
+        Problem::bad_request(rejection.body_text())
     }
 }
 

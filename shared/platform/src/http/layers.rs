@@ -15,6 +15,8 @@ use tower_http::trace::TraceLayer;
 use tracing::{Span, field};
 
 use super::Problem;
+use super::extract::{has_encoded_nul, refuse_nul};
+use super::problem::InternalError;
 use super::request_id::{REQUEST_ID_HEADER, set_request_id};
 use crate::telemetry::propagation;
 
@@ -28,11 +30,32 @@ pub fn standard_layers(router: Router) -> Router {
             tracing::error!("handler panicked");
             Problem::new(axum::http::StatusCode::INTERNAL_SERVER_ERROR, None).into_response()
         }))
+        .layer(middleware::from_fn(log_internal_errors))
+        .layer(middleware::from_fn(refuse_encoded_nul))
         .layer(middleware::from_fn(record_metrics))
         .layer(
             TraceLayer::new_for_http().make_span_with(make_span).on_request(()).on_response(on_response).on_failure(()),
         )
         .layer(middleware::from_fn(set_request_id))
+}
+
+/// Logs the cause a 500 carries (see [`Problem::internal`]) inside the request's span.
+async fn log_internal_errors(request: Request, next: Next) -> axum::response::Response {
+    let response = next.run(request).await;
+    if let Some(InternalError(cause)) = response.extensions().get::<InternalError>() {
+        tracing::error!(error = %cause, "request failed");
+    }
+    response
+}
+
+/// PostgreSQL cannot store NUL in text, so a path or query that carries one (`%00`) is a
+/// 400 before any route or extractor sees it.
+async fn refuse_encoded_nul(request: Request, next: Next) -> axum::response::Response {
+    let uri = request.uri();
+    if has_encoded_nul(uri.path()) || uri.query().is_some_and(has_encoded_nul) {
+        return refuse_nul().into_response();
+    }
+    next.run(request).await
 }
 
 /// Writes the current span's trace context (`traceparent`, `tracestate`) into outgoing headers.

@@ -2,8 +2,11 @@
 //!
 //! Each use case has its own `thiserror` enum and converts into [`Problem`];
 //! that conversion is the only place an error becomes a status code. A 5xx
-//! body never says more than its status: the cause goes to the log, joined to
-//! the request by the span's `request_id` and trace id.
+//! body never says more than its status: the cause rides in the response's extensions
+//! to the logging middleware (`layers::log_internal_errors`, as the axum examples do),
+//! which logs it inside the request's span, joined by `request_id` and trace id.
+
+use std::sync::Arc;
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -47,8 +50,16 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Seconds after which a retry may succeed, sent as `Retry-After` (not in the body).
     #[serde(skip)]
-    pub retry_after: Option<u64>,
+    pub retry_after: Option<u32>,
+    /// What went wrong inside, for the log only (never in the body).
+    #[serde(skip)]
+    cause: Option<InternalError>,
 }
+
+/// The cause of a 500, carried in the response's extensions to the middleware that logs it.
+/// (`Arc<String>`, a thin pointer, keeps `Problem` within clippy's size for an `Err`.)
+#[derive(Debug, Clone)]
+pub struct InternalError(pub Arc<String>);
 
 impl Problem {
     /// A problem whose title is the status's reason phrase.
@@ -60,6 +71,7 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            cause: None,
         }
     }
 
@@ -94,14 +106,16 @@ impl Problem {
     }
 
     /// 503 for a service at capacity: the client should retry after `seconds`.
-    pub fn busy(detail: impl Into<String>, seconds: u64) -> Self {
+    pub fn busy(detail: impl Into<String>, seconds: u32) -> Self {
         Self { retry_after: Some(seconds), ..Self::unavailable(detail) }
     }
 
-    /// 500. Logs the error with its whole cause chain; the body says nothing of it.
+    /// 500. The error's whole cause chain is logged by the middleware; the body says nothing of it.
     pub fn internal(error: &anyhow::Error) -> Self {
-        tracing::error!(error = format!("{error:#}"), "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, None)
+        Self {
+            cause: Some(InternalError(Arc::new(format!("{error:#}")))),
+            ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, None)
+        }
     }
 
     /// The status as a [`StatusCode`].
@@ -120,7 +134,11 @@ impl IntoResponse for Problem {
     fn into_response(self) -> Response {
         let status = self.status_code();
         let retry_after = self.retry_after;
+        let cause = self.cause.clone();
         let mut response = (status, Json(self)).into_response();
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
         response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if let Some(seconds) = retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(seconds));
