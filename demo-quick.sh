@@ -160,5 +160,6 @@ if url=$(answers "$KAFKA_UI_URL"); then
 else
   echo "  Kafka UI:    docker compose only (infra/docker-compose.yml); not running here"
 fi
+echo "  Events:      make events   (every topic and its dead letters live: key, type, event id, trace id, request id)"
 echo "  Logs:        make logs   (every line of this flow carries request_id $REQUEST_ID)"
 bold "Demo completed: the event chain works end to end."

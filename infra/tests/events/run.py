@@ -86,6 +86,8 @@ def run(out, err):
             break
         if line is None:
             fail("make events ended early")
+        if not line.startswith("{"):
+            continue  # what `make` and the broker script print before the tool starts
         message = json.loads(line)
         topic = message["topic"]
         if message.get("key") == user_id and topic in CHAIN and topic not in seen:

@@ -13,13 +13,19 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use contracts::events::{ALL_TOPICS, dead_letter_topic};
 use eventing::configuration::KafkaSettings;
 use eventing::kafka::tail::{self, StartAt};
 use platform::configuration::Env;
 
 const USAGE: &str = "usage: platform-events [--from-beginning] [--json] [--payload-chars N] [topic …]";
+
+/// A wrong command line is the user's slip, not a failure: usage, exit status 2.
+fn usage() -> ! {
+    eprintln!("{USAGE}");
+    std::process::exit(2)
+}
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
@@ -30,10 +36,11 @@ fn main() -> anyhow::Result<()> {
         match arg.as_str() {
             "--from-beginning" => start = StartAt::Beginning,
             "--json" => json = true,
-            "--payload-chars" => {
-                payload_chars = args.next().and_then(|n| n.parse().ok()).context(USAGE)?;
-            }
-            flag if flag.starts_with('-') => bail!(USAGE),
+            "--payload-chars" => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) => payload_chars = n,
+                None => usage(),
+            },
+            flag if flag.starts_with('-') => usage(),
             topic => bases.push(topic.to_owned()),
         }
     }
