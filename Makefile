@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger test-schemathesis chaos test-observability test-observability-ui test-deploy test-broker test-events events test-bench bench soak latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger test-schemathesis chaos test-observability test-observability-ui test-deploy test-broker test-events test-asyncapi events test-bench bench soak latency clean-test-dbs fmt lint
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,6 +55,7 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 	@$(MAKE) --no-print-directory chaos
 	@$(MAKE) --no-print-directory test-demo
 	@$(MAKE) --no-print-directory test-events
+	@$(MAKE) --no-print-directory test-asyncapi
 	@$(MAKE) --no-print-directory test-swagger
 	@$(MAKE) --no-print-directory test-schemathesis
 	@$(MAKE) --no-print-directory test-observability
@@ -80,6 +81,10 @@ test-demo: infra ## The demo script end to end against the native processes
 test-events: infra ## `make events` prints a sign-up's three messages within 2 s, with one trace id
 	@cargo build --quiet -p eventing --bin platform-events
 	@$(SCRIPTS)/with-platform.sh infra/tests/events/run.py
+
+test-asyncapi: infra ## The served AsyncAPI document passes @asyncapi/parser; a sign-up's real messages match its schemas and headers
+	@cargo build --quiet -p eventing --bin platform-events
+	@$(SCRIPTS)/with-platform.sh infra/tests/asyncapi/run.sh
 
 test-schemathesis: infra ## schemathesis (PyPI, every check) against the served OpenAPI document, as a user and as an admin
 	@AUTH_RATE_LIMIT_PER_MINUTE=$${AUTH_RATE_LIMIT_PER_MINUTE:-600} $(SCRIPTS)/with-platform.sh infra/tests/schemathesis/run.sh

@@ -1,12 +1,20 @@
-//! The OpenAPI 3.1 document of the public API and Swagger UI at `/api/docs`.
+//! The OpenAPI 3.1 document of the public API and Swagger UI at `/api/docs`, and the
+//! AsyncAPI 3.0 document of the events at `/api/docs/asyncapi.json`.
 //!
 //! The gateway forwards most routes without parsing their bodies, so the
 //! contract is written here, next to the routes, as annotated schema types and
 //! path stubs. The snapshot test (`tests/api/docs.rs`) keeps it from drifting
 //! silently, and the end-to-end tests exercise every documented status.
+//!
+//! The AsyncAPI document is built by `contracts` from the event types themselves; the
+//! gateway only serves it, so the one place a client looks for documentation has both.
+//! Like `openapi.json` it is not itself an operation of the OpenAPI document; the
+//! OpenAPI description links to it, which is how Swagger UI shows it.
 #![allow(dead_code)] // path stubs exist only for their annotations
 
 use axum::Router;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::Serialize;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
@@ -17,17 +25,31 @@ use uuid::Uuid;
 pub const DOCS_PATH: &str = "/api/docs";
 /// The OpenAPI document's path.
 pub const OPENAPI_PATH: &str = "/api/docs/openapi.json";
+/// The AsyncAPI document's path.
+pub const ASYNCAPI_PATH: &str = "/api/docs/asyncapi.json";
 
-/// Swagger UI (vendored assets) and the document.
+/// Swagger UI (vendored assets), the OpenAPI document and the AsyncAPI document.
 pub fn router() -> Router {
-    Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, ApiDoc::openapi()))
+    Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, ApiDoc::openapi())).route(ASYNCAPI_PATH, get(asyncapi))
+}
+
+/// `GET /api/docs/asyncapi.json`: built per request (a few microseconds) rather than
+/// cached, so the handler has no state and the build's only error path stays visible.
+async fn asyncapi() -> Response {
+    match contracts::asyncapi::document() {
+        Ok(document) => axum::Json(document).into_response(),
+        Err(error) => {
+            platform::http::Problem::internal(&anyhow::Error::new(error).context("cannot build the AsyncAPI document"))
+                .into_response()
+        }
+    }
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Event-driven platform API",
-        description = "Users and orders behind the API gateway. Sign up or log in, then click Authorize and paste the `access_token`.",
+        description = "Users and orders behind the API gateway. Sign up or log in, then click Authorize and paste the `access_token`.\n\nThe events the services exchange over Kafka (topics, payloads, headers, keys, who sends and who receives) are described in the [AsyncAPI 3.0 document](/api/docs/asyncapi.json).",
         version = env!("CARGO_PKG_VERSION")
     ),
     paths(register, login, create_user, list_users, get_user, update_user, delete_user,

@@ -1,5 +1,6 @@
 //! The OpenAPI document: a snapshot (so a contract change shows up in review)
-//! and the properties Swagger UI's Authorize and Try-it-out depend on.
+//! and the properties Swagger UI's Authorize and Try-it-out depend on; the AsyncAPI
+//! document served beside it and linked from it.
 
 use crate::helpers::spawn_gateway;
 
@@ -82,4 +83,18 @@ async fn swagger_ui_is_served_from_vendored_assets() {
     let bundle = gateway.client.get(gateway.url("/api/docs/swagger-ui-bundle.js")).send().await.unwrap();
     assert_eq!(bundle.status(), 200);
     assert!(bundle.bytes().await.unwrap().len() > 100_000, "the bundle is served by the gateway itself");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_asyncapi_document_is_served_without_a_token_and_linked_from_swagger_ui() {
+    let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
+    let response = gateway.client.get(gateway.url("/api/docs/asyncapi.json")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let served: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(served, contracts::asyncapi::document().unwrap(), "the gateway serves the contracts' document");
+    assert_eq!(served["asyncapi"], "3.0.0");
+    // Swagger UI renders the OpenAPI description as Markdown: the link is what a reader sees.
+    let description = document().await["info"]["description"].as_str().unwrap().to_owned();
+    assert!(description.contains("](/api/docs/asyncapi.json)"), "{description}");
 }

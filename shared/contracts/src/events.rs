@@ -5,9 +5,14 @@
 //! binary mode (`ce_id`, `ce_type`, `ce_source`, `ce_time`, `ce_specversion`),
 //! beside `traceparent` and `x-request-id`. The key is always the user id, so
 //! every event about one user stays in order on one partition.
+//!
+//! Each struct derives `ToSchema`, so its JSON Schema comes from the struct and its serde
+//! attributes (field docs become descriptions); [`crate::asyncapi`] puts them in the
+//! AsyncAPI document.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::money::Money;
@@ -23,7 +28,7 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
 }
 
 /// `user.created`: a user account was stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserCreated {
     /// The new user's id.
@@ -46,7 +51,7 @@ impl Event for UserCreated {
 
 /// `user.deleted`: a user account was deleted. Consumers forget the user; order-service
 /// refuses new orders for them and cancels their pending ones.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserDeleted {
     /// The deleted user's id.
@@ -64,7 +69,7 @@ impl Event for UserDeleted {
 }
 
 /// One line of an order.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderItem {
     /// Product identifier (`product-…`).
@@ -76,7 +81,7 @@ pub struct OrderItem {
 }
 
 /// `order.created`: an order was stored and awaits payment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderCreated {
     /// The order's id.
@@ -100,7 +105,7 @@ impl Event for OrderCreated {
 }
 
 /// Outcome of a payment attempt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentStatus {
     /// The amount was captured.
@@ -120,7 +125,7 @@ impl PaymentStatus {
 }
 
 /// `payment.completed`: a payment for an order was settled, either way.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PaymentCompleted {
     /// The payment's id; derived from the order id, so a retried payment keeps it.
