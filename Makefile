@@ -9,7 +9,8 @@ SCRIPTS := infra/scripts
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-infra: ## Start the Kafka broker (installing it once) and create the databases
+infra: ## Start the Kafka broker (installing it once) and create the databases; mold for fast links
+	@$(SCRIPTS)/apt-install.sh mold
 	@$(SCRIPTS)/broker.sh start
 	@$(SCRIPTS)/databases.sh
 
