@@ -26,7 +26,7 @@ SHARED = {
     "shared/eventing": ("user-service", "order-service", "payment-service"),
     "shared/testkit": (),
 }
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1
 
 
 def log(message):
@@ -65,7 +65,14 @@ class Service:
         def hand_over_socket():
             # dup2 makes an inheritable copy at fd 3; every other descriptor of this
             # process is non-inheritable (PEP 446), so close_fds=False passes just that one.
-            os.dup2(fd, 3)
+            # The first socket opened here may already be fd 3: dup2(3, 3) does nothing,
+            # so it would keep its close-on-exec flag, and the service would find fd 3
+            # closed ("invalid inherited socket: fd 3 is not a socket", user-service's
+            # failure under make watch). It is made inheritable instead.
+            if fd == 3:
+                os.set_inheritable(3, True)
+            else:
+                os.dup2(fd, 3)
 
         env = dict(self.env, LISTEN_FDS="1")
         self.process = subprocess.Popen([os.path.join(ROOT, "target", "debug", self.name)], env=env,

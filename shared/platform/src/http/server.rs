@@ -12,7 +12,8 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
-use tokio::net::TcpListener;
+use axum::serve::{Listener, ListenerExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -122,6 +123,37 @@ async fn run_to_completion(request: axum::extract::Request, next: axum::middlewa
     }
 }
 
+/// How long a stopping server keeps its connections open after it stops accepting,
+/// before closing the idle ones. hyper closes a connection whose request it has not read
+/// yet as idle; without this pause, a connection accepted just before the stop (from a
+/// socket the next process takes over, under `make watch` or a rolling restart) would be
+/// reset instead of served.
+const ACCEPT_GRACE: Duration = Duration::from_millis(250);
+
+/// The bound listener, which stops taking connections once `stop` fires (they then wait
+/// in the socket's backlog for whoever takes it over) while the server finishes its own.
+struct StoppableListener {
+    inner: TcpListener,
+    stop: CancellationToken,
+}
+
+impl Listener for StoppableListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => std::future::pending().await,
+            accepted = Listener::accept(&mut self.inner) => accepted,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        Listener::local_addr(&self.inner)
+    }
+}
+
 /// A bound server, ready to run.
 pub struct Server {
     listener: TcpListener,
@@ -150,12 +182,18 @@ impl Server {
         let Self { listener, port, router, mut tasks, shutdown } = self;
         tracing::info!(port, "listening");
         let stop = shutdown.clone();
-        axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        let stop_accepting = CancellationToken::new();
+        let listener = StoppableListener { inner: listener, stop: stop_accepting.clone() };
+        // `tap_io` does nothing to the connections; axum implements `ConnectInfo<SocketAddr>`
+        // for a tapped listener of any kind, and for no other listener but its own.
+        axum::serve(listener.tap_io(|_| {}), router.into_make_service_with_connect_info::<SocketAddr>())
             .with_graceful_shutdown(async move {
                 tokio::select! {
                     () = signal => {},
                     () = stop.cancelled() => {},
                 }
+                stop_accepting.cancel();
+                tokio::time::sleep(ACCEPT_GRACE).await;
             })
             .await
             .context("HTTP server failed")?;
