@@ -95,7 +95,7 @@ test-swagger: infra ## Swagger UI in headless Chromium: authorize with a token, 
 
 chaos: infra ## Fault tests: broker outage, SIGKILL, database outage, poison messages, scale-out (own broker each)
 	@cargo build --quiet --bins
-	@cargo test --quiet -p api-gateway --test faults -- --ignored --test-threads 1 --nocapture
+	@cargo test --quiet -p system-tests --test faults -- --ignored --test-threads 1 --nocapture
 
 test-observability: infra ## Prometheus rules and Grafana dashboards: promtool, then every PromQL expression against the live platform
 	@$(SCRIPTS)/with-platform.sh infra/tests/observability/run-live.sh
@@ -119,7 +119,7 @@ test-bench: infra ## A one-second smoke run of every bench step on the debug bui
 	@BENCH_MODE=smoke bench/bench.sh
 
 latency: infra ## POST → settled order over 20 users (payment delay 0)
-	@cargo test -p api-gateway --test api chain_latency -- --ignored --nocapture
+	@cargo test -p system-tests --test api chain_latency -- --ignored --nocapture
 
 clean-test-dbs: ## Drop databases left by tests
 	@psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -Atqc \

@@ -23,7 +23,7 @@ async fn the_openapi_document_matches_its_snapshot() {
     let expected = std::fs::read_to_string(SNAPSHOT).expect("snapshot exists (UPDATE_SNAPSHOTS=1 writes it)");
     assert!(
         rendered == expected,
-        "the OpenAPI document changed; review it and run `UPDATE_SNAPSHOTS=1 cargo test -p api-gateway --test api docs` to accept"
+        "the OpenAPI document changed; review it and run `UPDATE_SNAPSHOTS=1 cargo test -p system-tests --test api docs` to accept"
     );
 }
 
