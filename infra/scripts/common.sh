@@ -44,6 +44,38 @@ wait_for() {
   done
 }
 
+# npm_ci_cached <package dir> <deps dir> <module>: the browser and contract tests' npm
+# packages, pinned by <package dir>/package-lock.json, installed once into <deps dir>
+# (outside the work tree) and again only when the lock file changes; <module> is one
+# they install, to tell an interrupted install from a finished one. Exports NODE_PATH.
+# Extra npm environment (PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1) is passed by the caller.
+npm_ci_cached() {
+  local package_dir=$1 deps_dir=$2 module=$3 lock_sum
+  command -v node >/dev/null 2>&1 || die "node is not installed (Node.js >= 20 is needed)"
+  command -v npm >/dev/null 2>&1 || die "npm is not installed"
+  [ "$(node -p 'process.versions.node.split(".")[0]')" -ge 20 ] || die "Node.js >= 20 is needed, found $(node --version)"
+  lock_sum="$(sha256sum "$package_dir/package-lock.json" | cut -d' ' -f1)"
+  npm_deps_ok() {
+    [ -f "$deps_dir/node_modules/$module/package.json" ] &&
+      [ "$(cat "$deps_dir/.package-lock.sha256" 2>/dev/null)" = "$lock_sum" ]
+  }
+  if ! npm_deps_ok; then
+    mkdir -p "$deps_dir"
+    (
+      # Two runs at once must not install into the same directory together.
+      flock 9
+      if ! npm_deps_ok; then
+        say "Installing $(cd "$package_dir" && node -p 'Object.keys(require("./package.json").dependencies).join(", ")') into $deps_dir (npm ci)" >&2
+        cp "$package_dir/package.json" "$package_dir/package-lock.json" "$deps_dir/"
+        rm -f "$deps_dir/.package-lock.sha256"
+        npm ci --prefix "$deps_dir" --ignore-scripts --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed"
+        printf '%s\n' "$lock_sum" >"$deps_dir/.package-lock.sha256"
+      fi
+    ) 9>"$deps_dir/.install.lock"
+  fi
+  export NODE_PATH="$deps_dir/node_modules${NODE_PATH:+:$NODE_PATH}"
+}
+
 service_port() {
   case "$1" in
     user-service) echo 3001 ;; order-service) echo 3002 ;;

@@ -36,29 +36,10 @@ for tool in traces prometheus; do
 done
 
 [ -x "$CHROMIUM_PATH" ] || "$SCRIPTS/apt-install.sh" chromium
-command -v node >/dev/null || die "node is not installed (Node.js >= 20 is needed)"
 # The swagger test's playwright-core, installed the way its run.sh does, into the same cache.
 SWAGGER="$ROOT/infra/tests/swagger"
 DEPS_DIR="${SWAGGER_TEST_DEPS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-event-platform/swagger-test}"
-lock_sum="$(sha256sum "$SWAGGER/package-lock.json" | cut -d' ' -f1)"
-deps_ok() {
-  [ -f "$DEPS_DIR/node_modules/playwright-core/package.json" ] &&
-    [ "$(cat "$DEPS_DIR/.package-lock.sha256" 2>/dev/null)" = "$lock_sum" ]
-}
-if ! deps_ok; then
-  mkdir -p "$DEPS_DIR"
-  (
-    flock 9
-    if ! deps_ok; then
-      say "Installing playwright-core into $DEPS_DIR (npm ci)"
-      cp "$SWAGGER/package.json" "$SWAGGER/package-lock.json" "$DEPS_DIR/"
-      rm -f "$DEPS_DIR/.package-lock.sha256"
-      PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$DEPS_DIR" --no-audit --no-fund --loglevel=error >&2
-      printf '%s\n' "$lock_sum" >"$DEPS_DIR/.package-lock.sha256"
-    fi
-  ) 9>"$DEPS_DIR/.install.lock"
-fi
-export NODE_PATH="$DEPS_DIR/node_modules${NODE_PATH:+:$NODE_PATH}"
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_ci_cached "$SWAGGER" "$DEPS_DIR" playwright-core
 
 # What the pages must show: every alert of the project's rules, every topic of the chain.
 EXPECTED_ALERTS=$(sed -nE 's/^[[:space:]]*-[[:space:]]*alert:[[:space:]]*([A-Za-z0-9_]+).*/\1/p' "$ROOT"/infra/prometheus/rules/*.yml | sort -u | paste -sd, -)
