@@ -1,10 +1,14 @@
 //! The OpenAPI 3.1 document of the public API and Swagger UI at `/api/docs`, and the
 //! AsyncAPI 3.0 document of the events at `/api/docs/asyncapi.json`.
 //!
-//! The gateway forwards most routes without parsing their bodies, so the
-//! contract is written here, next to the routes, as annotated schema types and
-//! path stubs. The snapshot test (`tests/api/docs.rs`) keeps it from drifting
-//! silently, and the end-to-end tests exercise every documented status.
+//! Every schema is derived from the types the services themselves (de)serialise:
+//! the bodies and queries of `contracts::api` and the platform's `Problem`. What is
+//! written here is only what no type says: each operation's path, security and the
+//! statuses it answers with. Two checks keep those honest: [`Conformance`] (see
+//! `conformance.rs`) counts every answer whose status its operation does not list, which
+//! the platform-wide tests require to stay zero, and schemathesis checks every answer
+//! against the document. The snapshot (`system-tests/tests/snapshots`) is a reviewed
+//! diff guard, nothing more.
 //!
 //! The AsyncAPI document is built by `contracts` from the event types themselves; the
 //! gateway only serves it, so the one place a client looks for documentation has both.
@@ -15,11 +19,19 @@
 use axum::Router;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use serde::Serialize;
+use contracts::api::orders::{
+    CreateOrderRequest, Order, OrderKind, OrderLine, OrderListQuery, OrderStats, OrderStatus, StatusChange,
+};
+use contracts::api::users::{
+    CreateUserRequest, LoginRequest, RegisterRequest, TokenResponse, UpdateUserRequest, User, UserListQuery,
+};
+use contracts::auth::Role;
+use contracts::events::OrderItem;
+use contracts::money::Money;
+use platform::http::{FieldError, Problem};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
-use uuid::Uuid;
 
 /// Where the UI and the document are served.
 pub const DOCS_PATH: &str = "/api/docs";
@@ -29,8 +41,8 @@ pub const OPENAPI_PATH: &str = "/api/docs/openapi.json";
 pub const ASYNCAPI_PATH: &str = "/api/docs/asyncapi.json";
 
 /// Swagger UI (vendored assets), the OpenAPI document and the AsyncAPI document.
-pub fn router() -> Router {
-    Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, ApiDoc::openapi())).route(ASYNCAPI_PATH, get(asyncapi))
+pub fn router(document: utoipa::openapi::OpenApi) -> Router {
+    Router::from(SwaggerUi::new(DOCS_PATH).url(OPENAPI_PATH, document)).route(ASYNCAPI_PATH, get(asyncapi))
 }
 
 /// `GET /api/docs/asyncapi.json`: built per request (a few microseconds) rather than
@@ -54,8 +66,9 @@ async fn asyncapi() -> Response {
     ),
     paths(register, login, create_user, list_users, get_user, update_user, delete_user,
           create_order, list_orders, get_order, update_order_status, cancel_order, order_stats),
-    components(schemas(RegisterRequest, LoginRequest, TokenResponse, User, CreateUserRequest, UpdateUserRequest,
-                       OrderItem, CreateOrderRequest, Order, StatusChange, OrderStats, Problem, FieldError)),
+    components(schemas(RegisterRequest, LoginRequest, TokenResponse, User, Role, CreateUserRequest, UpdateUserRequest,
+                       OrderLine, OrderItem, Money, CreateOrderRequest, Order, OrderStatus, OrderKind, StatusChange,
+                       OrderStats, Problem, FieldError)),
     modifiers(&BearerAuth, &CommonAnswers),
     tags((name = "auth", description = "Sign-up and sign-in (public)"),
          (name = "users", description = "Accounts"),
@@ -78,7 +91,7 @@ impl Modify for BearerAuth {
 
 /// The answers the gateway's own layers give on top of each operation's: 400 for a body
 /// that is not valid JSON or a malformed id, 413 over the body limit, 415 for a body that
-/// is not JSON, 429 over a rate limit. Added to every operation they apply to, so the
+/// is not JSON, 429 over a rate limit, and the 500, 502 and 504 any operation can meet. Added to every operation they apply to, so the
 /// document lists every status a client can see.
 struct CommonAnswers;
 
@@ -114,195 +127,14 @@ impl Modify for CommonAnswers {
                     add("400", "A malformed id (not a UUID)");
                 }
                 add("429", "Too many requests; `Retry-After` says when to try again");
+                // Every operation goes through a backend (sign-in and sign-up too), and
+                // anything can fail inside: say so rather than pretend it cannot.
+                add("500", "An internal error; the body says nothing more, the log has the cause under the request id");
+                add("502", "A service behind the gateway is unavailable");
+                add("504", "A service behind the gateway did not answer in time");
             }
         }
     }
-}
-
-/// Sign-up.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"email": "jane@example.com", "password": "SecurePass123!", "name": "Jane Doe"}))]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    /// A valid address, at most 255 characters.
-    #[schema(format = "email", max_length = 255)]
-    email: String,
-    /// 8 to 128 characters with an upper-case letter `A-Z`, a lower-case letter `a-z`, a digit `0-9` and any other character.
-    #[schema(
-        min_length = 8,
-        max_length = 128,
-        format = "password",
-        pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])"
-    )]
-    password: String,
-    /// 2 to 100 letters (any script), spaces, hyphens, apostrophes.
-    #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
-    name: String,
-}
-
-/// Sign-in.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"email": "jane@example.com", "password": "your-password"}))]
-#[serde(deny_unknown_fields)]
-pub struct LoginRequest {
-    #[schema(format = "email")]
-    email: String,
-    #[schema(format = "password")]
-    password: String,
-}
-
-/// A bearer token and the account it is for.
-#[derive(Serialize, ToSchema)]
-pub struct TokenResponse {
-    access_token: String,
-    #[schema(example = "Bearer")]
-    token_type: String,
-    /// Seconds until the token expires.
-    #[schema(example = 3600)]
-    expires_in: i64,
-    user: User,
-}
-
-/// An account (credentials never leave user-service).
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    id: Uuid,
-    #[schema(format = "email")]
-    email: String,
-    name: String,
-    #[schema(pattern = "^(user|admin)$", example = "user")]
-    role: String,
-    #[schema(format = "date-time")]
-    created_at: String,
-    #[schema(format = "date-time")]
-    updated_at: String,
-}
-
-/// A user created by an admin.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"email": "john.doe@example.com", "name": "John Doe", "password": "SecurePass123!", "role": "user"}))]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    #[schema(format = "email", max_length = 255)]
-    email: String,
-    #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
-    name: String,
-    #[schema(
-        min_length = 8,
-        max_length = 128,
-        format = "password",
-        pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])"
-    )]
-    password: String,
-    /// `user` (default) or `admin`.
-    #[schema(pattern = "^(user|admin)$")]
-    role: Option<String>,
-}
-
-/// The fields to change; only an admin changes a role.
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"name": "Jane Smith"}))]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUserRequest {
-    #[schema(format = "email", max_length = 255)]
-    email: Option<String>,
-    #[schema(min_length = 2, max_length = 100, pattern = r"^(?![\s\S]*[^\w '’-])(?![\s\S]*[\d_])(?=[\s\S]*[^\W\d_])")]
-    name: Option<String>,
-    #[schema(
-        min_length = 8,
-        max_length = 128,
-        format = "password",
-        pattern = r"^(?=[\s\S]*[a-z])(?=[\s\S]*[A-Z])(?=[\s\S]*[0-9])(?=[\s\S]*[^A-Za-z0-9])"
-    )]
-    password: Option<String>,
-    #[schema(pattern = "^(user|admin)$")]
-    role: Option<String>,
-}
-
-/// One order line, as sent and as answered (no other fields). Prices are exact decimals
-/// with at most two places.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OrderItem {
-    #[schema(pattern = "^product-[A-Za-z0-9-]+$", max_length = 100, example = "product-123")]
-    product_id: String,
-    #[schema(minimum = 1, maximum = 9999, example = 2)]
-    quantity: u32,
-    #[schema(minimum = 0.01, maximum = 999_999.99, multiple_of = 0.01, example = 29.99)]
-    price: f64,
-}
-
-/// A new order: for yourself, or for anyone as an admin.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-#[serde(deny_unknown_fields)]
-pub struct CreateOrderRequest {
-    user_id: Uuid,
-    /// 1 to 100 lines.
-    #[schema(min_items = 1, max_items = 100)]
-    items: Vec<OrderItem>,
-}
-
-/// An order.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct Order {
-    id: Uuid,
-    user_id: Uuid,
-    items: Vec<OrderItem>,
-    #[schema(example = 59.98)]
-    total_amount: f64,
-    #[schema(pattern = "^(pending|paid|payment_failed|cancelled)$", example = "pending")]
-    status: String,
-    #[schema(pattern = "^(standard|welcome)$")]
-    kind: String,
-    #[schema(format = "date-time")]
-    created_at: String,
-    #[schema(format = "date-time")]
-    updated_at: String,
-}
-
-/// A status change (pending → paid, payment_failed or cancelled).
-#[derive(Serialize, ToSchema)]
-#[schema(example = json!({"status": "paid"}))]
-#[serde(deny_unknown_fields)]
-pub struct StatusChange {
-    #[schema(pattern = "^(paid|payment_failed|cancelled)$")]
-    status: String,
-}
-
-/// Order statistics.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderStats {
-    #[schema(example = json!({"pending": 1, "paid": 8, "payment_failed": 1, "cancelled": 0}))]
-    counts_by_status: std::collections::BTreeMap<String, i64>,
-    total_orders: i64,
-    revenue: f64,
-    average_order_value: f64,
-}
-
-/// RFC 7807 problem details.
-#[derive(Serialize, ToSchema)]
-pub struct Problem {
-    #[serde(rename = "type")]
-    #[schema(example = "about:blank")]
-    kind: String,
-    title: String,
-    status: u16,
-    detail: Option<String>,
-    /// Every failing field, for validation problems.
-    errors: Option<Vec<FieldError>>,
-}
-
-/// One invalid field.
-#[derive(Serialize, ToSchema)]
-pub struct FieldError {
-    #[schema(example = "items[0].price")]
-    field: String,
-    #[schema(example = "must have at most 2 decimal places")]
-    message: String,
 }
 
 const PROBLEM: &str = "application/problem+json";
@@ -331,8 +163,7 @@ fn login() {}
 fn create_user() {}
 
 #[utoipa::path(get, path = "/api/users", tag = "users", security(("bearer" = [])),
-    params(("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (50)"),
-           ("offset" = Option<i64>, Query, minimum = 0)),
+    params(UserListQuery),
     responses((status = 200, body = Vec<User>), (status = 400, body = Problem, content_type = PROBLEM),
               (status = 401, body = Problem, content_type = PROBLEM), (status = 403, description = "Admins only", body = Problem, content_type = PROBLEM)))]
 fn list_users() {}
@@ -364,9 +195,7 @@ fn delete_user() {}
 fn create_order() {}
 
 #[utoipa::path(get, path = "/api/orders", tag = "orders", security(("bearer" = [])),
-    params(("userId" = Option<Uuid>, Query, description = "Admins: any user's; others: only their own"),
-           ("status" = Option<String>, Query, pattern = "^(pending|paid|payment_failed|cancelled)$"),
-           ("limit" = Option<i64>, Query, minimum = 1, maximum = 100), ("offset" = Option<i64>, Query, minimum = 0)),
+    params(OrderListQuery),
     responses((status = 200, description = "Your orders (all, for an admin), newest first", body = Vec<Order>),
               (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
               (status = 403, body = Problem, content_type = PROBLEM)))]

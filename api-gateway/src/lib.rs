@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod configuration;
+pub mod conformance;
 pub mod docs;
 pub mod routes;
 pub mod startup;

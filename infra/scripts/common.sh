@@ -44,6 +44,20 @@ wait_for() {
   done
 }
 
+# npm_ci_bounded <deps dir>: `npm ci` into <deps dir>, each try bounded. An npm whose
+# download stalls waits on its socket for good, and ignores SIGTERM (seen here: `npm ci`
+# idle for 11 minutes while the registry served the same tarball in 0.07 s), so a try
+# gets 5 minutes, then SIGKILL, and a stalled try is started again; 3 tries in all.
+npm_ci_bounded() {
+  local deps_dir=$1 try
+  for try in 1 2 3; do
+    timeout --kill-after=10 300 npm ci --prefix "$deps_dir" --ignore-scripts --no-audit --no-fund \
+      --fetch-timeout=60000 --loglevel=error >&2 && return 0
+    say "npm ci into $deps_dir did not finish (try $try of 3)" >&2
+  done
+  return 1
+}
+
 # npm_ci_cached <package dir> <deps dir> <module>: the browser and contract tests' npm
 # packages, pinned by <package dir>/package-lock.json, installed once into <deps dir>
 # (outside the work tree) and again only when the lock file changes; <module> is one
@@ -68,7 +82,7 @@ npm_ci_cached() {
         say "Installing $(cd "$package_dir" && node -p 'Object.keys(require("./package.json").dependencies).join(", ")') into $deps_dir (npm ci)" >&2
         cp "$package_dir/package.json" "$package_dir/package-lock.json" "$deps_dir/"
         rm -f "$deps_dir/.package-lock.sha256"
-        npm ci --prefix "$deps_dir" --ignore-scripts --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed"
+        npm_ci_bounded "$deps_dir" || die "npm ci failed 3 times"
         printf '%s\n' "$lock_sum" >"$deps_dir/.package-lock.sha256"
       fi
     ) 9>"$deps_dir/.install.lock"

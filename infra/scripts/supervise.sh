@@ -4,8 +4,9 @@
 # this script is a stop: it is passed on, the service shuts down gracefully, nothing is
 # restarted. Started by services.sh; its pid is the one in the pid file.
 #
-# Why: librdkafka 2.12.1 can crash with a segmentation fault when the broker's topics
-# vanish or its store resets under a running client (README, "What heals itself").
+# Why: a consumer on librdkafka 2.12.1 crashes with a segmentation fault when it fetches
+# from a topic the local broker (tansu) no longer has, after a topic wipe or on an empty
+# store (README, "What heals itself", for the cause).
 set -uo pipefail
 name=$1 binary=$2 child=""
 

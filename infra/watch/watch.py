@@ -7,13 +7,17 @@ Each service's listening socket is opened here, once, and handed to every
 process of that service as fd 3 (`LISTEN_FDS=1`, the systemd convention the
 services understand). A restarted service takes over the same socket: the
 connections that arrive meanwhile wait in its backlog instead of being refused.
-A build that fails leaves the running processes alone.
+The gateway's new process starts as soon as the old one is told to stop (`OVERLAP`);
+a backend's only once the old one has exited. Every build asks for all four services, so
+cargo's feature unification never changes between builds. A build that fails leaves the running
+processes alone.
 """
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,6 +31,12 @@ SHARED = {
     "shared/testkit": (),
 }
 POLL_SECONDS = 0.1
+# Services whose new process may start while the old one is still stopping. The gateway
+# holds nothing exclusive (no partitions, no outbox): once told to stop, the old process
+# stops accepting at once, and finishes its requests and flushes its spans (up to a second
+# when no collector answers) while the new one already serves. The backends stop first:
+# two processes would consume the same partitions.
+OVERLAP = {"api-gateway"}
 
 
 def log(message):
@@ -82,17 +92,27 @@ class Service:
     def stop(self):
         if self.process and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+            reap(self.process)
         self.process = None
 
     def restart(self):
-        # Stop first: both would otherwise consume the same partitions. The socket stays
-        # open here, so requests arriving in between queue rather than fail.
-        self.stop()
+        # The socket stays open here, so requests arriving in between queue rather than fail.
+        if self.name in OVERLAP and self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            threading.Thread(target=reap, args=(self.process,), daemon=True).start()
+            self.process = None
+        else:
+            self.stop()
         self.start()
+
+
+def reap(process):
+    """Waits for a process told to stop; kills it after 30 s."""
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def build(services):
@@ -137,7 +157,11 @@ def main():
         log(f"change in {', '.join(changed)}")
         if not affected:
             continue
-        if build(affected):
+        # Always the same set of packages: cargo unifies features over the packages it is
+        # asked for, so `-p api-gateway` alone would rebuild shared dependencies with other
+        # features than the first build did (38.6 s instead of 1.9 s for the first edit on a
+        # fresh clone). Only the changed crates and their dependents compile either way.
+        if build(list(SERVICES)):
             for name in affected:
                 services[name].restart()
         else:

@@ -38,6 +38,7 @@ impl Application {
 
         let (on_user, on_deleted, on_payment) = (state.clone(), state.clone(), state.clone());
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
+            .rewind_on(topics.log_resets())
             .on(move |message| on_user_created(on_user.clone(), message))
             .on(move |message| on_user_deleted(on_deleted.clone(), message))
             .on(move |message| on_payment_completed(on_payment.clone(), message))

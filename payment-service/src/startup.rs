@@ -27,6 +27,7 @@ impl Application {
         let publisher = EventPublisher::new(&settings.kafka)?;
         let state = AppState { publisher: publisher.clone(), payment: Arc::new(settings.payment.clone()) };
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
+            .rewind_on(topics.log_resets())
             .on(move |message| on_order_created(state.clone(), message));
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()

@@ -73,7 +73,7 @@ pub async fn create_user(
     outbox::enqueue(&mut transaction, &user_created(&user), request_id).await?;
     transaction.commit().await.context("cannot commit new user")?;
     metrics::counter!("users_registered_total").increment(1);
-    tracing::info!(user_id = %user.id.as_uuid(), role = user.role.as_str(), "user created");
+    tracing::info!(user_id = %user.id, role = user.role.as_str(), "user created");
     Ok(user)
 }
 
@@ -138,7 +138,7 @@ pub async fn ensure_admin(pool: &PgPool, hasher: &Hasher, email: &Email, passwor
             let hash = hasher.run(move || password.hash()).await??;
             let changes =
                 users::UserChanges { email: None, name: None, password_hash: Some(hash), role: Some(Role::Admin) };
-            users::update(pool, user.id, &changes).await.context("cannot reset the first admin")?;
+            users::update(pool, user.id.into(), &changes).await.context("cannot reset the first admin")?;
             tracing::info!("the first admin's password and role were set from settings");
         }
         return Ok(());

@@ -6,27 +6,11 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use platform::auth::{Principal, Role};
+use contracts::api::users::{TokenResponse, User};
+use platform::auth::Principal;
 use platform::http::{ApiBytes, Problem, RequestId};
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use super::AppState;
-
-/// The token answer of register and login.
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
-    access_token: String,
-    token_type: &'static str,
-    expires_in: i64,
-    user: serde_json::Value,
-}
-
-#[derive(Deserialize)]
-struct IssuedFor {
-    id: Uuid,
-    role: Role,
-}
 
 /// `POST /api/auth/register` `{email, password, name}` → 201 with a token; the account has role `user`.
 pub async fn register(
@@ -50,12 +34,15 @@ pub async fn login(
     Ok(Json(token_for(&state, user)?))
 }
 
-fn token_for(state: &AppState, user: serde_json::Value) -> Result<TokenResponse, Problem> {
-    let issued: IssuedFor = serde_json::from_value(user.clone())
-        .map_err(|e| Problem::internal(&anyhow::anyhow!(e).context("user-service answered without id and role")))?;
+fn token_for(state: &AppState, user: User) -> Result<TokenResponse, Problem> {
     let access_token = state
         .tokens
-        .issue(Principal { id: issued.id, role: issued.role })
+        .issue(Principal { id: user.id, role: user.role })
         .map_err(|e| Problem::internal(&anyhow::anyhow!(e)))?;
-    Ok(TokenResponse { access_token, token_type: "Bearer", expires_in: state.tokens.lifetime_seconds(), user })
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer".to_owned(),
+        expires_in: state.tokens.lifetime_seconds(),
+        user,
+    })
 }

@@ -9,10 +9,13 @@ mod proxy;
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{MethodFilter, MethodRouter, get, on, post};
+use utoipa::OpenApi;
 
 pub use proxy::{Backend, FORWARDED_ROUTES, ForwardedRoute, Upstreams};
 
 use crate::auth::{Accounts, RateLimits, Tokens, authenticate, limit_by_client_address, limit_by_principal};
+use crate::conformance::{Conformance, check_answers};
+use crate::docs::ApiDoc;
 
 /// What the gateway's handlers share.
 #[derive(Clone)]
@@ -37,7 +40,15 @@ pub fn router(state: AppState, limits: RateLimits) -> Router {
         .fold(Router::new(), |router, route| router.route(route.public, forwarder(route)))
         .layer(from_fn_with_state(limits, limit_by_principal))
         .layer(from_fn_with_state(state.tokens.clone(), authenticate));
-    sign_in.merge(protected).with_state(state).route("/api", get(index::index)).merge(crate::docs::router())
+    // Built once: served as is, and read for the statuses the conformance layer checks.
+    let document = ApiDoc::openapi();
+    let conformance = Conformance::of(&document);
+    sign_in
+        .merge(protected)
+        .with_state(state)
+        .route("/api", get(index::index))
+        .merge(crate::docs::router(document))
+        .layer(from_fn_with_state(conformance, check_answers))
 }
 
 /// Refuses ambiguous paths before routing (see [`path_guard`]); for [`platform::http::ServerBuilder::edge_layer`].

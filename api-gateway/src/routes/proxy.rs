@@ -12,6 +12,7 @@ use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
+use contracts::api::users::User;
 use platform::auth::{API_KEY_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey};
 use platform::http::{Problem, REQUEST_ID_HEADER, RequestId, inject_trace_context};
 use tracing::{Instrument, field};
@@ -67,7 +68,7 @@ impl Upstreams {
         request_id: &RequestId,
         client_headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<serde_json::Value, Problem> {
+    ) -> Result<User, Problem> {
         let mut headers = HeaderMap::new();
         if let Some(content_type) = client_headers.get(header::CONTENT_TYPE) {
             headers.insert(header::CONTENT_TYPE, content_type.clone());
@@ -78,7 +79,7 @@ impl Upstreams {
         let bytes = response.bytes().await.map_err(|error| upstream_problem("user-service", &error))?;
         if status.is_success() {
             serde_json::from_slice(&bytes)
-                .map_err(|e| Problem::internal(&anyhow::anyhow!(e).context("user-service answered with invalid JSON")))
+                .map_err(|e| Problem::internal(&anyhow::anyhow!(e).context("user-service answered with no valid user")))
         } else {
             Err(serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| Problem::new(status, None)))
         }

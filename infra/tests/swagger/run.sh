@@ -43,33 +43,9 @@ if [ ! -x "$CHROMIUM_PATH" ]; then
 fi
 
 # --- 2. Node.js and playwright-core (pinned in package-lock.json) ---
-command -v node >/dev/null 2>&1 || die "node is not installed (Node.js >= 20 is needed)"
-command -v npm >/dev/null 2>&1 || die "npm is not installed"
-node_major="$(node -p 'process.versions.node.split(".")[0]')"
-[ "$node_major" -ge 20 ] || die "Node.js >= 20 is needed, found $(node --version)"
-
-lock_sum="$(sha256sum "$HERE/package-lock.json" | cut -d' ' -f1)"
-stamp="$DEPS_DIR/.package-lock.sha256"
-deps_ok() {
-  [ -f "$DEPS_DIR/node_modules/playwright-core/package.json" ] \
-    && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$lock_sum" ]
-}
-if ! deps_ok; then
-  mkdir -p "$DEPS_DIR"
-  (
-    # Two runs at once must not install into the same directory together.
-    if command -v flock >/dev/null 2>&1; then flock 9; fi
-    if ! deps_ok; then
-      log "installing npm dependencies into $DEPS_DIR (npm ci)"
-      cp "$HERE/package.json" "$HERE/package-lock.json" "$DEPS_DIR/"
-      rm -f "$stamp"
-      PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --prefix "$DEPS_DIR" \
-        --no-audit --no-fund --loglevel=error >&2 || die "npm ci failed"
-      printf '%s\n' "$lock_sum" >"$stamp"
-    fi
-  ) 9>"$DEPS_DIR/.install.lock"
-fi
-export NODE_PATH="$DEPS_DIR/node_modules${NODE_PATH:+:$NODE_PATH}"
+# Installed once into $DEPS_DIR, again only when the lock file changes (common.sh).
+source "$HERE/../../scripts/common.sh"
+PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm_ci_cached "$HERE" "$DEPS_DIR" playwright-core
 
 # --- 3. The test ---
 exec node "$HERE/swagger.test.mjs"

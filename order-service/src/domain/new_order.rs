@@ -1,8 +1,8 @@
 //! A validated order request, with every failing field reported at once.
 
+pub use contracts::api::orders::CreateOrderRequest;
 use contracts::money::Money;
 use platform::http::FieldError;
-use serde::Deserialize;
 use uuid::Uuid;
 
 use super::ProductId;
@@ -22,25 +22,6 @@ pub const WELCOME_ITEM: (&str, u32, i64) = ("product-welcome-kit", 1, 1_000);
 const MAX_ITEMS: usize = 100;
 const QUANTITY: std::ops::RangeInclusive<u32> = 1..=9999;
 const PRICE_CENTS: std::ops::RangeInclusive<i64> = 1..=99_999_999;
-
-/// Body of `POST /orders`, as sent.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OrderRequest {
-    user_id: Uuid,
-    items: Vec<ItemRequest>,
-}
-
-/// One line as sent. The price stays raw text until validated, so `1.234`
-/// gets a field error instead of a generic parse failure.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct ItemRequest {
-    product_id: String,
-    /// A JSON number: `2` and `2.0` are the same integer to JSON Schema, so both are taken.
-    quantity: serde_json::Number,
-    price: serde_json::Number,
-}
 
 /// A validated line.
 #[derive(Debug, Clone)]
@@ -86,10 +67,10 @@ impl NewOrder {
     }
 }
 
-impl TryFrom<OrderRequest> for NewOrder {
+impl TryFrom<CreateOrderRequest> for NewOrder {
     type Error = Vec<FieldError>;
 
-    fn try_from(request: OrderRequest) -> Result<Self, Self::Error> {
+    fn try_from(request: CreateOrderRequest) -> Result<Self, Self::Error> {
         let mut errors = Vec::new();
         if request.items.is_empty() || request.items.len() > MAX_ITEMS {
             errors.push(FieldError::new("items", format!("must have 1 to {MAX_ITEMS} items")));
@@ -128,7 +109,7 @@ mod tests {
     use super::*;
 
     fn parse(json: serde_json::Value) -> Result<NewOrder, Vec<FieldError>> {
-        NewOrder::try_from(serde_json::from_value::<OrderRequest>(json).unwrap())
+        NewOrder::try_from(serde_json::from_value::<CreateOrderRequest>(json).unwrap())
     }
 
     #[test]

@@ -4,12 +4,12 @@ use anyhow::Context;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use contracts::api::orders::{OrderListQuery, StatusChange};
 use platform::auth::{Principal, forbidden};
 use platform::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
-use serde::Deserialize;
 use uuid::Uuid;
 
-use crate::domain::{NewOrder, Order, OrderKind, OrderRequest, OrderStatus};
+use crate::domain::{CreateOrderRequest, NewOrder, Order, OrderKind, OrderStatus};
 use crate::ordering::{PlaceOrderError, place_order};
 use crate::repository::orders::{self, OrderFilter};
 use crate::state::AppState;
@@ -19,7 +19,7 @@ pub async fn create(
     State(state): State<AppState>,
     principal: Principal,
     request_id: RequestId,
-    ApiJson(request): ApiJson<OrderRequest>,
+    ApiJson(request): ApiJson<CreateOrderRequest>,
 ) -> Result<(StatusCode, Json<Order>), Problem> {
     let order = NewOrder::try_from(request).map_err(PlaceOrderError::Invalid)?;
     if !principal.may_access(order.user_id) {
@@ -52,13 +52,6 @@ pub async fn get(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Json<Order>, Problem> {
     visible_order(&state, &principal, id).await.map(Json)
-}
-
-/// Body of `PATCH /orders/{id}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StatusChange {
-    status: OrderStatus,
 }
 
 /// Moves a pending order to `next`, or says why it cannot move.
@@ -101,22 +94,12 @@ pub async fn cancel(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Query of `GET /orders`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListQuery {
-    user_id: Option<Uuid>,
-    status: Option<String>,
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
 /// `GET /orders?userId=&status=&limit=&offset=`, newest first: the caller's own orders,
 /// or anyone's for an admin.
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<OrderListQuery>,
 ) -> Result<Json<Vec<Order>>, Problem> {
     let mut errors = Vec::new();
     let status = match query.status.as_deref().map(OrderStatus::parse) {

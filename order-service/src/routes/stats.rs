@@ -4,37 +4,22 @@ use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
+use contracts::api::orders::{OrderStats, OrderStatus};
 use contracts::money::Money;
 use platform::auth::Principal;
 use platform::http::Problem;
-use serde::Serialize;
 
 use crate::repository::orders;
 use crate::state::AppState;
-
-/// The statistics.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderStats {
-    /// Orders per status (every status listed, zero included).
-    pub counts_by_status: BTreeMap<&'static str, i64>,
-    /// All orders.
-    pub total_orders: i64,
-    /// Sum of paid orders.
-    pub revenue: Money,
-    /// Revenue ÷ paid orders, rounded half up to the cent (0 when none is paid).
-    pub average_order_value: Money,
-}
 
 /// `GET /orders/stats`.
 pub async fn get(State(state): State<AppState>, principal: Principal) -> Result<Json<OrderStats>, Problem> {
     principal.require_admin()?;
     let totals = orders::totals_by_status(&state.pool).await?;
-    let mut counts: BTreeMap<&'static str, i64> =
-        ["pending", "paid", "payment_failed", "cancelled"].into_iter().map(|s| (s, 0)).collect();
+    let mut counts: BTreeMap<OrderStatus, i64> = OrderStatus::ALL.into_iter().map(|s| (s, 0)).collect();
     let (mut revenue_cents, mut paid) = (0i64, 0i64);
     for row in &totals {
-        if let Some(count) = counts.get_mut(row.status.as_str()) {
+        if let Some(count) = OrderStatus::parse(&row.status).and_then(|status| counts.get_mut(&status)) {
             *count = row.orders;
         }
         if row.status == "paid" {

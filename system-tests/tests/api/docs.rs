@@ -68,7 +68,7 @@ async fn every_endpoint_is_documented_with_its_security_and_errors() {
         }
     }
     assert_eq!(documented, expected.len());
-    let item = &document["components"]["schemas"]["OrderItem"]["properties"];
+    let item = &document["components"]["schemas"]["OrderLine"]["properties"];
     assert_eq!(item["quantity"]["maximum"], 9999);
     assert_eq!(item["productId"]["pattern"], "^product-[A-Za-z0-9-]+$");
 }

@@ -7,7 +7,7 @@ use testkit::{TestServer, eventually};
 
 /// The four services on port 0, sharing one topic prefix, each with its own database.
 pub struct Platform {
-    pub gateway: TestServer,
+    pub gateway: Gateway,
     pub topic_prefix: String,
     _services: Vec<TestServer>,
 }
@@ -46,7 +46,7 @@ impl Platform {
                 .unwrap(),
         );
         let gateway = spawn_gateway_with(&users.address, &orders.address, gateway_env).await;
-        for service in [&users, &orders, &payments, &gateway] {
+        for service in [&users, &orders, &payments, &*gateway] {
             service.wait_ready().await;
         }
         Self { gateway, topic_prefix, _services: vec![users, orders, payments] }
@@ -107,7 +107,31 @@ impl Platform {
     }
 }
 
-pub async fn spawn_gateway(users: &str, orders: &str) -> TestServer {
+/// A gateway under test. When it goes out of scope in a test that has not failed, it
+/// checks that every answer it gave had a status the OpenAPI document lists for its
+/// operation: the guard against a handler and the document drifting apart.
+pub struct Gateway(TestServer);
+
+impl std::ops::Deref for Gateway {
+    type Target = TestServer;
+    fn deref(&self) -> &TestServer {
+        &self.0
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let undocumented = api_gateway::conformance::undocumented_answers();
+        if !std::thread::panicking() && undocumented > 0 {
+            panic!(
+                "the gateway answered {undocumented} time(s) with a status the OpenAPI document does not list for \
+                 its operation; the warnings logged by `conformance` name the route and status"
+            );
+        }
+    }
+}
+
+pub async fn spawn_gateway(users: &str, orders: &str) -> Gateway {
     spawn_gateway_with(users, orders, &[]).await
 }
 
@@ -118,7 +142,7 @@ pub fn token_for(role: platform::auth::Role) -> String {
     api_gateway::auth::Tokens::new(&settings.jwt).issue(principal).unwrap()
 }
 
-pub async fn spawn_gateway_with(users: &str, orders: &str, extra: &[(&str, &str)]) -> TestServer {
+pub async fn spawn_gateway_with(users: &str, orders: &str, extra: &[(&str, &str)]) -> Gateway {
     let env = Env::from_pairs([
         ("PORT", "0"),
         ("HOST", "127.0.0.1"),
@@ -129,7 +153,7 @@ pub async fn spawn_gateway_with(users: &str, orders: &str, extra: &[(&str, &str)
     ]);
     let env = extra.iter().fold(env, |env, (k, v)| env.with(k, *v));
     let settings = api_gateway::Settings::from_env(&env).unwrap();
-    TestServer::spawn(api_gateway::Application::build(settings).await.unwrap())
+    Gateway(TestServer::spawn(api_gateway::Application::build(settings).await.unwrap()))
 }
 
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {

@@ -193,9 +193,10 @@ impl Service {
         .await;
     }
 
-    /// Whether the process ended by itself (crashed), as a supervisor would see it.
-    pub fn crashed(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|child| matches!(child.try_wait(), Ok(Some(_))))
+    /// How the process ended, if it ended by itself (a crash, as a supervisor would see it;
+    /// a signal such as SIGSEGV shows here).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|child| child.try_wait().ok().flatten())
     }
 
     /// Everything the service logged so far.
@@ -219,6 +220,22 @@ impl Service {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
             let _ = child.wait();
+        }
+    }
+
+    /// SIGSTOP: the process sleeps where it is, its connections open, its positions kept.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: a frozen process goes on from where it was.
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args([signal, &child.id().to_string()]).status();
         }
     }
 

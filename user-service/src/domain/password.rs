@@ -1,40 +1,24 @@
 //! Passwords: checked for strength, hashed with argon2id, never logged.
 //!
-//! argon2id needs 19 MiB of working memory per hash. Allocated per call, a burst of
-//! sign-ups leaves that memory in every hashing thread's allocator arena (the bench saw
-//! hundreds of MiB); here each thread keeps one working area and reuses it, so the
-//! service's footprint is one area per hashing thread, whatever the load.
-
-use std::cell::RefCell;
+//! argon2id needs 19 MiB of working memory per hash. It is allocated per hash and freed
+//! after it; the service's allocator (jemalloc, see `main.rs`) keeps it for the next hash
+//! during a burst and returns it to the system once sign-ups stop. Bursts stay bounded
+//! because hashing runs on a fixed pool of threads (`crate::hashing`).
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{Output, ParamsString, Salt, SaltString};
-use argon2::{Algorithm, Argon2, Block, Params, Version};
+use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
-thread_local! {
-    /// This thread's argon2 working memory, grown once to the largest parameters seen.
-    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
-
-/// The hash of `password` with `salt` under `argon`, computed in this thread's working memory.
+/// The hash of `password` with `salt` under `argon`.
 fn compute(argon: &Argon2<'_>, params: &Params, password: &[u8], salt: Salt<'_>) -> anyhow::Result<Output> {
     let mut salt_buffer = [0u8; 64];
     let salt = salt.decode_b64(&mut salt_buffer).map_err(|e| anyhow::anyhow!("invalid salt: {e}"))?;
-    let blocks = params.block_count();
     let length = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-    MEMORY
-        .with_borrow_mut(|memory| {
-            if memory.len() < blocks {
-                memory.resize(blocks, Block::default());
-            }
-            Output::init_with(length, |out| {
-                argon
-                    .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
-                    .map_err(|_| argon2::password_hash::Error::Crypto)
-            })
-        })
-        .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
+    Output::init_with(length, |out| {
+        argon.hash_password_into(password, salt, out).map_err(|_| argon2::password_hash::Error::Crypto)
+    })
+    .map_err(|e| anyhow::anyhow!("argon2 hashing failed: {e}"))
 }
 
 /// A password that meets the strength rules. Its `Debug` output is redacted.

@@ -1,9 +1,9 @@
 //! The user aggregate as stored and as shown.
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub use contracts::api::users::User;
 pub use platform::auth::Role;
 
 use super::{Email, Password, UserName};
@@ -43,22 +43,4 @@ pub struct NewUser {
     pub password: Password,
     /// Role.
     pub role: Role,
-}
-
-/// A stored user, as the API shows it (no credentials).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct User {
-    /// Id.
-    pub id: UserId,
-    /// E-mail address.
-    pub email: String,
-    /// Display name.
-    pub name: String,
-    /// Role.
-    pub role: Role,
-    /// When created.
-    pub created_at: DateTime<Utc>,
-    /// When last changed.
-    pub updated_at: DateTime<Utc>,
 }

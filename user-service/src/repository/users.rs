@@ -32,7 +32,7 @@ impl TryFrom<UserRow> for User {
     type Error = anyhow::Error;
     fn try_from(row: UserRow) -> anyhow::Result<Self> {
         Ok(Self {
-            id: row.id.into(),
+            id: row.id,
             email: row.email,
             name: row.name,
             role: row.role.parse().map_err(|e: String| anyhow::anyhow!(e))?,

@@ -3,23 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use contracts::api::users::{LoginRequest, RegisterRequest};
 use platform::http::{ApiJson, Problem, RequestId};
-use serde::Deserialize;
 
 use crate::accounts::{check_credentials, create_user, parse_new_user};
 use crate::domain::{Role, User};
 use crate::state::AppState;
 
-/// Body of `POST /auth/register`: a new account always has role `user`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RegisterRequest {
-    email: String,
-    name: String,
-    password: String,
-}
-
-/// `POST /auth/register`.
+/// `POST /auth/register`: a new account always has role `user`.
 pub async fn register(
     State(state): State<AppState>,
     request_id: RequestId,
@@ -29,19 +20,11 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(create_user(&state.pool, &state.hasher, &request_id, &new_user).await?)))
 }
 
-/// Body of `POST /auth/verify`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
-    email: String,
-    password: String,
-}
-
-/// `POST /auth/verify`: the user for these credentials, or one 401 for a wrong e-mail
+/// `POST /auth/verify` (the gateway's sign-in, same body): the user for these credentials, or one 401 for a wrong e-mail
 /// address and a wrong password alike.
 pub async fn verify(
     State(state): State<AppState>,
-    ApiJson(request): ApiJson<VerifyRequest>,
+    ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<User>, Problem> {
     check_credentials(&state.pool, &state.hasher, &request.email, request.password)
         .await?

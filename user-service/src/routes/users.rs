@@ -3,26 +3,15 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use contracts::api::users::{CreateUserRequest, UpdateUserRequest, UserListQuery};
 use platform::auth::{Principal, forbidden};
 use platform::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
-use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::accounts::{CreateUserError, create_user, parse_new_user};
-use crate::domain::{Email, Password, Role, User, UserName};
+use crate::domain::{Email, Password, User, UserName};
 use crate::repository::users::{self, InsertUserError, UserChanges};
 use crate::state::AppState;
-
-/// Body of `POST /users`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CreateUserRequest {
-    email: String,
-    name: String,
-    password: String,
-    #[serde(default)]
-    role: Option<Role>,
-}
 
 /// `POST /users` (admin).
 pub async fn create(
@@ -50,16 +39,6 @@ pub async fn get(
 
 fn not_found(id: Uuid) -> Problem {
     Problem::not_found(format!("user {id} does not exist"))
-}
-
-/// Body of `PUT /users/{id}`: the fields to change.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateUserRequest {
-    email: Option<String>,
-    name: Option<String>,
-    password: Option<String>,
-    role: Option<Role>,
 }
 
 /// `PUT /users/{id}` (the user themself, or an admin; only an admin changes a role).
@@ -130,18 +109,11 @@ pub async fn delete(
     }
 }
 
-/// Query of `GET /users`.
-#[derive(Debug, Deserialize)]
-pub struct ListQuery {
-    limit: Option<i64>,
-    offset: Option<i64>,
-}
-
 /// `GET /users?limit=&offset=` (admin), newest first.
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    ApiQuery(query): ApiQuery<ListQuery>,
+    ApiQuery(query): ApiQuery<UserListQuery>,
 ) -> Result<Json<Vec<User>>, Problem> {
     principal.require_admin()?;
     let mut errors = Vec::new();

@@ -12,10 +12,11 @@ pub mod headers;
 mod partition;
 mod producer;
 pub mod propagation;
+mod rewind;
 pub mod tail;
 mod watch;
 
-pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
+pub use admin::{LogReset, LogResets, TopicKeeper, TopicStatus, ensure_topics};
 pub use consumer::{ConsumerBuilder, EventConsumer, EventMeta, HandlerError, Incoming};
 pub use headers::REQUEST_ID as REQUEST_ID_HEADER;
 pub use producer::{EventPublisher, OutgoingEvent, PublishError};

@@ -143,7 +143,15 @@ pub fn follow(
             next_lookup = Instant::now() + refresh;
             // Topics that appear after the first lookup are new: all of them is news.
             let from = if first_lookup { start } else { StartAt::Beginning };
-            match positions.update(&consumer, topics, from) {
+            let looking = Instant::now();
+            let looked = positions.update(&consumer, topics, from);
+            // Nothing is polled meanwhile, so this is how late a message can show.
+            tracing::debug!(
+                millis = looking.elapsed().as_millis(),
+                partitions = positions.next.len(),
+                "looked up the topics"
+            );
+            match looked {
                 Ok(changed) if changed || first_lookup => {
                     first_lookup = false;
                     consumer.assign(&positions.assignment()?).context("cannot assign partitions")?;
@@ -178,41 +186,50 @@ impl Positions {
     /// Adds partitions that appeared and rewinds those whose log was lost (its end is now
     /// before our position: the broker lost its store or the topic was recreated). Returns
     /// whether the assignment changed.
+    ///
+    /// Two requests whatever the number of partitions: the metadata, and one ListOffsets
+    /// for every log's end. This runs between polls every few seconds; two watermark
+    /// requests per partition (24 partitions here) kept the watcher from polling for
+    /// seconds on a loaded broker, and the messages published meanwhile showed late.
     fn update(&mut self, consumer: &BaseConsumer, topics: &[String], start: StartAt) -> anyhow::Result<bool> {
         let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT).context("cannot fetch metadata")?;
         let wanted: BTreeSet<&str> = topics.iter().map(String::as_str).collect();
-        let mut changed = false;
+        let mut ends = TopicPartitionList::new();
         for topic in metadata.topics().iter().filter(|t| wanted.contains(t.name())) {
             for partition in topic.partitions() {
-                let key = (topic.name().to_owned(), partition.id());
-                match self.next.get(&key) {
-                    None => {
-                        // The end is read now rather than left to `Offset::End`, which the
-                        // client resolves at its first fetch, later: whatever is published
-                        // once `follow` reports that it is following is shown.
-                        let from = match start {
-                            StartAt::Now => Offset::Offset(
-                                consumer
-                                    .fetch_watermarks(topic.name(), partition.id(), METADATA_TIMEOUT)
-                                    .context("cannot fetch watermarks")?
-                                    .1,
-                            ),
-                            StartAt::Beginning => Offset::Beginning,
-                        };
-                        self.next.insert(key, from);
-                        changed = true;
-                    }
-                    Some(Offset::Offset(position)) => {
-                        let (_, high) = consumer
-                            .fetch_watermarks(topic.name(), partition.id(), METADATA_TIMEOUT)
-                            .context("cannot fetch watermarks")?;
-                        if high < *position {
-                            self.next.insert(key, Offset::Beginning);
-                            changed = true;
-                        }
-                    }
-                    Some(_) => {}
+                // In a ListOffsets request the offset field is a timestamp, and "latest" is the log's end.
+                ends.add_partition_offset(topic.name(), partition.id(), Offset::End)
+                    .context("cannot build the log-end request")?;
+            }
+        }
+        if ends.count() == 0 {
+            return Ok(false);
+        }
+        let ends = consumer.offsets_for_times(ends, METADATA_TIMEOUT).context("cannot look up the logs' ends")?;
+        let mut changed = false;
+        for element in ends.elements() {
+            let Offset::Offset(end) = element.offset() else { continue };
+            if element.error().is_err() {
+                continue;
+            }
+            let key = (element.topic().to_owned(), element.partition());
+            match self.next.get(&key) {
+                None => {
+                    // The end is read now rather than left to `Offset::End`, which the
+                    // client resolves at its first fetch, later: whatever is published
+                    // once `follow` reports that it is following is shown.
+                    let from = match start {
+                        StartAt::Now => Offset::Offset(end),
+                        StartAt::Beginning => Offset::Beginning,
+                    };
+                    self.next.insert(key, from);
+                    changed = true;
                 }
+                Some(Offset::Offset(position)) if end < *position => {
+                    self.next.insert(key, Offset::Beginning);
+                    changed = true;
+                }
+                Some(_) => {}
             }
         }
         Ok(changed)

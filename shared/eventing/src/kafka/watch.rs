@@ -103,14 +103,7 @@ fn rewind_restarted_logs(consumer: &StreamConsumer<GroupContext>) {
 /// The sum of the group's committed positions over every partition of `topics`, and the
 /// messages past them. `None` when the broker does not answer.
 fn group_position(consumer: &StreamConsumer<GroupContext>, topics: &[String]) -> Option<(i64, i64)> {
-    let mut partitions = TopicPartitionList::new();
-    for topic in topics {
-        let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT).ok()?;
-        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
-            partitions.add_partition(topic, partition.id());
-        }
-    }
-    let committed = consumer.committed_offsets(partitions, REQUEST_TIMEOUT).ok()?;
+    let committed = group_committed(consumer, topics)?;
     let (mut position_sum, mut lag) = (0, 0);
     for element in committed.elements() {
         let (low, high) = consumer.fetch_watermarks(element.topic(), element.partition(), REQUEST_TIMEOUT).ok()?;
@@ -122,4 +115,20 @@ fn group_position(consumer: &StreamConsumer<GroupContext>, topics: &[String]) ->
         lag += (high - position).max(0);
     }
     Some((position_sum, lag))
+}
+
+/// The group's committed offsets for every partition of `topics` (blocking). `None` when
+/// the broker does not answer.
+pub(super) fn group_committed(
+    consumer: &StreamConsumer<GroupContext>,
+    topics: &[String],
+) -> Option<TopicPartitionList> {
+    let mut partitions = TopicPartitionList::new();
+    for topic in topics {
+        let metadata = consumer.fetch_metadata(Some(topic), REQUEST_TIMEOUT).ok()?;
+        for partition in metadata.topics().iter().flat_map(|topic| topic.partitions()) {
+            partitions.add_partition(topic, partition.id());
+        }
+    }
+    consumer.committed_offsets(partitions, REQUEST_TIMEOUT).ok()
 }

@@ -17,11 +17,13 @@ use serde::{Deserialize, Serialize};
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
 /// One invalid input field.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct FieldError {
     /// Path of the field, e.g. `items[0].price`.
+    #[schema(example = "items[0].price")]
     pub field: String,
     /// What is wrong with it.
+    #[schema(example = "must have at most 2 decimal places")]
     pub message: String,
 }
 
@@ -32,11 +34,13 @@ impl FieldError {
     }
 }
 
-/// An RFC 7807 problem document with its status.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// An RFC 7807 problem document with its status. Its schema in the OpenAPI document is
+/// derived from this struct, so the document shows exactly the fields a body has.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem; `about:blank` when the status says it all.
     #[serde(rename = "type")]
+    #[schema(example = "about:blank")]
     pub kind: String,
     /// Short summary of the kind of problem.
     pub title: String,
