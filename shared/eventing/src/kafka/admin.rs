@@ -11,7 +11,7 @@
 //! A recreated topic numbers its partitions from 0 again, and neither tansu nor librdkafka
 //! tells a running consumer so (confluentinc/librdkafka#3255): it would go on reading at
 //! its old position, skipping every new message below it. The keeper therefore announces
-//! each topic whose log restarted ([`LogResets`]), and the service's consumer reads those
+//! each topic whose log restarted ([`LogResets`](super::LogResets)), and the service's consumer reads those
 //! partitions again from the beginning; handlers are idempotent, so what it had already
 //! handled is recognised and skipped.
 
@@ -28,17 +28,13 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use super::base_config;
+use super::generation::STORE_MARKER_TOPIC;
 use crate::configuration::KafkaSettings;
 use contracts::events::dead_letter_topic;
 
-/// A one-partition topic every keeper writes a record to (at start, and after a loss) and
-/// whose end it remembers. Nothing else writes there and its records
-/// never expire, so its end moving back means the broker lost its store, however much
-/// traffic has refilled the other topics since.
-const STORE_MARKER_TOPIC: &str = "platform.store-marker";
 
 /// How long one metadata or admin request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What readiness reports about the topics: `None` when every needed topic exists.
 #[derive(Debug, Clone)]
@@ -64,97 +60,36 @@ impl TopicStatus {
     }
 }
 
-/// Topics whose logs restarted from offset 0 (recreated, or the broker lost its store),
-/// each with how many times this keeper has seen that happen. A consumer compares with
-/// the counts it last acted on and rewinds the partitions whose count went up.
-///
-/// It also carries the store's *generation*: the random number in the store marker's
-/// first record, which changes only when the broker lost its store. A consumer group commits the
-/// generation it has read under (see [`super::ConsumerBuilder::rewind_on`]), so a process
-/// that starts after a loss it did not see, with offsets committed into the new logs from
-/// the old ones, still knows to read from the beginning.
-#[derive(Debug, Clone)]
-pub struct LogResets {
-    counts: tokio::sync::watch::Receiver<BTreeMap<String, u64>>,
-    generation: tokio::sync::watch::Receiver<Option<i64>>,
-    marker: String,
-}
-
-/// What a keeper announced.
-#[derive(Debug)]
-pub enum LogReset {
-    /// These topics' logs restarted.
-    Topics(BTreeSet<String>),
-    /// The store's generation is now this (see [`LogResets`]).
-    Generation(i64),
-}
-
-impl LogResets {
-    /// Waits for the next announcement; topics are those reset since `seen`, which is
-    /// updated. `None` once the keeper is gone (the service is stopping).
-    pub async fn next(&mut self, seen: &mut BTreeMap<String, u64>) -> Option<LogReset> {
-        tokio::select! {
-            changed = self.counts.changed() => {
-                changed.ok()?;
-                let now = self.counts.borrow_and_update().clone();
-                let reset =
-                    now.iter().filter(|(topic, count)| seen.get(*topic) < Some(*count)).map(|(t, _)| t.clone()).collect();
-                *seen = now;
-                Some(LogReset::Topics(reset))
-            }
-            changed = self.generation.changed() => {
-                changed.ok()?;
-                match *self.generation.borrow_and_update() {
-                    Some(generation) => Some(LogReset::Generation(generation)),
-                    None => Some(LogReset::Topics(BTreeSet::new())),
-                }
-            }
-        }
-    }
-
-    /// The counts as they stand, to start comparing from. A generation already known is
-    /// announced by the first [`Self::next`].
-    pub fn current(&mut self) -> BTreeMap<String, u64> {
-        self.generation.mark_changed();
-        self.counts.borrow().clone()
-    }
-
-    /// The store-marker topic, whose partition 0 carries the group's committed generation.
-    pub fn marker_topic(&self) -> &str {
-        &self.marker
-    }
-}
-
 /// One topic the service needs, with the retention it should have.
 #[derive(Debug, Clone)]
-struct Needed {
-    name: String,
+pub(super) struct Needed {
+    pub(super) name: String,
     /// The name the outbox knows it by (no prefix); `None` for a dead-letter topic.
-    outbox_topic: Option<String>,
+    pub(super) outbox_topic: Option<String>,
     retention_ms: String,
     partitions: i32,
 }
 
 /// Watches and repairs the topics of one service (each base topic and its `.dlq`).
 pub struct TopicKeeper {
-    admin: Arc<AdminClient<DefaultClientContext>>,
-    needed: Vec<Needed>,
-    settings: KafkaSettings,
-    status: TopicStatus,
+    pub(super) admin: Arc<AdminClient<DefaultClientContext>>,
+    pub(super) needed: Vec<Needed>,
+    pub(super) settings: KafkaSettings,
+    pub(super) status: TopicStatus,
     /// The service's outbox, replayed when one of its topics lost its log.
-    outbox: Option<sqlx::PgPool>,
+    pub(super) outbox: Option<sqlx::PgPool>,
     /// Topics this keeper found missing since the last pass (and created, or saw created).
-    created: std::sync::Mutex<Vec<String>>,
+    pub(super) created: std::sync::Mutex<Vec<String>>,
     /// Announces topics whose logs restarted.
-    resets: tokio::sync::watch::Sender<BTreeMap<String, u64>>,
-    /// The store's generation (see [`LogResets`]), once read.
-    generation: tokio::sync::watch::Sender<Option<i64>>,
+    pub(super) resets: tokio::sync::watch::Sender<BTreeMap<String, u64>>,
+    /// The store's generation (see [`LogResets`](super::LogResets)), once read.
+    pub(super) generation: tokio::sync::watch::Sender<Option<i64>>,
     /// Configuration of the store marker's reader, made afresh for each use: a consumer that
     /// keeps the marker's old topic id across a wipe fetches by it, and librdkafka 2.12.1
     /// crashes on tansu's answer (see the README, "What heals itself").
-    marker_reader: rdkafka::ClientConfig,
+    pub(super) marker_reader: rdkafka::ClientConfig,
     /// When this keeper was made (this process's start, near enough).
-    started: chrono::DateTime<chrono::Utc>,
+    pub(super) started: chrono::DateTime<chrono::Utc>,
 }
 
 impl TopicKeeper {
@@ -240,16 +175,6 @@ impl TopicKeeper {
     /// The status readiness reads.
     pub fn status(&self) -> TopicStatus {
         self.status.clone()
-    }
-
-    /// Announcements of topics whose logs restarted, for the service's consumer
-    /// ([`super::ConsumerBuilder::rewind_on`]).
-    pub fn log_resets(&self) -> LogResets {
-        LogResets {
-            counts: self.resets.subscribe(),
-            generation: self.generation.subscribe(),
-            marker: self.settings.topic(STORE_MARKER_TOPIC),
-        }
     }
 
     /// One pass: which topics are missing, create them, bring retention in line.
@@ -343,122 +268,6 @@ impl TopicKeeper {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.settings.topic_check_interval) => {}
             }
-        }
-    }
-
-    /// Whether the store-marker topic ends before the end this keeper last saw: the broker
-    /// lost its store. Writes a fresh marker when there is none to compare with yet, or
-    /// after a loss, and remembers the new end. `None` when the broker does not answer.
-    async fn store_lost(&self, remembered: &mut Option<i64>) -> Option<bool> {
-        let topic = self.settings.topic(STORE_MARKER_TOPIC);
-        let admin = Arc::clone(&self.admin);
-        let probe = topic.clone();
-        let high = tokio::task::spawn_blocking(move || admin.inner().fetch_watermarks(&probe, 0, REQUEST_TIMEOUT))
-            .await
-            .ok()?
-            .ok()?
-            .1;
-        let lost = remembered.is_some_and(|seen| high < seen);
-        if remembered.is_none() || lost {
-            let producer: rdkafka::producer::FutureProducer = base_config(&self.settings).create().ok()?;
-            // A random number: if this becomes the first record, it names the store's generation.
-            let generation = (uuid::Uuid::new_v4().as_u64_pair().0 >> 1).to_string();
-            let record = rdkafka::producer::FutureRecord::<(), _>::to(&topic).partition(0).payload(&generation);
-            let delivery = producer.send(record, REQUEST_TIMEOUT).await.ok()?;
-            *remembered = Some(delivery.offset + 1);
-        } else {
-            *remembered = Some(high);
-        }
-        Some(lost)
-    }
-
-    /// Reads the store's generation (the number in the store marker's first record) and
-    /// announces it when it changed.
-    async fn read_generation(&self) {
-        let Ok(reader) = self.marker_reader.create::<rdkafka::consumer::BaseConsumer>() else { return };
-        let topic = self.settings.topic(STORE_MARKER_TOPIC);
-        let read = tokio::task::spawn_blocking(move || first_record(&reader, &topic)).await.ok().flatten();
-        tracing::debug!(generation = read, "store generation read");
-        if let Some(generation) = read {
-            self.generation.send_if_modified(|current| {
-                let changed = *current != Some(generation);
-                *current = Some(generation);
-                changed
-            });
-        }
-    }
-
-    /// Replays the outbox once per store generation, and records that it did: a process that
-    /// dies between noticing a loss and replaying, or that starts after a loss it never saw,
-    /// would otherwise never send again what the lost logs held. The generation last sent
-    /// under is the committed offset of this service's `<service>.outbox-generation` group on
-    /// the store marker, so a wipe deletes it with the logs. Returns whether that is settled.
-    /// `recorded_before`: whether this process already recorded a generation (it sent
-    /// under an earlier store, so all its recent rows go again).
-    async fn outbox_sent_under(&self, generation: i64, recorded_before: bool) -> bool {
-        use rdkafka::consumer::Consumer;
-        let mut partition = rdkafka::TopicPartitionList::new();
-        partition.add_partition(&self.settings.topic(STORE_MARKER_TOPIC), 0);
-        let Ok(reader) = self.marker_reader.create::<rdkafka::consumer::BaseConsumer>() else { return false };
-        let reader = Arc::new(reader);
-        let (probe, asking) = (partition.clone(), Arc::clone(&reader));
-        let before = tokio::task::spawn_blocking(move || asking.committed_offsets(probe, REQUEST_TIMEOUT))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .and_then(|committed| {
-                committed.elements().first().map(rdkafka::topic_partition_list::TopicPartitionListElem::offset)
-            });
-        let Some(before) = before else { return false };
-        if before == rdkafka::Offset::Offset(generation) {
-            return true;
-        }
-        // With none recorded (a new service, or a wipe deleted it), what this process sent
-        // went to the store as it is now, unless it had recorded an earlier generation; what
-        // an earlier process sent may be gone.
-        let published_before = (before == rdkafka::Offset::Invalid && !recorded_before).then_some(self.started);
-        tracing::warn!(
-            ?before,
-            generation,
-            "the outbox last sent under another store generation; sending its recent events again"
-        );
-        let topics: Vec<String> =
-            self.needed.iter().filter(|t| t.outbox_topic.is_some()).map(|t| t.name.clone()).collect();
-        self.replay_outbox(&topics, published_before).await;
-        if partition.set_all_offsets(rdkafka::Offset::Offset(generation)).is_err() {
-            return false;
-        }
-        tokio::task::spawn_blocking(move || reader.commit(&partition, rdkafka::consumer::CommitMode::Sync))
-            .await
-            .is_ok_and(|committed| committed.is_ok())
-    }
-
-    /// Marks the outbox rows of `topics` published within the retention unpublished, so
-    /// the relay sends them again, in their original order.
-    /// With `published_before`, only rows published before then.
-    async fn replay_outbox(&self, topics: &[String], published_before: Option<chrono::DateTime<chrono::Utc>>) {
-        let Some(pool) = &self.outbox else { return };
-        let bases: Vec<String> =
-            self.needed.iter().filter(|t| topics.contains(&t.name)).filter_map(|t| t.outbox_topic.clone()).collect();
-        if bases.is_empty() {
-            return;
-        }
-        let replayed = sqlx::query(
-            "UPDATE outbox SET published_at = NULL
-             WHERE topic = ANY($1) AND published_at > now() - make_interval(secs => $2)
-               AND ($3::timestamptz IS NULL OR published_at < $3)",
-        )
-        .bind(&bases)
-        .bind(self.settings.retention.as_secs_f64())
-        .bind(published_before)
-        .execute(pool)
-        .await;
-        match replayed {
-            Ok(result) => {
-                tracing::warn!(topics = ?bases, events = result.rows_affected(), "a topic lost its log; replaying the outbox's recent events");
-                metrics::counter!("outbox_replayed_events_total").increment(result.rows_affected());
-            }
-            Err(error) => tracing::warn!(%error, topics = ?bases, "cannot replay the outbox"),
         }
     }
 
@@ -570,35 +379,6 @@ impl TopicKeeper {
     fn options(&self) -> AdminOptions {
         AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)).request_timeout(Some(REQUEST_TIMEOUT))
     }
-}
-
-/// The number in the first record of `topic`'s partition 0, if it has one (0 for a record
-/// from before markers carried numbers).
-fn first_record(reader: &rdkafka::consumer::BaseConsumer, topic: &str) -> Option<i64> {
-    use rdkafka::Message;
-    use rdkafka::consumer::Consumer;
-    let mut partitions = rdkafka::TopicPartitionList::new();
-    partitions.add_partition_offset(topic, 0, rdkafka::Offset::Beginning).ok()?;
-    if let Err(error) = reader.assign(&partitions) {
-        tracing::warn!(%error, "cannot read the store marker");
-        return None;
-    }
-    let deadline = std::time::Instant::now() + REQUEST_TIMEOUT;
-    let found = loop {
-        if std::time::Instant::now() >= deadline {
-            break None;
-        }
-        match reader.poll(Duration::from_millis(100)) {
-            Some(Ok(message)) => {
-                let number = message.payload().and_then(|payload| std::str::from_utf8(payload).ok()?.parse().ok());
-                break Some(number.unwrap_or(0));
-            }
-            Some(Err(error)) => tracing::debug!(%error, "cannot read the store marker"),
-            None => {}
-        }
-    };
-    let _ = reader.unassign();
-    found
 }
 
 /// Creates each topic in `bases` and its `.dlq` when missing, once (tests, tools).

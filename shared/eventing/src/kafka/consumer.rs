@@ -21,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::admin::{LogReset, LogResets};
+use super::generation::{LogReset, LogResets};
 use super::group::GroupContext;
 use super::handling::{ErasedHandler, Handling};
 use super::partition::{PartitionWorker, Workers};

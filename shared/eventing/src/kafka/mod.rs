@@ -6,6 +6,7 @@ mod admin;
 mod backoff;
 mod consumer;
 pub mod dead_letters;
+mod generation;
 mod group;
 mod handling;
 pub mod headers;
@@ -16,7 +17,8 @@ mod rewind;
 pub mod tail;
 mod watch;
 
-pub use admin::{LogReset, LogResets, TopicKeeper, TopicStatus, ensure_topics};
+pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
+pub use generation::{LogReset, LogResets};
 pub use consumer::{ConsumerBuilder, EventConsumer, EventMeta, HandlerError, Incoming};
 pub use headers::REQUEST_ID as REQUEST_ID_HEADER;
 pub use producer::{EventPublisher, OutgoingEvent, PublishError};

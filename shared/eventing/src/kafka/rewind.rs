@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use super::admin::{LogReset, LogResets};
+use super::generation::{LogReset, LogResets};
 
 /// How long an announcement waits for a partition's first message. Bounded so that a
 /// partition another instance handled, and that comes here much later, is not replayed.
