@@ -7,7 +7,7 @@
 //! the messages in flight, never skips one, which is why handlers must be idempotent.
 //! What happens to a single message (retries, dead letters) is [`super::handling`].
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,16 +16,16 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::OwnedMessage;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Message, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::generation::{LogReset, LogResets};
+use super::generation::LogResets;
 use super::group::GroupContext;
 use super::handling::{ErasedHandler, Handling};
 use super::partition::{PartitionWorker, Workers};
-use super::rewind::Rewinds;
+use super::rewind::{StoreEvent, StoreWatch};
 use super::{EventPublisher, base_config};
 use crate::configuration::KafkaSettings;
 use crate::health::ConsumerStatus;
@@ -85,16 +85,6 @@ pub struct Incoming<E> {
 
 /// Messages a partition's worker may have queued before its partition is paused.
 const PARTITION_QUEUE: usize = 64;
-
-/// How long a rewind waits for librdkafka to move a partition's position.
-const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Whether the consumer's group has committed a position past the start of any partition
-/// of `topics`. `None` when the broker does not answer.
-fn has_committed_offsets(consumer: &StreamConsumer<GroupContext>, topics: &[String]) -> Option<bool> {
-    let committed = super::watch::group_committed(consumer, topics)?;
-    Some(committed.elements().iter().any(|element| matches!(element.offset(), Offset::Offset(offset) if offset > 0)))
-}
 
 /// Registers one handler per event type, then builds the consumer.
 pub struct ConsumerBuilder {
@@ -200,7 +190,10 @@ impl ConsumerBuilder {
             .set("queued.min.messages", "200")
             .create_with_context(context)
             .context("cannot create Kafka consumer")?;
-        let topics: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+        // Sorted: the subscription is part of the member's join metadata, and a static member
+        // rejoining with the same metadata gets its assignment back without a rebalance.
+        let mut topics: Vec<&str> = self.handlers.keys().map(String::as_str).collect();
+        topics.sort_unstable();
         // Series exist from the start, so dashboards and alerts read 0 rather than "no data".
         for topic in &topics {
             let topic = (*topic).to_owned();
@@ -234,11 +227,11 @@ impl ConsumerBuilder {
 
 /// A subscribed consumer, ready to run.
 pub struct EventConsumer {
-    consumer: Arc<StreamConsumer<GroupContext>>,
-    handling: Arc<Handling>,
+    pub(super) consumer: Arc<StreamConsumer<GroupContext>>,
+    pub(super) handling: Arc<Handling>,
     workers: Workers,
     status: ConsumerStatus,
-    topics: Vec<String>,
+    pub(super) topics: Vec<String>,
     resets: Option<LogResets>,
 }
 
@@ -249,19 +242,8 @@ impl EventConsumer {
     /// at its in-flight limit stops taking messages; the loop then pauses its partition
     /// and holds what librdkafka had already fetched until the worker has room.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        let mut rewinds = Rewinds::new(self.resets.take());
-        let mut generation_due: Option<i64> = None;
-        // Whether the group had committed offsets before this process could commit any: only
-        // those can point into logs an earlier store held.
-        let mut commits_at_start = {
-            let (consumer, topics) = (Arc::clone(&self.consumer), self.topics.clone());
-            Some(tokio::task::spawn_blocking(move || has_committed_offsets(&consumer, &topics)))
-        };
-        let mut had_commits: Option<bool> = None;
-        let mut recorded_generation = false;
-        // Commits the store generation and rewinds partitions that got a position since.
-        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
-        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Acts on the keeper's news of a lost store; ticks every second (see [`super::rewind`]).
+        let mut store = StoreWatch::new(self.resets.take(), self.spawn_commit_snapshot());
         let mut senders: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
         let mut backlog: HashMap<(String, i32), VecDeque<OwnedMessage>> = HashMap::new();
         let mut tasks = tokio::task::JoinSet::new();
@@ -281,34 +263,10 @@ impl EventConsumer {
                     self.flush_backlog(&mut senders, &mut backlog);
                     continue;
                 }
-                reset = rewinds.announced() => {
-                    match reset {
-                        LogReset::Topics(topics) => self.rewind_held(&topics, &mut rewinds, &mut backlog).await,
-                        LogReset::Generation(generation) => generation_due = Some(generation),
-                    }
-                    continue;
-                }
-                _ = housekeeping.tick() => {
-                    if let Some(snapshot) = commits_at_start.take_if(|snapshot| snapshot.is_finished()) {
-                        had_commits = snapshot.await.ok().flatten();
-                    }
-                    if let (Some(generation), Some(marker), None) =
-                        (generation_due, rewinds.marker_topic(), &commits_at_start)
-                    {
-                        // Having recorded a generation itself, this process knows a missing one was wiped.
-                        let had = if recorded_generation { Some(true) } else { had_commits };
-                        match self.commit_generation(marker, generation, had).await {
-                            Some(true) => {
-                                rewinds.announce(&self.topics.iter().cloned().collect());
-                                (generation_due, recorded_generation) = (None, true);
-                            }
-                            Some(false) => (generation_due, recorded_generation) = (None, true),
-                            None => {}
-                        }
-                    }
-                    let pending = rewinds.pending_topics();
-                    if !pending.is_empty() {
-                        self.rewind_held(&pending, &mut rewinds, &mut backlog).await;
+                event = store.next() => {
+                    match event {
+                        StoreEvent::Reset(reset) => self.on_reset(reset, &mut store, &mut backlog).await,
+                        StoreEvent::Tick => self.housekeep(&mut store, &mut backlog).await,
                     }
                     continue;
                 }
@@ -325,11 +283,7 @@ impl EventConsumer {
                 }
             };
             let key = (message.topic().to_owned(), message.partition());
-            if rewinds.must_rewind(&key.0, key.1, message.offset()) {
-                for (topic, partition) in self.rewind(vec![(key, Offset::Offset(message.offset()))], &mut backlog).await
-                {
-                    rewinds.done(&topic, partition);
-                }
+            if self.rewound_instead(&key, message.offset(), &mut store, &mut backlog).await {
                 continue;
             }
             if let Some(queued) = backlog.get_mut(&key) {
@@ -365,123 +319,6 @@ impl EventConsumer {
             tracing::warn!(%error, "final offset commit failed");
         }
         tracing::info!(group = self.handling.group, "consumer stopped");
-    }
-
-    /// Compares the store generation the group last committed under with `generation`, and
-    /// commits `generation`. `Some(true)`: the group's offsets may have been committed before
-    /// the broker lost its store, so they may point into the old logs. `None`: not settled yet
-    /// (the broker did not answer, or the group has not let this member commit), to try again.
-    ///
-    /// `had_commits`: whether the group had committed offsets when this process started
-    /// (`None`: unknown, then they are looked up now).
-    async fn commit_generation(&self, marker: String, generation: i64, had_commits: Option<bool>) -> Option<bool> {
-        let consumer = Arc::clone(&self.consumer);
-        let group = self.handling.group.clone();
-        let topics = self.topics.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut partition = TopicPartitionList::new();
-            partition.add_partition(&marker, 0);
-            let committed = consumer.committed_offsets(partition, SEEK_TIMEOUT).ok()?;
-            let before =
-                committed.elements().first().map(rdkafka::topic_partition_list::TopicPartitionListElem::offset);
-            // No generation at all is stale too when the group had committed offsets before
-            // this process: on tansu a wipe deletes the group's commits with the topics, and a
-            // member that dies mid-wipe may commit old positions into the new logs. (A group
-            // from before generations existed reads its retained messages once more.)
-            let stale = match (before, had_commits) {
-                (Some(Offset::Offset(before)), _) => before != generation,
-                (_, Some(had_commits)) => had_commits,
-                (_, None) => has_committed_offsets(&consumer, &topics)?,
-            };
-            if before != Some(Offset::Offset(generation)) {
-                let mut update = TopicPartitionList::new();
-                update.add_partition_offset(&marker, 0, Offset::Offset(generation)).ok()?;
-                if let Err(error) = consumer.commit(&update, CommitMode::Sync) {
-                    tracing::info!(%error, group, "cannot commit the store generation yet");
-                    return None;
-                }
-                tracing::info!(group, ?before, generation, "store generation committed");
-            }
-            if stale {
-                tracing::warn!(
-                    group,
-                    ?before,
-                    generation,
-                    "the group's offsets may predate the broker's store; reading every partition from the beginning"
-                );
-            }
-            Some(stale)
-        })
-        .await
-        .ok()
-        .flatten()
-    }
-
-    /// Reads the held partitions of `topics` that are due (see [`Rewinds`]) again from the
-    /// beginning. The position librdkafka reports is that of the last message handed out,
-    /// unknown until one was: such a partition may sit at an old committed offset at or past
-    /// the new log's end, where no message would ever come to tell, so it is rewound too.
-    async fn rewind_held(
-        &self,
-        topics: &BTreeSet<String>,
-        rewinds: &mut Rewinds,
-        backlog: &mut HashMap<(String, i32), VecDeque<OwnedMessage>>,
-    ) {
-        let Ok(positions) = self.consumer.position() else { return };
-        let mut due = Vec::new();
-        for element in positions.elements() {
-            if !topics.contains(element.topic()) || !rewinds.is_due(element.topic(), element.partition()) {
-                continue;
-            }
-            if element.offset() == Offset::Offset(0) {
-                rewinds.done(element.topic(), element.partition());
-            } else {
-                due.push(((element.topic().to_owned(), element.partition()), element.offset()));
-            }
-        }
-        for (topic, partition) in self.rewind(due, backlog).await {
-            rewinds.done(&topic, partition);
-        }
-    }
-
-    /// Seeks each partition to the beginning, dropping what was held back for it (read from
-    /// the old log); librdkafka discards what it had fetched before the seek. Returns the
-    /// partitions it moved; a partition librdkafka is not ready to move is tried again later.
-    async fn rewind(
-        &self,
-        partitions: Vec<((String, i32), Offset)>,
-        backlog: &mut HashMap<(String, i32), VecDeque<OwnedMessage>>,
-    ) -> Vec<(String, i32)> {
-        for (key, _) in &partitions {
-            if backlog.remove(key).is_some() {
-                self.set_paused(key, false);
-            }
-        }
-        let consumer = Arc::clone(&self.consumer);
-        let group = self.handling.group.clone();
-        // Seeking waits for librdkafka's answer: off the async threads.
-        tokio::task::spawn_blocking(move || {
-            let mut moved = Vec::new();
-            for ((topic, partition), position) in partitions {
-                match consumer.seek(&topic, partition, Offset::Beginning, SEEK_TIMEOUT) {
-                    Ok(()) => {
-                        tracing::warn!(
-                            group,
-                            topic,
-                            partition,
-                            ?position,
-                            "the topic's log restarted; reading it again from the beginning"
-                        );
-                        metrics::counter!("kafka_consumer_rewinds_total", "topic" => topic.clone()).increment(1);
-                        moved.push((topic, partition));
-                    }
-                    Err(error) => tracing::debug!(%error, topic, partition, "cannot rewind the partition yet"),
-                }
-            }
-            moved
-        })
-        .await
-        .unwrap_or_default()
     }
 
     fn start_worker(
@@ -532,7 +369,7 @@ impl EventConsumer {
         });
     }
 
-    fn set_paused(&self, (topic, partition): &(String, i32), paused: bool) {
+    pub(super) fn set_paused(&self, (topic, partition): &(String, i32), paused: bool) {
         let mut list = TopicPartitionList::new();
         list.add_partition(topic, *partition);
         let result = if paused { self.consumer.pause(&list) } else { self.consumer.resume(&list) };

@@ -8,11 +8,25 @@
 //! the new log from the old one (a revocation commits what was stored before anyone knew),
 //! and would skip every new message below it. A message at offset 0 is the new log's first,
 //! so that partition needs nothing. Replaying is safe because handlers are idempotent.
+//! A partition librdkafka cannot seek yet is tried again a second later; the message that
+//! found it is handled meanwhile, never dropped.
+//!
+//! The same tick commits the store's generation in the group ([`StoreWatch`]): a group
+//! that finds another generation committed (or none, while it had offsets before this
+//! process started) may hold positions from the old logs, and reads every partition again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::OwnedMessage;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
+
+use super::consumer::EventConsumer;
 use super::generation::{LogReset, LogResets};
+use super::group::GroupContext;
 
 /// How long an announcement waits for a partition's first message. Bounded so that a
 /// partition another instance handled, and that comes here much later, is not replayed.
@@ -90,6 +104,245 @@ impl Rewinds {
             self.done(topic, partition);
         }
         offset > 0
+    }
+}
+
+/// How long a rewind waits for librdkafka to move a partition's position.
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Partitions queued for a worker, per (topic, partition): dropped when it is rewound.
+type Backlog = HashMap<(String, i32), VecDeque<OwnedMessage>>;
+
+/// What the consumer loop keeps to act on a lost store: the rewinds still to do, and the
+/// store generation still to compare with the group's and commit.
+pub(super) struct StoreWatch {
+    rewinds: Rewinds,
+    /// The generation announced and not yet committed in the group.
+    generation_due: Option<i64>,
+    /// Whether the group had committed offsets before this process could commit any
+    /// (looked up at start, off the loop): only those can point into logs an earlier
+    /// store held.
+    commits_at_start: Option<JoinHandle<Option<bool>>>,
+    had_commits: Option<bool>,
+    /// Whether this process has recorded a generation: then a missing one was wiped.
+    recorded_generation: bool,
+    housekeeping: tokio::time::Interval,
+}
+
+impl StoreWatch {
+    pub(super) fn new(resets: Option<LogResets>, commits_at_start: JoinHandle<Option<bool>>) -> Self {
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self {
+            rewinds: Rewinds::new(resets),
+            generation_due: None,
+            commits_at_start: Some(commits_at_start),
+            had_commits: None,
+            recorded_generation: false,
+            housekeeping,
+        }
+    }
+
+    /// The next thing to act on: an announcement from the keeper, or the tick (every
+    /// second) at which a due generation is committed and pending partitions are looked at.
+    /// Cancel-safe, for the consumer loop's `select!`.
+    pub(super) async fn next(&mut self) -> StoreEvent {
+        tokio::select! {
+            reset = self.rewinds.announced() => StoreEvent::Reset(reset),
+            _ = self.housekeeping.tick() => StoreEvent::Tick,
+        }
+    }
+}
+
+/// See [`StoreWatch::next`].
+pub(super) enum StoreEvent {
+    Reset(LogReset),
+    Tick,
+}
+
+/// Whether the consumer's group has committed a position past the start of any partition
+/// of `topics`. `None` when the broker does not answer.
+fn has_committed_offsets(consumer: &StreamConsumer<GroupContext>, topics: &[String]) -> Option<bool> {
+    let committed = super::watch::group_committed(consumer, topics)?;
+    Some(committed.elements().iter().any(|element| matches!(element.offset(), Offset::Offset(offset) if offset > 0)))
+}
+
+impl EventConsumer {
+    /// Looks up, off the loop, whether the group had committed offsets before this process.
+    pub(super) fn spawn_commit_snapshot(&self) -> JoinHandle<Option<bool>> {
+        let (consumer, topics) = (Arc::clone(&self.consumer), self.topics.clone());
+        tokio::task::spawn_blocking(move || has_committed_offsets(&consumer, &topics))
+    }
+
+    /// The keeper announced topics whose logs restarted (rewound now where held), or the
+    /// store's generation (compared and committed at the next tick).
+    pub(super) async fn on_reset(&self, reset: LogReset, store: &mut StoreWatch, backlog: &mut Backlog) {
+        match reset {
+            LogReset::Topics(topics) => self.rewind_held(&topics, &mut store.rewinds, backlog).await,
+            LogReset::Generation(generation) => store.generation_due = Some(generation),
+        }
+    }
+
+    /// Commits a due generation (announcing every topic when the group's offsets may
+    /// predate the store) and rewinds the pending partitions that got a position since.
+    pub(super) async fn housekeep(&self, store: &mut StoreWatch, backlog: &mut Backlog) {
+        if let Some(snapshot) = store.commits_at_start.take_if(|snapshot| snapshot.is_finished()) {
+            store.had_commits = snapshot.await.ok().flatten();
+        }
+        if let (Some(generation), Some(marker), None) =
+            (store.generation_due, store.rewinds.marker_topic(), &store.commits_at_start)
+        {
+            let had = if store.recorded_generation { Some(true) } else { store.had_commits };
+            if let Some(stale) = self.commit_generation(marker, generation, had).await {
+                if stale {
+                    store.rewinds.announce(&self.topics.iter().cloned().collect());
+                }
+                (store.generation_due, store.recorded_generation) = (None, true);
+            }
+        }
+        let pending = store.rewinds.pending_topics();
+        if !pending.is_empty() {
+            self.rewind_held(&pending, &mut store.rewinds, backlog).await;
+        }
+    }
+
+    /// For a message just read: when its partition is due a rewind and the message comes
+    /// from past the start of the restarted log, seeks the partition to the beginning and
+    /// returns true (the message will come again). A partition librdkafka cannot seek yet
+    /// returns false: the message is handled as it is, never dropped, and the rewind is
+    /// tried again at the next tick (handlers are idempotent, so reading it twice is safe).
+    pub(super) async fn rewound_instead(
+        &self,
+        key: &(String, i32),
+        offset: i64,
+        store: &mut StoreWatch,
+        backlog: &mut Backlog,
+    ) -> bool {
+        if !store.rewinds.must_rewind(&key.0, key.1, offset) {
+            return false;
+        }
+        let moved = self.rewind(vec![(key.clone(), Offset::Offset(offset))], backlog).await;
+        for (topic, partition) in &moved {
+            store.rewinds.done(topic, *partition);
+        }
+        !moved.is_empty()
+    }
+
+    /// Compares the store generation the group last committed under with `generation`, and
+    /// commits `generation`. `Some(true)`: the group's offsets may have been committed before
+    /// the broker lost its store, so they may point into the old logs. `None`: not settled yet
+    /// (the broker did not answer, or the group has not let this member commit), to try again.
+    ///
+    /// `had_commits`: whether the group had committed offsets when this process started
+    /// (`None`: unknown, then they are looked up now).
+    async fn commit_generation(&self, marker: String, generation: i64, had_commits: Option<bool>) -> Option<bool> {
+        let consumer = Arc::clone(&self.consumer);
+        let group = self.handling.group.clone();
+        let topics = self.topics.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut partition = TopicPartitionList::new();
+            partition.add_partition(&marker, 0);
+            let committed = consumer.committed_offsets(partition, SEEK_TIMEOUT).ok()?;
+            let before =
+                committed.elements().first().map(rdkafka::topic_partition_list::TopicPartitionListElem::offset);
+            // No generation at all is stale too when the group had committed offsets before
+            // this process: on tansu a wipe deletes the group's commits with the topics, and a
+            // member that dies mid-wipe may commit old positions into the new logs. (A group
+            // from before generations existed reads its retained messages once more.)
+            let stale = match (before, had_commits) {
+                (Some(Offset::Offset(before)), _) => before != generation,
+                (_, Some(had_commits)) => had_commits,
+                (_, None) => has_committed_offsets(&consumer, &topics)?,
+            };
+            if before != Some(Offset::Offset(generation)) {
+                let mut update = TopicPartitionList::new();
+                update.add_partition_offset(&marker, 0, Offset::Offset(generation)).ok()?;
+                if let Err(error) = consumer.commit(&update, CommitMode::Sync) {
+                    tracing::info!(%error, group, "cannot commit the store generation yet");
+                    return None;
+                }
+                tracing::info!(group, ?before, generation, "store generation committed");
+            }
+            if stale {
+                tracing::warn!(
+                    group,
+                    ?before,
+                    generation,
+                    "the group's offsets may predate the broker's store; reading every partition from the beginning"
+                );
+            }
+            Some(stale)
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
+    /// Reads the held partitions of `topics` that are due (see [`Rewinds`]) again from the
+    /// beginning. The position librdkafka reports is that of the last message handed out,
+    /// unknown until one was: such a partition may sit at an old committed offset at or past
+    /// the new log's end, where no message would ever come to tell, so it is rewound too.
+    async fn rewind_held(
+        &self,
+        topics: &BTreeSet<String>,
+        rewinds: &mut Rewinds,
+        backlog: &mut Backlog,
+    ) {
+        let Ok(positions) = self.consumer.position() else { return };
+        let mut due = Vec::new();
+        for element in positions.elements() {
+            if !topics.contains(element.topic()) || !rewinds.is_due(element.topic(), element.partition()) {
+                continue;
+            }
+            if element.offset() == Offset::Offset(0) {
+                rewinds.done(element.topic(), element.partition());
+            } else {
+                due.push(((element.topic().to_owned(), element.partition()), element.offset()));
+            }
+        }
+        for (topic, partition) in self.rewind(due, backlog).await {
+            rewinds.done(&topic, partition);
+        }
+    }
+
+    /// Seeks each partition to the beginning, dropping what was held back for it (read from
+    /// the old log); librdkafka discards what it had fetched before the seek. Returns the
+    /// partitions it moved; a partition librdkafka is not ready to move is tried again later.
+    async fn rewind(
+        &self,
+        partitions: Vec<((String, i32), Offset)>,
+        backlog: &mut Backlog,
+    ) -> Vec<(String, i32)> {
+        for (key, _) in &partitions {
+            if backlog.remove(key).is_some() {
+                self.set_paused(key, false);
+            }
+        }
+        let consumer = Arc::clone(&self.consumer);
+        let group = self.handling.group.clone();
+        // Seeking waits for librdkafka's answer: off the async threads.
+        tokio::task::spawn_blocking(move || {
+            let mut moved = Vec::new();
+            for ((topic, partition), position) in partitions {
+                match consumer.seek(&topic, partition, Offset::Beginning, SEEK_TIMEOUT) {
+                    Ok(()) => {
+                        tracing::warn!(
+                            group,
+                            topic,
+                            partition,
+                            ?position,
+                            "the topic's log restarted; reading it again from the beginning"
+                        );
+                        metrics::counter!("kafka_consumer_rewinds_total", "topic" => topic.clone()).increment(1);
+                        moved.push((topic, partition));
+                    }
+                    Err(error) => tracing::debug!(%error, topic, partition, "cannot rewind the partition yet"),
+                }
+            }
+            moved
+        })
+        .await
+        .unwrap_or_default()
     }
 }
 
