@@ -126,6 +126,10 @@ pub(super) struct StoreWatch {
     had_commits: Option<bool>,
     /// Whether this process has recorded a generation: then a missing one was wiped.
     recorded_generation: bool,
+    /// The generation's comparison and commit, in flight off the loop: a synchronous commit
+    /// may wait for the group's join, and the loop must keep polling meanwhile (librdkafka
+    /// hands out the assignment through it).
+    committing: Option<(i64, JoinHandle<Option<bool>>)>,
     housekeeping: tokio::time::Interval,
 }
 
@@ -139,6 +143,7 @@ impl StoreWatch {
             commits_at_start: Some(commits_at_start),
             had_commits: None,
             recorded_generation: false,
+            committing: None,
             housekeeping,
         }
     }
@@ -189,16 +194,23 @@ impl EventConsumer {
         if let Some(snapshot) = store.commits_at_start.take_if(|snapshot| snapshot.is_finished()) {
             store.had_commits = snapshot.await.ok().flatten();
         }
-        if let (Some(generation), Some(marker), None) =
-            (store.generation_due, store.rewinds.marker_topic(), &store.commits_at_start)
+        if let Some((committed, task)) = store.committing.take_if(|(_, task)| task.is_finished())
+            && let Ok(Some(stale)) = task.await
+        {
+            if stale {
+                store.rewinds.announce(&self.topics.iter().cloned().collect());
+            }
+            store.recorded_generation = true;
+            // A newer generation announced meanwhile is still due.
+            if store.generation_due == Some(committed) {
+                store.generation_due = None;
+            }
+        }
+        if let (Some(generation), Some(marker), None, None) =
+            (store.generation_due, store.rewinds.marker_topic(), &store.commits_at_start, &store.committing)
         {
             let had = if store.recorded_generation { Some(true) } else { store.had_commits };
-            if let Some(stale) = self.commit_generation(marker, generation, had).await {
-                if stale {
-                    store.rewinds.announce(&self.topics.iter().cloned().collect());
-                }
-                (store.generation_due, store.recorded_generation) = (None, true);
-            }
+            store.committing = Some((generation, self.commit_generation(marker, generation, had)));
         }
         let pending = store.rewinds.pending_topics();
         if !pending.is_empty() {
@@ -229,13 +241,13 @@ impl EventConsumer {
     }
 
     /// Compares the store generation the group last committed under with `generation`, and
-    /// commits `generation`. `Some(true)`: the group's offsets may have been committed before
+    /// commits `generation`, on a blocking thread. `Some(true)`: the group's offsets may have been committed before
     /// the broker lost its store, so they may point into the old logs. `None`: not settled yet
     /// (the broker did not answer, or the group has not let this member commit), to try again.
     ///
     /// `had_commits`: whether the group had committed offsets when this process started
     /// (`None`: unknown, then they are looked up now).
-    async fn commit_generation(&self, marker: String, generation: i64, had_commits: Option<bool>) -> Option<bool> {
+    fn commit_generation(&self, marker: String, generation: i64, had_commits: Option<bool>) -> JoinHandle<Option<bool>> {
         let consumer = Arc::clone(&self.consumer);
         let group = self.handling.group.clone();
         let topics = self.topics.clone();
@@ -273,9 +285,6 @@ impl EventConsumer {
             }
             Some(stale)
         })
-        .await
-        .ok()
-        .flatten()
     }
 
     /// Reads the held partitions of `topics` that are due (see [`Rewinds`]) again from the
