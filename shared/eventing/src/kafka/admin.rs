@@ -32,7 +32,6 @@ use super::generation::STORE_MARKER_TOPIC;
 use crate::configuration::KafkaSettings;
 use contracts::events::dead_letter_topic;
 
-
 /// How long one metadata or admin request may take.
 pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -184,7 +184,11 @@ impl TopicKeeper {
     /// Marks the outbox rows of `topics` published within the retention unpublished, so
     /// the relay sends them again, in their original order.
     /// With `published_before`, only rows published before then.
-    pub(super) async fn replay_outbox(&self, topics: &[String], published_before: Option<chrono::DateTime<chrono::Utc>>) {
+    pub(super) async fn replay_outbox(
+        &self,
+        topics: &[String],
+        published_before: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
         let Some(pool) = &self.outbox else { return };
         let bases: Vec<String> =
             self.needed.iter().filter(|t| topics.contains(&t.name)).filter_map(|t| t.outbox_topic.clone()).collect();

@@ -18,8 +18,8 @@ pub mod tail;
 mod watch;
 
 pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
-pub use generation::{LogReset, LogResets};
 pub use consumer::{ConsumerBuilder, EventConsumer, EventMeta, HandlerError, Incoming};
+pub use generation::{LogReset, LogResets};
 pub use headers::REQUEST_ID as REQUEST_ID_HEADER;
 pub use producer::{EventPublisher, OutgoingEvent, PublishError};
 

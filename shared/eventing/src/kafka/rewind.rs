@@ -247,7 +247,12 @@ impl EventConsumer {
     ///
     /// `had_commits`: whether the group had committed offsets when this process started
     /// (`None`: unknown, then they are looked up now).
-    fn commit_generation(&self, marker: String, generation: i64, had_commits: Option<bool>) -> JoinHandle<Option<bool>> {
+    fn commit_generation(
+        &self,
+        marker: String,
+        generation: i64,
+        had_commits: Option<bool>,
+    ) -> JoinHandle<Option<bool>> {
         let consumer = Arc::clone(&self.consumer);
         let group = self.handling.group.clone();
         let topics = self.topics.clone();
@@ -291,12 +296,7 @@ impl EventConsumer {
     /// beginning. The position librdkafka reports is that of the last message handed out,
     /// unknown until one was: such a partition may sit at an old committed offset at or past
     /// the new log's end, where no message would ever come to tell, so it is rewound too.
-    async fn rewind_held(
-        &self,
-        topics: &BTreeSet<String>,
-        rewinds: &mut Rewinds,
-        backlog: &mut Backlog,
-    ) {
+    async fn rewind_held(&self, topics: &BTreeSet<String>, rewinds: &mut Rewinds, backlog: &mut Backlog) {
         let Ok(positions) = self.consumer.position() else { return };
         let mut due = Vec::new();
         for element in positions.elements() {
@@ -317,11 +317,7 @@ impl EventConsumer {
     /// Seeks each partition to the beginning, dropping what was held back for it (read from
     /// the old log); librdkafka discards what it had fetched before the seek. Returns the
     /// partitions it moved; a partition librdkafka is not ready to move is tried again later.
-    async fn rewind(
-        &self,
-        partitions: Vec<((String, i32), Offset)>,
-        backlog: &mut Backlog,
-    ) -> Vec<(String, i32)> {
+    async fn rewind(&self, partitions: Vec<((String, i32), Offset)>, backlog: &mut Backlog) -> Vec<(String, i32)> {
         for (key, _) in &partitions {
             if backlog.remove(key).is_some() {
                 self.set_paused(key, false);
