@@ -86,6 +86,14 @@ pub struct Incoming<E> {
 /// Messages a partition's worker may have queued before its partition is paused.
 const PARTITION_QUEUE: usize = 64;
 
+/// What the consumer loop holds per partition: the channel to its worker, and the
+/// messages held back while that worker is full (its partition paused meanwhile).
+#[derive(Default)]
+pub(super) struct Flow {
+    pub(super) senders: HashMap<(String, i32), mpsc::Sender<OwnedMessage>>,
+    pub(super) backlog: HashMap<(String, i32), VecDeque<OwnedMessage>>,
+}
+
 /// Registers one handler per event type, then builds the consumer.
 pub struct ConsumerBuilder {
     settings: KafkaSettings,
@@ -229,7 +237,7 @@ impl ConsumerBuilder {
 pub struct EventConsumer {
     pub(super) consumer: Arc<StreamConsumer<GroupContext>>,
     pub(super) handling: Arc<Handling>,
-    workers: Workers,
+    pub(super) workers: Workers,
     status: ConsumerStatus,
     pub(super) topics: Vec<String>,
     resets: Option<LogResets>,
@@ -244,14 +252,17 @@ impl EventConsumer {
     pub async fn run(mut self, shutdown: CancellationToken) {
         // Acts on the keeper's news of a lost store; ticks every second (see [`super::rewind`]).
         let mut store = StoreWatch::new(self.resets.take(), self.spawn_commit_snapshot());
-        let mut senders: HashMap<(String, i32), mpsc::Sender<OwnedMessage>> = HashMap::new();
-        let mut backlog: HashMap<(String, i32), VecDeque<OwnedMessage>> = HashMap::new();
+        let mut flow = Flow::default();
         let mut tasks = tokio::task::JoinSet::new();
+        // The watch finds partitions whose log ends before our position; the loop rewinds
+        // them, as it does those the keeper announces, so one place retires their workers.
+        let (past_end, mut restarted) = mpsc::channel(4);
         tasks.spawn(super::watch::watch(
             Arc::clone(&self.consumer),
             self.topics.clone(),
             self.handling.group.clone(),
             self.status.clone(),
+            past_end,
             shutdown.clone(),
         ));
         let mut flush = tokio::time::interval(Duration::from_millis(20));
@@ -259,15 +270,19 @@ impl EventConsumer {
         loop {
             let message = tokio::select! {
                 () = shutdown.cancelled() => break,
-                _ = flush.tick(), if !backlog.is_empty() => {
-                    self.flush_backlog(&mut senders, &mut backlog);
+                _ = flush.tick(), if !flow.backlog.is_empty() => {
+                    self.flush_backlog(&mut flow);
                     continue;
                 }
                 event = store.next() => {
                     match event {
-                        StoreEvent::Reset(reset) => self.on_reset(reset, &mut store, &mut backlog).await,
-                        StoreEvent::Tick => self.housekeep(&mut store, &mut backlog).await,
+                        StoreEvent::Reset(reset) => self.on_reset(reset, &mut store, &mut flow).await,
+                        StoreEvent::Tick => self.housekeep(&mut store, &mut flow).await,
                     }
+                    continue;
+                }
+                Some(partitions) = restarted.recv() => {
+                    self.rewind(partitions, &mut flow).await;
                     continue;
                 }
                 message = self.consumer.recv() => message,
@@ -283,10 +298,10 @@ impl EventConsumer {
                 }
             };
             let key = (message.topic().to_owned(), message.partition());
-            if self.rewound_instead(&key, message.offset(), &mut store, &mut backlog).await {
+            if self.rewound_instead(&key, message.offset(), &mut store, &mut flow).await {
                 continue;
             }
-            if let Some(queued) = backlog.get_mut(&key) {
+            if let Some(queued) = flow.backlog.get_mut(&key) {
                 queued.push_back(message);
                 continue;
             }
@@ -294,23 +309,23 @@ impl EventConsumer {
             // A closed channel is a worker stopped by revocation: the partition came back, start afresh.
             for _ in 0..2 {
                 let sender =
-                    senders.entry(key.clone()).or_insert_with(|| self.start_worker(&key, &shutdown, &mut tasks));
+                    flow.senders.entry(key.clone()).or_insert_with(|| self.start_worker(&key, &shutdown, &mut tasks));
                 match sender.try_send(message) {
                     Ok(()) => break,
                     Err(mpsc::error::TrySendError::Full(full)) => {
                         self.set_paused(&key, true);
-                        backlog.entry(key).or_default().push_back(full);
+                        flow.backlog.entry(key).or_default().push_back(full);
                         break;
                     }
                     Err(mpsc::error::TrySendError::Closed(closed)) => {
-                        senders.remove(&key);
+                        flow.senders.remove(&key);
                         self.workers.prune();
                         message = closed;
                     }
                 }
             }
         }
-        drop(senders);
+        drop(flow);
         while tasks.join_next().await.is_some() {}
         self.status.set_subscribed(false);
         if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync)
@@ -344,11 +359,8 @@ impl EventConsumer {
 
     /// Hands queued messages to workers that have room again, resuming their partitions.
     /// A queue whose worker was stopped (revoked partition) is dropped unstored.
-    fn flush_backlog(
-        &self,
-        senders: &mut HashMap<(String, i32), mpsc::Sender<OwnedMessage>>,
-        backlog: &mut HashMap<(String, i32), VecDeque<OwnedMessage>>,
-    ) {
+    fn flush_backlog(&self, flow: &mut Flow) {
+        let Flow { senders, backlog } = flow;
         backlog.retain(|key, queued| {
             let Some(sender) = senders.get(key) else { return false };
             while let Some(message) = queued.pop_front() {

@@ -12,6 +12,9 @@
 //! - Revocation stops the worker: handlers already running finish (within a grace),
 //!   waiting messages are abandoned unstored, and the final position is stored before
 //!   the rebalance callback returns, so no two instances handle a message at once.
+//! - A partition read again from its beginning (its log restarted) *retires* its worker:
+//!   what it holds comes from the old log, so it finishes that without storing any
+//!   position, and a fresh worker takes the new log's messages (see [`Workers::retire`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -46,14 +49,7 @@ impl OffsetTracker {
     /// `offset` was read and is now this worker's to finish.
     pub(super) fn accept(&mut self, offset: i64) {
         self.unfinished.insert(offset);
-        if self.next.is_some_and(|next| offset + 1 < next) {
-            // The partition was rewound (its log restarted, see `watch`): positions follow
-            // the new log from here on.
-            self.next = Some(offset + 1);
-            self.stored = None;
-        } else {
-            self.next = Some(self.next.map_or(offset + 1, |next| next.max(offset + 1)));
-        }
+        self.next = Some(self.next.map_or(offset + 1, |next| next.max(offset + 1)));
     }
 
     /// `offset` was handled or dead-lettered.
@@ -152,6 +148,10 @@ impl Finished {
 pub(super) struct WorkerHandle {
     stop: CancellationToken,
     finished: Arc<Finished>,
+    /// Set when the partition was read again from its beginning: this worker's offsets
+    /// belong to a log that is gone, and it must never store one again. A lock rather than
+    /// a flag, so that a store in progress cannot land after the retirement.
+    retired: Arc<Mutex<bool>>,
 }
 
 /// The running workers by (topic, partition), shared by the consumer loop (which starts
@@ -162,7 +162,7 @@ pub(super) struct Workers(Arc<Mutex<HashMap<(String, i32), WorkerHandle>>>);
 impl Workers {
     /// Registers a worker for `key` that stops when `parent` is cancelled or on revocation.
     pub(super) fn register(&self, key: (String, i32), parent: &CancellationToken) -> WorkerHandle {
-        let handle = WorkerHandle { stop: parent.child_token(), finished: Arc::default() };
+        let handle = WorkerHandle { stop: parent.child_token(), finished: Arc::default(), retired: Arc::default() };
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, handle.clone());
         handle
     }
@@ -192,6 +192,25 @@ impl Workers {
                     "a revoked partition's worker did not stop in time; its unstored messages will be redelivered"
                 );
             }
+        }
+    }
+
+    /// Retires the worker of `key`, whose partition was just sought to its new log's
+    /// beginning: from now on it stores no position (it may still be finishing messages
+    /// read from the old log, whose offsets would skip the new log's messages below them),
+    /// and then stores `position` for the partition, so that a revocation commits where
+    /// the new log is read from, not where the old one was. The consumer loop starts a
+    /// fresh worker for the partition's next message.
+    pub(super) fn retire(&self, key: &(String, i32), consumer: &StreamConsumer<GroupContext>, position: Offset) {
+        if let Some(handle) = self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key) {
+            // The worker stores under this lock: once it is set, no store of its can follow.
+            *handle.retired.lock().unwrap_or_else(PoisonError::into_inner) = true;
+        }
+        let mut list = TopicPartitionList::new();
+        if list.add_partition_offset(&key.0, key.1, position).is_ok()
+            && let Err(error) = consumer.store_offsets(&list)
+        {
+            tracing::debug!(%error, topic = key.0, partition = key.1, "cannot store the rewound position");
         }
     }
 
@@ -243,7 +262,7 @@ impl PartitionWorker {
                     bytes = bytes.saturating_sub(size_of(&message));
                     if outcome != Outcome::Interrupted {
                         tracker.finish(message.offset());
-                        self.store(&mut tracker);
+                        self.store(&mut tracker, &handle);
                     }
                     if let Some(next) = lanes.finish(key_of(&message)) {
                         running.push(self.start(next, &handle.stop));
@@ -277,7 +296,7 @@ impl PartitionWorker {
                 "handlers still running at stop; abandoning them"
             );
         }
-        self.store(&mut tracker);
+        self.store(&mut tracker, &handle);
         in_flight.set(0.0);
         handle.finished.set();
     }
@@ -291,8 +310,13 @@ impl PartitionWorker {
         })
     }
 
-    /// Stores the partition's position when it moved; auto-commit sends it to the broker.
-    fn store(&self, tracker: &mut OffsetTracker) {
+    /// Stores the partition's position when it moved, unless this worker was retired;
+    /// auto-commit sends it to the broker.
+    fn store(&self, tracker: &mut OffsetTracker, handle: &WorkerHandle) {
+        let retired = handle.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        if *retired {
+            return;
+        }
         let Some(position) = tracker.advance() else { return };
         let mut list = TopicPartitionList::new();
         if let Err(error) = list.add_partition_offset(&self.topic, self.partition, Offset::Offset(position)) {
@@ -326,23 +350,6 @@ mod tests {
         tracker.finish(13);
         assert_eq!(tracker.advance(), Some(15), "all finished: one past the highest");
         assert_eq!(tracker.in_flight(), 0);
-    }
-
-    #[test]
-    fn a_rewound_partition_stores_positions_in_its_new_log() {
-        let mut tracker = OffsetTracker::default();
-        for offset in 40..43 {
-            tracker.accept(offset);
-            tracker.finish(offset);
-        }
-        assert_eq!(tracker.advance(), Some(43));
-        // The broker restarted on an empty store; the partition was read again from 0.
-        tracker.accept(0);
-        tracker.accept(1);
-        assert_eq!(tracker.advance(), Some(0));
-        tracker.finish(0);
-        tracker.finish(1);
-        assert_eq!(tracker.advance(), Some(2), "not 43: that position belongs to the lost log");
     }
 
     #[test]

@@ -15,16 +15,15 @@
 //! that finds another generation committed (or none, while it had offsets before this
 //! process started) may hold positions from the old logs, and reads every partition again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::OwnedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::task::JoinHandle;
 
-use super::consumer::EventConsumer;
+use super::consumer::{EventConsumer, Flow};
 use super::generation::{LogReset, LogResets};
 use super::group::GroupContext;
 
@@ -110,9 +109,6 @@ impl Rewinds {
 /// How long a rewind waits for librdkafka to move a partition's position.
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Partitions queued for a worker, per (topic, partition): dropped when it is rewound.
-type Backlog = HashMap<(String, i32), VecDeque<OwnedMessage>>;
-
 /// What the consumer loop keeps to act on a lost store: the rewinds still to do, and the
 /// store generation still to compare with the group's and commit.
 pub(super) struct StoreWatch {
@@ -181,16 +177,16 @@ impl EventConsumer {
 
     /// The keeper announced topics whose logs restarted (rewound now where held), or the
     /// store's generation (compared and committed at the next tick).
-    pub(super) async fn on_reset(&self, reset: LogReset, store: &mut StoreWatch, backlog: &mut Backlog) {
+    pub(super) async fn on_reset(&self, reset: LogReset, store: &mut StoreWatch, flow: &mut Flow) {
         match reset {
-            LogReset::Topics(topics) => self.rewind_held(&topics, &mut store.rewinds, backlog).await,
+            LogReset::Topics(topics) => self.rewind_held(&topics, &mut store.rewinds, flow).await,
             LogReset::Generation(generation) => store.generation_due = Some(generation),
         }
     }
 
     /// Commits a due generation (announcing every topic when the group's offsets may
     /// predate the store) and rewinds the pending partitions that got a position since.
-    pub(super) async fn housekeep(&self, store: &mut StoreWatch, backlog: &mut Backlog) {
+    pub(super) async fn housekeep(&self, store: &mut StoreWatch, flow: &mut Flow) {
         if let Some(snapshot) = store.commits_at_start.take_if(|snapshot| snapshot.is_finished()) {
             store.had_commits = snapshot.await.ok().flatten();
         }
@@ -214,7 +210,7 @@ impl EventConsumer {
         }
         let pending = store.rewinds.pending_topics();
         if !pending.is_empty() {
-            self.rewind_held(&pending, &mut store.rewinds, backlog).await;
+            self.rewind_held(&pending, &mut store.rewinds, flow).await;
         }
     }
 
@@ -228,12 +224,12 @@ impl EventConsumer {
         key: &(String, i32),
         offset: i64,
         store: &mut StoreWatch,
-        backlog: &mut Backlog,
+        flow: &mut Flow,
     ) -> bool {
         if !store.rewinds.must_rewind(&key.0, key.1, offset) {
             return false;
         }
-        let moved = self.rewind(vec![(key.clone(), Offset::Offset(offset))], backlog).await;
+        let moved = self.rewind(vec![(key.clone(), Offset::Offset(offset))], flow).await;
         for (topic, partition) in &moved {
             store.rewinds.done(topic, *partition);
         }
@@ -296,7 +292,7 @@ impl EventConsumer {
     /// beginning. The position librdkafka reports is that of the last message handed out,
     /// unknown until one was: such a partition may sit at an old committed offset at or past
     /// the new log's end, where no message would ever come to tell, so it is rewound too.
-    async fn rewind_held(&self, topics: &BTreeSet<String>, rewinds: &mut Rewinds, backlog: &mut Backlog) {
+    async fn rewind_held(&self, topics: &BTreeSet<String>, rewinds: &mut Rewinds, flow: &mut Flow) {
         let Ok(positions) = self.consumer.position() else { return };
         let mut due = Vec::new();
         for element in positions.elements() {
@@ -309,24 +305,25 @@ impl EventConsumer {
                 due.push(((element.topic().to_owned(), element.partition()), element.offset()));
             }
         }
-        for (topic, partition) in self.rewind(due, backlog).await {
+        for (topic, partition) in self.rewind(due, flow).await {
             rewinds.done(&topic, partition);
         }
     }
 
-    /// Seeks each partition to the beginning, dropping what was held back for it (read from
-    /// the old log); librdkafka discards what it had fetched before the seek. Returns the
-    /// partitions it moved; a partition librdkafka is not ready to move is tried again later.
-    async fn rewind(&self, partitions: Vec<((String, i32), Offset)>, backlog: &mut Backlog) -> Vec<(String, i32)> {
-        for (key, _) in &partitions {
-            if backlog.remove(key).is_some() {
-                self.set_paused(key, false);
-            }
-        }
+    /// Seeks each partition to the beginning. For each it moved: what was held back for it
+    /// (read from the old log) is dropped, since librdkafka discards what it had fetched
+    /// before the seek, and its worker is retired (see [`super::partition::Workers::retire`]),
+    /// so positions from the old log are never stored again. Returns the partitions it
+    /// moved; one librdkafka is not ready to move keeps its messages and is tried again later.
+    pub(super) async fn rewind(
+        &self,
+        partitions: Vec<((String, i32), Offset)>,
+        flow: &mut Flow,
+    ) -> Vec<(String, i32)> {
         let consumer = Arc::clone(&self.consumer);
         let group = self.handling.group.clone();
         // Seeking waits for librdkafka's answer: off the async threads.
-        tokio::task::spawn_blocking(move || {
+        let moved = tokio::task::spawn_blocking(move || {
             let mut moved = Vec::new();
             for ((topic, partition), position) in partitions {
                 match consumer.seek(&topic, partition, Offset::Beginning, SEEK_TIMEOUT) {
@@ -347,7 +344,15 @@ impl EventConsumer {
             moved
         })
         .await
-        .unwrap_or_default()
+        .unwrap_or_default();
+        for key in &moved {
+            flow.senders.remove(key);
+            self.workers.retire(key, &self.consumer, Offset::Offset(0));
+            if flow.backlog.remove(key).is_some() {
+                self.set_paused(key, false);
+            }
+        }
+        moved
     }
 }
 

@@ -6,7 +6,8 @@
 //! answers a fetch past the end with `OFFSET_OUT_OF_RANGE` and the client resets; tansu 0.6
 //! answers with nothing, so the consumer would wait at its old position and then skip
 //! every message below it. When an assigned partition's position is past its high
-//! watermark, the watch seeks it to the beginning: what is there now is new.
+//! watermark, the watch has the consumer loop read it again from the beginning: what is
+//! there now is new.
 //!
 //! **A consumer left without partitions while its group's messages wait.** A broker that never expires a member that died without leaving (tansu 0.6) keeps the
 //! dead member's partitions assigned to it: the restarted consumer joins with none, its
@@ -21,6 +22,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::group::GroupContext;
@@ -36,6 +38,7 @@ pub(super) async fn watch(
     topics: Vec<String>,
     group: String,
     status: ConsumerStatus,
+    restarted: mpsc::Sender<Vec<((String, i32), Offset)>>,
     shutdown: CancellationToken,
 ) {
     let gauge = metrics::gauge!("kafka_consumer_stranded", "group" => group.clone());
@@ -49,7 +52,12 @@ pub(super) async fn watch(
         let holds_partitions = consumer.assignment().map(|assignment| assignment.count() > 0).unwrap_or(true);
         if holds_partitions {
             let probe = Arc::clone(&consumer);
-            let _ = tokio::task::spawn_blocking(move || rewind_restarted_logs(&probe)).await;
+            if let Ok(past_end) = tokio::task::spawn_blocking(move || past_their_end(&probe)).await
+                && !past_end.is_empty()
+                && restarted.send(past_end).await.is_err()
+            {
+                return;
+            }
             previous = None;
             status.set_stranded(false);
             gauge.set(0.0);
@@ -75,9 +83,10 @@ pub(super) async fn watch(
     }
 }
 
-/// Seeks to the beginning every assigned partition whose position is past its log's end.
-fn rewind_restarted_logs(consumer: &StreamConsumer<GroupContext>) {
-    let Ok(positions) = consumer.position() else { return };
+/// The assigned partitions whose position is past their log's end, with that position.
+fn past_their_end(consumer: &StreamConsumer<GroupContext>) -> Vec<((String, i32), Offset)> {
+    let Ok(positions) = consumer.position() else { return Vec::new() };
+    let mut past_end = Vec::new();
     for element in positions.elements() {
         let watermarks = consumer.fetch_watermarks(element.topic(), element.partition(), REQUEST_TIMEOUT);
         tracing::debug!(topic = element.topic(), partition = element.partition(), offset = ?element.offset(), ?watermarks, "position");
@@ -91,13 +100,10 @@ fn rewind_restarted_logs(consumer: &StreamConsumer<GroupContext>) {
                 high,
                 "the partition's log ends before our position (the broker lost its store?); reading it from the beginning"
             );
-            metrics::counter!("kafka_consumer_rewinds_total", "topic" => element.topic().to_owned()).increment(1);
-            if let Err(error) = consumer.seek(element.topic(), element.partition(), Offset::Beginning, REQUEST_TIMEOUT)
-            {
-                tracing::warn!(%error, topic = element.topic(), partition = element.partition(), "cannot rewind the partition");
-            }
+            past_end.push(((element.topic().to_owned(), element.partition()), element.offset()));
         }
     }
+    past_end
 }
 
 /// The sum of the group's committed positions over every partition of `topics`, and the
