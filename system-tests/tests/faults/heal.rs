@@ -156,6 +156,38 @@ async fn first_settled_healing(
     }
 }
 
+/// The first service to answer its readiness with 503 because of Kafka (its topics, the
+/// broker or its consumer's assignment), and its answer, repairing and reviving as
+/// [`heal_once`] does while it waits.
+async fn readiness_fails_healing(
+    platform: &mut Platform,
+    healed: &mut Vec<&'static str>,
+    timeout: Duration,
+) -> (&'static str, String) {
+    let deadline = Instant::now() + timeout;
+    loop {
+        for service in [&platform.users, &platform.orders, &platform.payments] {
+            if let Some((503, body)) = service.readiness().await
+                && kafka_down(&body)
+            {
+                return (service.name, body);
+            }
+        }
+        assert!(Instant::now() < deadline, "no service said 503 for Kafka within {timeout:?} of the topics' wipe");
+        heal_once(platform, healed).await;
+    }
+}
+
+/// Whether a readiness answer has a Kafka check down: `kafka_topics`, `kafka` or a `consumer:`.
+fn kafka_down(body: &str) -> bool {
+    let Ok(answer) = serde_json::from_str::<serde_json::Value>(body) else { return false };
+    answer["checks"].as_object().is_some_and(|checks| {
+        checks.iter().any(|(name, check)| {
+            (name.starts_with("kafka") || name.starts_with("consumer:")) && check["status"] == "down"
+        })
+    })
+}
+
 /// Seconds since `started` when an order was settled after `since` (database clock).
 async fn settled_after(platform: &Platform, since: chrono::DateTime<chrono::Utc>, started: Instant) -> Option<f64> {
     let settled: i64 = sqlx::query_scalar(
@@ -186,23 +218,14 @@ async fn topics_wiped_under_a_running_platform_are_recreated_and_nothing_is_lost
     let wiped = Instant::now();
     wipe_topics(&platform.broker.address()).await;
 
-    // Some service notices first, says so, and recreates what it needs.
-    let (service, body) = eventually("a service to report its topics missing", Duration::from_secs(10), || async {
-        for service in [&platform.users, &platform.orders, &platform.payments] {
-            if let Some((503, body)) = service.readiness().await
-                && body.contains("kafka_topics")
-            {
-                return Some((service.name, body));
-            }
-        }
-        None
-    })
-    .await;
     // tansu 0.6 may wedge on a deletion under load (a storage panic; see the README), and a
     // consumer that fetches from a vanished topic crashes (see `revive_crashed`): the
     // scripts restart a wedged broker of theirs, a supervisor a dead service. This test
     // does the same, and says so.
     let mut healed = Vec::new();
+    // Some service notices first, says so, and recreates what it needs. A broker that wedged
+    // on the deletion may answer metadata as if nothing happened until it is repaired.
+    let (service, body) = readiness_fails_healing(&mut platform, &mut healed, Duration::from_secs(60)).await;
     let first = first_settled_healing(&mut platform, since, wiped, &mut healed).await;
 
     let users = registrations.await.unwrap();

@@ -315,11 +315,7 @@ impl EventConsumer {
     /// before the seek, and its worker is retired (see [`super::partition::Workers::retire`]),
     /// so positions from the old log are never stored again. Returns the partitions it
     /// moved; one librdkafka is not ready to move keeps its messages and is tried again later.
-    pub(super) async fn rewind(
-        &self,
-        partitions: Vec<((String, i32), Offset)>,
-        flow: &mut Flow,
-    ) -> Vec<(String, i32)> {
+    pub(super) async fn rewind(&self, partitions: Vec<((String, i32), Offset)>, flow: &mut Flow) -> Vec<(String, i32)> {
         let consumer = Arc::clone(&self.consumer);
         let group = self.handling.group.clone();
         // Seeking waits for librdkafka's answer: off the async threads.
