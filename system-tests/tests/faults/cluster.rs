@@ -39,12 +39,23 @@ pub fn scratch_dir() -> PathBuf {
 pub struct Broker {
     pub port: u16,
     dir: PathBuf,
+    storage: String,
     child: Option<Child>,
 }
 
 impl Broker {
     pub async fn start(dir: &std::path::Path) -> Self {
-        let mut broker = Self { port: free_port(), dir: dir.join("tansu"), child: None };
+        Self::start_on(dir, "sqlite://tansu.db").await
+    }
+
+    /// A broker that runs its storage maintenance (deleting records past their topic's
+    /// retention) every `interval` (`1s`) rather than every 10 minutes.
+    pub async fn start_with_maintenance(dir: &std::path::Path, interval: &str) -> Self {
+        Self::start_on(dir, &format!("sqlite://tansu.db?maintenance_interval={interval}")).await
+    }
+
+    async fn start_on(dir: &std::path::Path, storage: &str) -> Self {
+        let mut broker = Self { port: free_port(), dir: dir.join("tansu"), storage: storage.to_owned(), child: None };
         std::fs::create_dir_all(&broker.dir).expect("broker data directory");
         broker.restart().await;
         broker
@@ -61,7 +72,7 @@ impl Broker {
         let child = Command::new(tansu)
             .current_dir(&self.dir) // sqlite paths are relative to the working directory
             .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", &self.storage])
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(log.try_clone().unwrap())
             .stderr(log)

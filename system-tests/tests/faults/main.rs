@@ -9,6 +9,7 @@
 mod cluster;
 mod consumers;
 mod heal;
+mod retention;
 mod saga;
 mod vanishing;
 
@@ -54,9 +55,19 @@ impl Platform {
     /// hand-over to another instance waits for the broker's session timeout.
     /// `extra`: settings for every service on top of the defaults.
     async fn start_with(static_membership: bool, extra: &[(&str, &str)]) -> Self {
-        testkit::init_tracing();
         let dir = scratch_dir();
         let broker = Broker::start(&dir).await;
+        Self::start_on(dir, broker, static_membership, extra).await
+    }
+
+    /// The services on `broker`, which keeps its data in `dir`.
+    async fn start_on(
+        dir: std::path::PathBuf,
+        broker: Broker,
+        static_membership: bool,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        testkit::init_tracing();
         let common = |database: Option<&str>| {
             let mut env = vec![
                 ("KAFKA_BROKERS".to_owned(), broker.address()),

@@ -165,15 +165,37 @@ pub fn follow(
             }
         }
         match consumer.poll(POLL) {
-            Some(Ok(message)) => {
-                positions.advance(message.topic(), message.partition(), message.offset() + 1);
-                on_seen(Seen::from_message(&message));
-            }
+            Some(Ok(message)) => match positions.arrived(message.topic(), message.partition(), message.offset()) {
+                Arrival::Next => on_seen(Seen::from_message(&message)),
+                Arrival::AfterGap => {
+                    // Read again from its own offset, where it comes with its headers.
+                    let at = Offset::Offset(message.offset());
+                    if let Err(error) = consumer.seek(message.topic(), message.partition(), at, METADATA_TIMEOUT) {
+                        tracing::warn!(%error, "cannot read a message again after a gap; showing it as it came");
+                        positions.advance(message.topic(), message.partition(), message.offset() + 1);
+                        on_seen(Seen::from_message(&message));
+                    }
+                }
+                Arrival::Stale => {}
+            },
             Some(Err(error)) => tracing::warn!(%error, "cannot read"),
             None => {}
         }
     }
     Ok(())
+}
+
+/// Where a message stands against the position it was read from.
+#[derive(Debug, PartialEq, Eq)]
+enum Arrival {
+    /// At the position (or the first from the beginning): shown.
+    Next,
+    /// Past the position: records before it are gone, and it is read again from its own
+    /// offset before it is shown (see [`Positions::arrived`]).
+    AfterGap,
+    /// Before the position: fetched before a seek took effect, and shown already or to
+    /// be shown when its turn comes.
+    Stale,
 }
 
 /// The next offset to read of every followed partition.
@@ -225,7 +247,7 @@ impl Positions {
                     self.next.insert(key, from);
                     changed = true;
                 }
-                Some(Offset::Offset(position)) if end < *position => {
+                Some(Offset::Offset(position)) if super::watch::log_ends_before(*position, end) => {
                     self.next.insert(key, Offset::Beginning);
                     changed = true;
                 }
@@ -239,6 +261,34 @@ impl Positions {
         if let Some(position) = self.next.get_mut(&(topic.to_owned(), partition)) {
             *position = Offset::Offset(next);
         }
+    }
+
+    /// Places a message that just arrived at `offset` against the position it was read
+    /// from, and moves the position past it when it is the next one.
+    ///
+    /// A gap before it matters on tansu 0.6, which gives the first record of a fetch the
+    /// headers stored for the offset asked for rather than its own: when that offset
+    /// holds no record (retention deleted it, or every record of the partition), the
+    /// message arrives without its CloudEvents id, type, trace and request id. Read
+    /// from its own offset it comes whole; on other brokers that costs one fetch.
+    fn arrived(&mut self, topic: &str, partition: i32, offset: i64) -> Arrival {
+        let Some(position) = self.next.get_mut(&(topic.to_owned(), partition)) else { return Arrival::Next };
+        // From the beginning, the log's first offset is not known; 0 is where a log
+        // nothing was deleted from starts.
+        let expected = match *position {
+            Offset::Offset(next) => next,
+            _ => 0,
+        };
+        let arrival = match offset.cmp(&expected) {
+            std::cmp::Ordering::Less if matches!(*position, Offset::Offset(_)) => return Arrival::Stale,
+            std::cmp::Ordering::Greater => {
+                *position = Offset::Offset(offset);
+                return Arrival::AfterGap;
+            }
+            _ => Arrival::Next,
+        };
+        *position = Offset::Offset(offset + 1);
+        arrival
     }
 
     fn assignment(&self) -> anyhow::Result<TopicPartitionList> {
@@ -262,6 +312,30 @@ mod tests {
         );
         assert_eq!(trace_id_of("00-not-hex-01"), None);
         assert_eq!(trace_id_of(""), None);
+    }
+
+    #[test]
+    fn a_message_after_a_gap_is_read_again_from_its_own_offset_and_then_shown() {
+        let mut positions = Positions::default();
+        let key = ("t".to_owned(), 0);
+        positions.next.insert(key.clone(), Offset::Offset(5));
+        assert_eq!(positions.arrived("t", 0, 5), Arrival::Next);
+        assert_eq!(positions.arrived("t", 0, 9), Arrival::AfterGap, "6 to 8 are gone");
+        assert_eq!(positions.next[&key], Offset::Offset(9), "read again from 9");
+        assert_eq!(positions.arrived("t", 0, 9), Arrival::Next);
+        assert_eq!(positions.arrived("t", 0, 9), Arrival::Stale, "shown once");
+        assert_eq!(positions.next[&key], Offset::Offset(10));
+    }
+
+    #[test]
+    fn from_the_beginning_only_offset_0_needs_no_second_read() {
+        let mut positions = Positions::default();
+        positions.next.insert(("a".to_owned(), 0), Offset::Beginning);
+        positions.next.insert(("b".to_owned(), 0), Offset::Beginning);
+        assert_eq!(positions.arrived("a", 0, 0), Arrival::Next);
+        assert_eq!(positions.arrived("b", 0, 3), Arrival::AfterGap);
+        assert_eq!(positions.arrived("b", 0, 3), Arrival::Next);
+        assert_eq!(positions.arrived("unknown", 0, 3), Arrival::Next, "a partition not followed is not ours to judge");
     }
 
     #[test]

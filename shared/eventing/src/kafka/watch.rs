@@ -7,7 +7,7 @@
 //! answers with nothing, so the consumer would wait at its old position and then skip
 //! every message below it. When an assigned partition's position is past its high
 //! watermark, the watch has the consumer loop read it again from the beginning: what is
-//! there now is new.
+//! there now is new. An end of 0 is not believed (see [`log_ends_before`]).
 //!
 //! **A consumer left without partitions while its group's messages wait.** A broker that never expires a member that died without leaving (tansu 0.6) keeps the
 //! dead member's partitions assigned to it: the restarted consumer joins with none, its
@@ -92,7 +92,7 @@ fn past_their_end(consumer: &StreamConsumer<GroupContext>) -> Vec<((String, i32)
         tracing::debug!(topic = element.topic(), partition = element.partition(), offset = ?element.offset(), ?watermarks, "position");
         let Offset::Offset(position) = element.offset() else { continue };
         let Ok((_, high)) = watermarks else { continue };
-        if position > high {
+        if log_ends_before(position, high) {
             tracing::warn!(
                 topic = element.topic(),
                 partition = element.partition(),
@@ -104,6 +104,18 @@ fn past_their_end(consumer: &StreamConsumer<GroupContext>) -> Vec<((String, i32)
         }
     }
     past_end
+}
+
+/// Whether a partition's log ends before `position`, given the end ListOffsets gave.
+///
+/// tansu 0.6 answers ListOffsets "latest" from the newest record it still stores, and
+/// with 0 once retention has deleted it, while the partition goes on numbering from
+/// where it was. An end of 0 therefore says nothing: a platform left idle longer than
+/// the retention would otherwise read its partitions again from 0, finding nothing, and
+/// on tansu the next message would then arrive without its headers (see `tail`). A log
+/// that did restart is caught once it holds its first message.
+pub(super) fn log_ends_before(position: i64, listed_end: i64) -> bool {
+    listed_end > 0 && position > listed_end
 }
 
 /// The sum of the group's committed positions over every partition of `topics`, and the
@@ -137,4 +149,17 @@ pub(super) fn group_committed(
         }
     }
     consumer.committed_offsets(partitions, REQUEST_TIMEOUT).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_ends_before;
+
+    #[test]
+    fn a_log_ends_before_a_position_only_by_an_end_tansu_can_mean() {
+        assert!(log_ends_before(40, 3), "restarted, and holding 3 messages");
+        assert!(!log_ends_before(40, 40), "at the end");
+        assert!(!log_ends_before(40, 52), "behind");
+        assert!(!log_ends_before(40, 0), "retention deleted every record: tansu says 0");
+    }
 }
