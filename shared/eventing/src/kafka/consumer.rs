@@ -180,6 +180,11 @@ impl ConsumerBuilder {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", self.settings.fetch_wait_max_ms.to_string())
+            // See `KafkaSettings::fetch_max_bytes`. librdkafka raises fetch.max.bytes to at
+            // least message.max.bytes (1 MB by default), so both are set.
+            .set("fetch.max.bytes", self.settings.fetch_max_bytes.to_string())
+            .set("message.max.bytes", self.settings.fetch_max_bytes.to_string())
+            .set("max.partition.fetch.bytes", self.settings.fetch_max_bytes.to_string())
             // Apache Kafka's default since 3.0: a broker slow to answer heartbeats under load
             // (tansu is, with a large store) must not cost the group its assignment.
             .set("session.timeout.ms", self.settings.session_timeout.as_millis().to_string())
