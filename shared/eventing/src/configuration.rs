@@ -76,7 +76,7 @@ pub struct KafkaSettings {
     /// only answer a fetch when this runs out, so it bounds every hop's latency.
     pub fetch_wait_max_ms: u32,
     /// `KAFKA_FETCH_MAX_BYTES` (128 KiB): the most a fetch may bring back, about 200 of our
-    /// events (the largest, an order of 100 lines, is under 16 KiB). librdkafka asks for
+    /// events (the largest, an order of 100 lines, is under 20 KiB). librdkafka asks for
     /// 50 MiB by default; tansu answers with the partition's whole backlog, building every
     /// record with a query of its own, and a consumer that pauses a partition after 64
     /// messages throws the rest away and fetches it again. On tansu a record larger than
