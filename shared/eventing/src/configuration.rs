@@ -200,4 +200,15 @@ mod tests {
         let env = Env::from_pairs([("KAFKA_TOPIC_PARTITIONS", "0")]);
         assert_eq!(KafkaSettings::from_env(&env, "svc").unwrap_err().variable, "KAFKA_TOPIC_PARTITIONS");
     }
+
+    #[test]
+    fn a_fetch_size_librdkafka_would_refuse_is_refused_at_start() {
+        for refused in ["999", "100000001", "0", "-1"] {
+            let env = Env::from_pairs([("KAFKA_FETCH_MAX_BYTES", refused)]);
+            let error = KafkaSettings::from_env(&env, "svc").unwrap_err();
+            assert_eq!(error.variable, "KAFKA_FETCH_MAX_BYTES", "{refused}");
+        }
+        let env = Env::from_pairs([("KAFKA_FETCH_MAX_BYTES", "65536")]);
+        assert_eq!(KafkaSettings::from_env(&env, "svc").unwrap().fetch_max_bytes, 65536);
+    }
 }
