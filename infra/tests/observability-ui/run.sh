@@ -12,6 +12,8 @@
 #      $STATE_DIR/artifacts/observability-ui.
 #
 #   OBS_UI_TIMEOUT_SECONDS  how long to wait for Prometheus's data (60)
+#   SCREENSHOT_DIR          also write trace.png and prometheus.png there, for the docs
+#                           (`make screenshots` sets docs/images; unset: no)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -8,6 +8,8 @@
 //   EXPECTED_ALERTS the alert names of infra/prometheus/rules, comma-separated
 //   EXPECTED_TOPICS the topics the query must show, comma-separated
 //   ARTIFACT_DIR    where the screenshots go (outside the work tree)
+//   SCREENSHOT_DIR  optional (`make screenshots`): also write trace.png and prometheus.png
+//                   there, at the window's size, for the documentation
 //
 // Checks, in order:
 //   1. the trace page names all four services and the Kafka hops (send/process spans),
@@ -44,6 +46,7 @@ const ALERTS_URL = env('ALERTS_URL');
 const EXPECTED_ALERTS = env('EXPECTED_ALERTS').split(',');
 const EXPECTED_TOPICS = env('EXPECTED_TOPICS').split(',');
 const ARTIFACT_DIR = env('ARTIFACT_DIR');
+const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR ? path.resolve(process.env.SCREENSHOT_DIR) : '';
 const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SERVICES = ['api-gateway', 'user-service', 'order-service', 'payment-service'];
 const STEP_TIMEOUT = Number(process.env.STEP_TIMEOUT_MS || 20000);
@@ -72,10 +75,16 @@ const ok = (msg) => {
 };
 const screenshots = [];
 let page;
-async function shot(name) {
+async function shot(name, docsName) {
   const file = path.join(ARTIFACT_DIR, name);
   await page.screenshot({ path: file, fullPage: true });
   screenshots.push(file);
+  if (SCREENSHOT_DIR && docsName) {
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    const docsFile = path.join(SCREENSHOT_DIR, docsName);
+    await page.screenshot({ path: docsFile, fullPage: false });
+    screenshots.push(docsFile);
+  }
 }
 const watchdog = setTimeout(() => {
   console.error(`FAIL: the test did not finish within ${TEST_TIMEOUT} ms`);
@@ -147,7 +156,7 @@ async function checkTracePage({ trace, service, hops, root }) {
   check(SERVICES.every((s) => drawnServices.includes(s)),
     `the span rows drawn name the services ${drawnServices.join(', ')}, not all four`);
   ok(`trace page ${TRACE_URL}: ${rows} span rows of ${trace.spans.length}, services ${drawnServices.join(', ')}; Kafka hops shown: ${shownHops.join(', ')}`);
-  await shot('01-trace.png');
+  await shot('01-trace.png', 'trace.png');
 }
 
 async function checkGraphPage() {
@@ -166,7 +175,7 @@ async function checkGraphPage() {
   const drawn = await page.locator('svg path, canvas').count();
   check(drawn > 0, 'the graph page drew no chart');
   ok(`graph page ${res.url()}: the query ${query} is drawn with a series per topic (${EXPECTED_TOPICS.join(', ')})`);
-  await shot('02-settled-events-graph.png');
+  await shot('02-settled-events-graph.png', 'prometheus.png');
 }
 
 async function checkAlertsPage() {

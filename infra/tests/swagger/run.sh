@@ -7,6 +7,7 @@
 #
 #   GATEWAY_URL      gateway to test                 (default http://127.0.0.1:3005)
 #   ARTIFACT_DIR     where screenshots go            (default ${XDG_STATE_HOME:-~/.local/state}/rust-event-platform/artifacts/swagger)
+#   SCREENSHOT_DIR   also write swagger.png there, for the docs (unset: no; `make screenshots` sets docs/images)
 #   CHROMIUM_PATH    browser binary                  (default /usr/bin/chromium)
 #   SWAGGER_TEST_DEPS_DIR  npm prefix for node_modules (default ${XDG_CACHE_HOME:-~/.cache}/rust-event-platform/swagger-test)
 #   ADMIN_EMAIL / ADMIN_PASSWORD  login used for the token (defaults: the seeded admin)

@@ -9,9 +9,11 @@
 //   4. GET /api/orders/stats, executed with "Try it out" before authorizing, shows 401;
 //   5. Authorize -> bearer token -> Authorize -> Close leaves the UI authorized;
 //   6. the same operation, executed again, shows 200 and a JSON body with countsByStatus.
-// Screenshots go to ARTIFACT_DIR. Exit code 0 only if every check passed.
+// Screenshots go to ARTIFACT_DIR. Exit code 0 only if every check passed. With
+// SCREENSHOT_DIR set (`make screenshots`), the authorized page with its 200 answer is also
+// written there as swagger.png, at the window's size, for the documentation.
 //
-// Environment: GATEWAY_URL, ARTIFACT_DIR, CHROMIUM_PATH, ADMIN_EMAIL, ADMIN_PASSWORD,
+// Environment: GATEWAY_URL, ARTIFACT_DIR, SCREENSHOT_DIR, CHROMIUM_PATH, ADMIN_EMAIL, ADMIN_PASSWORD,
 // STEP_TIMEOUT_MS (one wait, default 20000), TEST_TIMEOUT_MS (whole test, default 120000),
 // OPERATION_PATH (default /api/orders/stats).
 
@@ -40,6 +42,7 @@ const STATE_HOME = process.env.XDG_STATE_HOME || path.join(homedir(), '.local', 
 const ARTIFACT_DIR = path.resolve(
   process.env.ARTIFACT_DIR || path.join(STATE_HOME, 'rust-event-platform', 'artifacts', 'swagger'),
 );
+const SCREENSHOT_DIR = process.env.SCREENSHOT_DIR ? path.resolve(process.env.SCREENSHOT_DIR) : '';
 const ADMIN_EMAIL = process.env.ADMIN_EMAIL || 'admin@example.com';
 const ADMIN_PASSWORD = process.env.ADMIN_PASSWORD || 'Admin123!ChangeMe';
 const STEP_TIMEOUT = Number(process.env.STEP_TIMEOUT_MS || 20000);
@@ -280,6 +283,12 @@ async function authorizedAttempt() {
   await shot('04-authorized-200-fullpage.png');
   await r.block.screenshot({ path: path.join(ARTIFACT_DIR, '05-operation-200.png') });
   screenshots.push(path.join(ARTIFACT_DIR, '05-operation-200.png'));
+  if (SCREENSHOT_DIR) {
+    mkdirSync(SCREENSHOT_DIR, { recursive: true });
+    const file = path.join(SCREENSHOT_DIR, 'swagger.png');
+    await page.screenshot({ path: file, fullPage: false });
+    screenshots.push(file);
+  }
 }
 
 // ---------------------------------------------------------------------------
