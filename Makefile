@@ -4,7 +4,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 SCRIPTS := infra/scripts
 
-.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger test-schemathesis chaos test-observability test-observability-ui test-deploy test-broker test-events test-asyncapi events test-bench bench soak latency clean-test-dbs fmt lint
+.PHONY: help infra up down logs status demo watch test-hot-reload test test-rust test-demo test-swagger test-schemathesis chaos test-observability test-observability-ui test-deploy test-broker test-events test-asyncapi events test-bench bench soak latency clean-test-dbs fmt lint test-docs screenshots
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -62,6 +62,7 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 	@$(MAKE) --no-print-directory test-observability
 	@$(MAKE) --no-print-directory test-observability-ui
 	@$(MAKE) --no-print-directory test-deploy
+	@$(MAKE) --no-print-directory test-docs
 	@$(MAKE) --no-print-directory test-hot-reload
 	@$(MAKE) --no-print-directory test-bench
 	@$(MAKE) --no-print-directory clean-test-dbs
@@ -105,6 +106,15 @@ test-observability-ui: infra ## After the demo: its links answer; the trace, the
 
 test-deploy: ## Dockerfile, compose files and Kubernetes manifests, validated offline
 	@infra/tests/deploy/check.sh
+
+test-docs: ## README and docs/: links, make targets, paths, ports and settings exist; settings table and metrics catalogue match the code
+	@python3 infra/tests/docs/check.py
+
+# Not part of `make test`: the images are committed, not regenerated in CI.
+screenshots: infra ## Swagger UI, a sign-up's trace and a Prometheus graph, from the headless-Chromium tests, into docs/images/
+	@mkdir -p docs/images
+	@SCREENSHOT_DIR=$(CURDIR)/docs/images $(SCRIPTS)/with-platform.sh infra/tests/swagger/run.sh
+	@SCREENSHOT_DIR=$(CURDIR)/docs/images infra/tests/observability-ui/run.sh
 
 test-broker: ## The broker scripts: Kafka health check, repair of a wedged broker, bounded store (private ports)
 	@infra/tests/broker/run.sh
