@@ -70,12 +70,12 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 # The Rust suite gets a broker of its own with empty storage, on port 19092.
 test-rust: infra
 	@cargo build --quiet --bins
-	@$(SCRIPTS)/broker.sh start-fresh tansu-test 19092
+	@$(SCRIPTS)/broker.sh start-fresh broker-test 19092
 	@status=0; if cargo nextest --version >/dev/null 2>&1; then \
 		TEST_KAFKA_BROKERS=127.0.0.1:19092 cargo nextest run --workspace --no-fail-fast || status=$$?; \
 	else \
 		TEST_KAFKA_BROKERS=127.0.0.1:19092 cargo test --workspace --no-fail-fast || status=$$?; \
-	fi; $(SCRIPTS)/broker.sh stop-fresh tansu-test; exit $$status
+	fi; $(SCRIPTS)/broker.sh stop-fresh broker-test; exit $$status
 
 test-demo: infra ## The demo script end to end against the native processes
 	@$(SCRIPTS)/with-platform.sh ./demo-quick.sh

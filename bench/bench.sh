@@ -2,7 +2,8 @@
 # make bench: builds in release mode, runs the native stack, and writes
 # bench/report.md and bench/results.json. BENCH_MODE=smoke (make test) runs
 # every step briefly on the debug build to prove the harness works; it judges
-# no timings. BENCH_BIN_DIR runs prebuilt binaries instead (say, an earlier
+# no timings. BENCH_MODE=flood runs only the order flood (compare settings such as
+# KAFKA_FETCH_MAX_BYTES=262144 side by side) and writes flood.json outside the tree. BENCH_BIN_DIR runs prebuilt binaries instead (say, an earlier
 # commit's, for a before/after comparison) and BENCH_OUT writes elsewhere.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -27,12 +28,12 @@ fi
 "$ROOT/infra/scripts/broker.sh" start
 # A broker with empty storage, so the figures do not depend on what earlier runs left.
 BENCH_BROKER_PORT=19094
-"$ROOT/infra/scripts/broker.sh" start-fresh tansu-bench "$BENCH_BROKER_PORT"
+"$ROOT/infra/scripts/broker.sh" start-fresh broker-bench "$BENCH_BROKER_PORT"
 # The broker's own limits are measured on a second empty store: the 50 000 messages that
 # measurement writes would otherwise slow the platform's broker for the rest of the run.
 LIMITS_BROKER_PORT=19095
-"$ROOT/infra/scripts/broker.sh" start-fresh tansu-limits "$LIMITS_BROKER_PORT"
-trap '"$ROOT/infra/scripts/broker.sh" stop-fresh tansu-bench; "$ROOT/infra/scripts/broker.sh" stop-fresh tansu-limits' EXIT
+"$ROOT/infra/scripts/broker.sh" start-fresh broker-limits "$LIMITS_BROKER_PORT"
+trap '"$ROOT/infra/scripts/broker.sh" stop-fresh broker-bench; "$ROOT/infra/scripts/broker.sh" stop-fresh broker-limits' EXIT
 BIN_DIR="${BENCH_BIN_DIR:-$ROOT/target/$PROFILE}"
 if [ -z "${BENCH_BIN_DIR:-}" ]; then
   say "Building the services ($PROFILE)"
@@ -48,8 +49,9 @@ fi
 
 out="${BENCH_OUT:-$ROOT/bench}"
 [ "$MODE" = smoke ] && out="$STATE_DIR/bench-smoke"
+[ "$MODE" = flood ] && out="${BENCH_OUT:-$STATE_DIR/bench-flood}"
 mkdir -p "$out"
 "$VENV/bin/python" "$ROOT/bench/harness.py" --mode "$MODE" --bin-dir "$BIN_DIR" \
   --database-url "$DATABASE_URL" --brokers "$KAFKA_HOST:$BENCH_BROKER_PORT" \
   --limits-brokers "$KAFKA_HOST:$LIMITS_BROKER_PORT" \
-  --broker-pid-file "$RUN_DIR/tansu-bench.pid" --out "$out"
+  --broker-pid-file "$RUN_DIR/broker-bench.pid" --out "$out"

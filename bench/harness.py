@@ -36,7 +36,12 @@ BUDGETS = {
     "flood_drain_s": 2.0,
     "demo_drain_s": 1.5,
     "write_over_pgbench": 0.6,
+    "backlog_drain_per_s": 10000,
+    "hot_key_others_s": 5.0,
 }
+# The consumers' fetch size, as the services read it (KAFKA_FETCH_MAX_BYTES; its default
+# in shared/eventing/src/configuration.rs).
+FETCH_MAX_BYTES = int(os.environ.get("KAFKA_FETCH_MAX_BYTES", 32 * 1024))
 ORDER_BODY_ITEMS = [{"productId": "product-bench", "quantity": 2, "price": 9.99}]
 
 
@@ -310,7 +315,26 @@ def broker_limits(brokers, prefix, pipelined_count, serial_count):
     consumed = read / (time.perf_counter() - first) if first else 0
     consumer.close()
     return {"pipelined_produce_per_s": pipelined, "serial_produce_per_s": serial, "consume_per_s": consumed,
-            "messages": total}
+            "messages": total, "backlog_drain": backlog_drain(brokers, prefix, topic, min(total, 30000))}
+
+
+def backlog_drain(brokers, prefix, topic, count):
+    """One consumer reading `count` records of a backlog with the services' fetch settings."""
+    from confluent_kafka import Consumer
+
+    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"{prefix}drain", "auto.offset.reset": "earliest",
+                         "fetch.wait.max.ms": 10, "enable.auto.commit": False, "fetch.max.bytes": FETCH_MAX_BYTES,
+                         "message.max.bytes": FETCH_MAX_BYTES, "max.partition.fetch.bytes": FETCH_MAX_BYTES})
+    consumer.subscribe([topic])
+    read, first, deadline = 0, None, time.time() + 60
+    while read < count and time.time() < deadline:
+        for message in consumer.consume(1000, 1):
+            if not message.error():
+                first = first or time.perf_counter()
+                read += 1
+    elapsed = time.perf_counter() - first if first else 0
+    consumer.close()
+    return {"records": read, "fetch_max_bytes": FETCH_MAX_BYTES, "per_s": read / elapsed if elapsed else 0}
 
 
 def paced(rate, duration, one):
@@ -378,8 +402,38 @@ def simultaneous_signups(args, stack, gateway, count):
                     f"AND status IN ('paid', 'payment_failed') AND user_id IN ({ids})",
                     lambda r: int(r.split("|")[0]) >= len(answered), 60)
     settled, last = row.split("|")
-    return {"users": count, "settled": int(settled),
+    return {"users": count, "settled": int(settled), "user_ids": list(answered),
             "last_settled_after_last_201_s": float(last) - max(answered.values()) if last else None}
+
+
+def hot_key(args, stack, gateway, token, hot_user, others, burst):
+    """`burst` orders of one user at once, then one order each of `others` while the burst
+    is in flight: seconds from each other order's 201 to its settlement. With a 1 s payment,
+    the burst alone takes `burst` seconds to settle; the others must not wait behind it."""
+    def post(user):
+        status, body = http("POST", f"{gateway}/api/orders", {"userId": user, "items": ORDER_BODY_ITEMS},
+                            {"Authorization": f"Bearer {token}"})
+        if status != 201:
+            sys.exit(f"order failed: {status} {body[:200]}")
+        return json.loads(body)["id"]
+
+    threads = [threading.Thread(target=post, args=(hot_user,)) for _ in range(burst)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    answered = {}
+    for user in others:
+        order = post(user)
+        answered[order] = time.time()
+    ids = ",".join(f"'{o}'" for o in answered)
+    rows = wait_rows(args, stack.order_db,
+                     f"SELECT id, EXTRACT(EPOCH FROM updated_at) FROM orders WHERE status IN ('paid', 'payment_failed') "
+                     f"AND id IN ({ids})", lambda r: len(r.splitlines()) >= len(answered), 120)
+    settled = {fields[0]: float(fields[1]) for fields in (line.split("|") for line in rows.splitlines() if line)}
+    waits = sorted(settled[o] - answered[o] for o in settled)
+    return {"burst": burst, "others": len(others), "others_settled": len(settled),
+            "others_max_s": max(waits) if waits else None, "others_p50_s": statistics.median(waits) if waits else None}
 
 
 def signup_burst(args, stack, gateway, rate, duration):
@@ -489,7 +543,7 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
     broker_pid = int(open(args.broker_pid_file).read()) if args.broker_pid_file else None
     pids = {s: p.pid for s, p in stack.processes.items()}
     if broker_pid:
-        pids["broker (tansu)"] = broker_pid
+        pids["broker (nisshi)"] = broker_pid
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     since = psql(args.database_url, "SELECT EXTRACT(EPOCH FROM clock_timestamp())", stack.order_db)
     started = time.time()
@@ -512,9 +566,29 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
             "waited_s": settled_at - ended, "cpu_cores_used": cpu}
 
 
+def flood_step(args, stack, gateway, token, user_count, duration, connections):
+    """Signs `user_count` users up, waits for their welcome orders, then floods."""
+    log(f"Order flood: POST /api/orders at full speed across {user_count} users, then until every order settled "
+        f"(consumers fetch {FETCH_MAX_BYTES} bytes at most)")
+    users = [register(gateway, f"flood-{i}-{uuid.uuid4().hex[:8]}@example.com")["user"]["id"]
+             for i in range(user_count)]
+    # order-service takes orders for users it has heard of: wait for their welcome orders.
+    ids = ",".join(f"'{u}'" for u in users)
+    wait_rows(args, stack.order_db, f"SELECT count(*) FROM orders WHERE kind = 'welcome' AND user_id IN ({ids})",
+              lambda r: int(r) >= len(users), 60)
+    f = order_flood(args, stack, gateway, token, users, duration, connections)
+    ratio = f["settle_per_s"] / f["accept_per_s"] if f["accept_per_s"] else 0
+    drain = f["last_settled_after_flood_end_s"]
+    log(f"  accepted {f['accept_per_s']:.0f}/s, settled {f['settle_per_s']:.0f}/s (ratio {ratio:.2f}); last settled "
+        f"{'never' if drain is None else f'{drain:.1f} s'} after the flood; {f['still_pending']} pending after "
+        f"{f['waited_s']:.1f} s; cores used {f['cpu_cores_used']}")
+    return f
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["full", "smoke"], default="full")
+    parser.add_argument("--mode", choices=["full", "smoke", "flood"], default="full",
+                        help="flood: only the order flood (to compare settings), printed and written to flood.json")
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--brokers", required=True)
@@ -544,6 +618,12 @@ def main():
         admin = json.loads(body)
         token, admin_id = admin["access_token"], admin["user"]["id"]
 
+        if args.mode == "flood":
+            results["flood"] = flood_step(args, stack, gateway, token, 50, 15, connections)
+            with open(os.path.join(args.out, "flood.json"), "w") as out:
+                json.dump(results, out, indent=2)
+            return
+
         log("Broker limits: pipelined and serial produce, one consumer reading")
         sampler.step = "broker limits"
         results["broker"] = broker_limits(args.limits_brokers or args.brokers, stack.prefix,
@@ -568,6 +648,11 @@ def main():
         stack.stop("payment-service")
         stack.start("payment-service", {"PAYMENT_DELAY_MS": "1000"})
         results["demo"] = simultaneous_signups(args, stack, gateway, 3 if smoke else 20)
+        demo_users = results["demo"]["user_ids"]
+        results["hot_key"] = hot_key(args, stack, gateway, token, demo_users[0], demo_users[1:7], 12 if smoke else 120)
+        h = results["hot_key"]
+        log(f"  hot key: {h['burst']} orders of one user in flight; the others' orders settled within "
+            f"{h['others_max_s']:.2f} s (p50 {h['others_p50_s']:.2f} s)")
         stack.stop("payment-service")
         stack.start("payment-service")
         log(f"  last welcome order settled {results['demo']['last_settled_after_last_201_s']:.2f} s after the last 201")
@@ -595,18 +680,8 @@ def main():
         sampler.step = "pgbench write"
         results["pgbench_write"] = pgbench_write(args, duration, connections)
 
-        log("Order flood: POST /api/orders at full speed across 50 users, then until every order settled")
         sampler.step = "order flood"
-        users = [register(gateway, f"flood-{i}-{uuid.uuid4().hex[:8]}@example.com")["user"]["id"]
-                 for i in range(5 if smoke else 50)]
-        # order-service takes orders for users it has heard of: wait for their welcome orders.
-        ids = ",".join(f"'{u}'" for u in users)
-        wait_rows(args, stack.order_db, f"SELECT count(*) FROM orders WHERE kind = 'welcome' AND user_id IN ({ids})",
-                  lambda r: int(r) >= len(users), 60)
-        results["flood"] = order_flood(args, stack, gateway, token, users, 1 if smoke else 15, connections)
-        f = results["flood"]
-        log(f"  accepted {f['accept_per_s']:.0f}/s, settled {f['settle_per_s']:.0f}/s; "
-            f"{f['still_pending']} pending after {f['waited_s']:.1f} s; cores used {f['cpu_cores_used']}")
+        results["flood"] = flood_step(args, stack, gateway, token, 5 if smoke else 50, 1 if smoke else 15, connections)
         results["write_over_pgbench"] = f["accept_per_s"] / results["pgbench_write"]["tps"]
 
         log("Broker limits again, on the platform's broker as the flood left it (services stopped)")
@@ -667,6 +742,8 @@ def write_report(args, r):
     with open(os.path.join(args.out, "results.json"), "w") as out:
         json.dump(r, out, indent=2)
     read, hop, broker, flood = r["read"], r["hop"], r["broker"], r["flood"]
+    backlog, hot = broker["backlog_drain"], r["hot_key"]
+    hot_slowest = "—" if hot["others_max_s"] is None else f"{hot['others_max_s']:.2f}"
     chain, demo, burst, pgw = r["order_chain"], r["demo"], r["signup_burst"], r["pgbench_write"]
     settle_ratio = flood["settle_per_s"] / flood["accept_per_s"] if flood["accept_per_s"] else 0
     drain = flood["last_settled_after_flood_end_s"]
@@ -678,8 +755,10 @@ def write_report(args, r):
         f"Run {r['when']} on {r['machine']}, mode `{r['mode']}` ({settings}). Each figure stands beside its "
         "limit measured in the same run. Raw numbers: `results.json`.", "",
         "## Broker limits (this run, same broker build, on an empty store of its own)", "",
-        "| pipelined produce msg/s | serial produce msg/s (ack before next) | one consumer msg/s |", "|---|---|---|",
-        f"| {broker['pipelined_produce_per_s']:.0f} | {broker['serial_produce_per_s']:.0f} | {broker['consume_per_s']:.0f} |", "",
+        "| pipelined produce msg/s | serial produce msg/s (ack before next) | one consumer msg/s | backlog drain msg/s, services' fetch size |",
+        "|---|---|---|---|",
+        f"| {broker['pipelined_produce_per_s']:.0f} | {broker['serial_produce_per_s']:.0f} | {broker['consume_per_s']:.0f} | "
+        f"{backlog['per_s']:.0f} ({backlog['records']} records, {backlog['fetch_max_bytes']} bytes a fetch) |", "",
         "## Order flood: `POST /api/orders` at full speed across 50 users (payment delay 0)", "",
         "| duration s | accepted /s | settled /s | settled ÷ accepted | last settled after flood end (s) | still pending | errors |",
         "|---|---|---|---|---|---|---|",
@@ -709,6 +788,9 @@ def write_report(args, r):
         "## Demo settings: 20 sign-ups at once, 1 s simulated payment", "",
         f"{demo['settled']} of {demo['users']} welcome orders settled; the last one "
         f"{'—' if demo_drain is None else f'{demo_drain:.2f}'} s after the last 201.", "",
+        f"Hot key: {hot['burst']} orders of one user at once (about {hot['burst']} s of payments in one key's lane), then "
+        f"one order each of {hot['others']} other users: {hot['others_settled']} settled, the slowest "
+        f"{hot_slowest} s after its 201.", "",
         "## Sign-up burst: 80/s for 10 s, no retries", "",
         "| sent | 201 | 503 | other status or no answer in 10 s | welcome orders | exactly one per 201 user | user-service peak RSS MiB |",
         "|---|---|---|---|---|---|---|",
@@ -730,7 +812,13 @@ def write_report(args, r):
     lines += ["", "| service | start → ready s | idle RSS MiB |", "|---|---|---|"]
     for service in SERVICES:
         lines.append(f"| {service} | {r['start_to_ready_s'][service]:.3f} | {r['idle_rss_mib'][service]:.1f} |")
+    hot_max = hot["others_max_s"]
     budgets = [
+        ("one consumer drains a backlog at ≥ 10 000 msg/s (services' fetch size)",
+         backlog["per_s"] >= BUDGETS["backlog_drain_per_s"], f"{backlog['per_s']:.0f} msg/s"),
+        ("hot key: other users' orders settle ≤ 5 s while one user's 120 are in flight",
+         hot_max is not None and hot["others_settled"] == hot["others"] and hot_max <= BUDGETS["hot_key_others_s"],
+         "—" if hot_max is None else f"max {hot_max:.2f} s"),
         ("flood: settled ÷ accepted ≥ 0.9", settle_ratio >= BUDGETS["settle_over_accept"], f"{settle_ratio:.2f}"),
         ("flood: last settled ≤ 2 s after it ends", drain is not None and drain <= BUDGETS["flood_drain_s"],
          "never" if drain is None else f"{drain:.2f} s"),

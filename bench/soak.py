@@ -155,11 +155,11 @@ class Sampler(threading.Thread):
         self.args, self.stack, self.traffic, self.broker_pid = args, stack, traffic, broker_pid
         self.samples, self.problems, self.done = [], [], threading.Event()
         self.pids = {s: proc.pid for s, proc in stack.processes.items()}
-        self.pids["broker (tansu)"] = broker_pid
+        self.pids["broker (nisshi)"] = broker_pid
         self.phase = "load"
 
     def store_bytes(self):
-        return sum(f.stat().st_size for f in Path(self.args.store_dir).glob("tansu.db*"))
+        return sum(f.stat().st_size for f in Path(self.args.store_dir).glob("nisshi.db*"))
 
     def topic_records(self):
         host, port = self.args.brokers.rsplit(":", 1)
@@ -335,7 +335,7 @@ def main():
     parser.add_argument("--database-url", required=True)
     parser.add_argument("--brokers", required=True, help="the soak's own broker, host:port")
     parser.add_argument("--broker-pid-file", required=True)
-    parser.add_argument("--store-dir", required=True, help="the soak broker's data folder (tansu.db)")
+    parser.add_argument("--store-dir", required=True, help="the soak broker's data folder (nisshi.db)")
     parser.add_argument("--maintenance-interval", required=True, help="the soak broker's, for the report")
     parser.add_argument("--build", default="release", help="the build's profile, for the report")
     parser.add_argument("--minutes", type=float, default=10)
@@ -465,13 +465,13 @@ def at(samples, t):
 def soak_section(r):
     s, samples = r["settings"], [x for x in r["samples"] if x["phase"] == "load"]
     minutes = r["minutes"]
-    services = list(SOAK_PORTS) + ["broker (tansu)"]
+    services = list(SOAK_PORTS) + ["broker (nisshi)"]
     load_end = r["load_s"]
     lines = [SOAK_HEADING, "",
              f"Run {r['when']} on {r['machine']}: `make soak`, {minutes:g} minute{'s' if minutes != 1 else ''} of steady "
              f"mixed load through the gateway of the {r['build']} build, then a wait for settlement ({r['drain_s']:.1f} s). Its own instances on "
              f"ports {', '.join(str(v) for v in s['ports'].values())}, its own databases (dropped afterwards) and its own "
-             f"empty tansu 0.6.0 on {s['brokers']} with storage maintenance every {s['maintenance_interval']}; the services "
+             f"empty nisshi 0.8.1 on {s['brokers']} with storage maintenance every {s['maintenance_interval']}; the services "
              f"ran with `KAFKA_RETENTION_MS={s['retention_ms']}` (so retention trims the store from the first minute, and minute 1, the latency budget's baseline, is already its steady state) and the "
              f"defaults otherwise (payment delay {s['payment_delay_ms']} ms, failure rate {s['payment_failure_rate']}).", "",
              f"Rates: sign-ups {s['signups_per_s']:g}/s, orders {s['orders_per_s']:g}/s (every {s['cancel_every']}th "

@@ -4,7 +4,7 @@
 # bench/report.md (the rest of the report is kept). A benchmark, not part of `make test`.
 #
 # It disturbs nobody and nobody disturbs it: its own services on ports 4001-4003 and 4005,
-# its own databases (dropped at the end, by bench/soak.py), and its own empty tansu on
+# its own databases (dropped at the end, by bench/soak.py), and its own empty nisshi on
 # $SOAK_BROKER_PORT (19096) with storage maintenance every $SOAK_MAINTENANCE_INTERVAL
 # (10s), stopped and deleted at the end. The services keep events for
 # $SOAK_RETENTION_MS (20000), so retention trims the broker's store from the first minute
@@ -51,8 +51,8 @@ fi
 
 command -v psql >/dev/null || die "psql not found; install PostgreSQL's client (apt-get install postgresql-client)"
 wait_for "PostgreSQL at $DATABASE_URL" 30 psql "$DATABASE_URL/postgres" -Atqc 'SELECT 1'
-TANSU_MAINTENANCE_INTERVAL="$SOAK_MAINTENANCE_INTERVAL" "$ROOT/infra/scripts/broker.sh" start-fresh tansu-soak "$SOAK_BROKER_PORT"
-trap '"$ROOT/infra/scripts/broker.sh" stop-fresh tansu-soak' EXIT
+BROKER_MAINTENANCE_INTERVAL="$SOAK_MAINTENANCE_INTERVAL" "$ROOT/infra/scripts/broker.sh" start-fresh broker-soak "$SOAK_BROKER_PORT"
+trap '"$ROOT/infra/scripts/broker.sh" stop-fresh broker-soak' EXIT
 
 args=()
 [ -z "${SOAK_SIGNUPS_PER_S:-}" ] || args+=(--signups-per-s "$SOAK_SIGNUPS_PER_S")
@@ -60,8 +60,8 @@ args=()
 [ -z "${SOAK_READS_PER_S:-}" ] || args+=(--reads-per-s "$SOAK_READS_PER_S")
 [ -z "${SOAK_CANCEL_EVERY:-}" ] || args+=(--cancel-every "$SOAK_CANCEL_EVERY")
 python3 "$ROOT/bench/soak.py" --bin-dir "$BIN_DIR" --database-url "$DATABASE_URL" \
-  --brokers "$KAFKA_HOST:$SOAK_BROKER_PORT" --broker-pid-file "$RUN_DIR/tansu-soak.pid" \
-  --store-dir "$STATE_DIR/tansu-soak" --maintenance-interval "$SOAK_MAINTENANCE_INTERVAL" \
+  --brokers "$KAFKA_HOST:$SOAK_BROKER_PORT" --broker-pid-file "$RUN_DIR/broker-soak.pid" \
+  --store-dir "$STATE_DIR/broker-soak" --maintenance-interval "$SOAK_MAINTENANCE_INTERVAL" \
   --minutes "$SOAK_MINUTES" --retention-ms "$SOAK_RETENTION_MS" --build "$BUILD" \
   --report "${SOAK_REPORT:-$ROOT/bench/report.md}" --raw "$STATE_DIR/soak/results-$(date +%Y%m%d%H%M%S).json" \
   "${args[@]}"

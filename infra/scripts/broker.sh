@@ -1,44 +1,44 @@
 #!/usr/bin/env bash
-# The local Kafka-protocol broker (tansu, sqlite storage): start | stop | status,
+# The local Kafka-protocol broker (nisshi, sqlite storage): start | stop | status,
 # and throw-away brokers for tests: start-fresh <name> <port> | stop-fresh <name>.
 #
 # The broker is judged by real Kafka requests (kafka_check.py: ApiVersions, then
-# Metadata), never by a TCP connect: a tansu whose storage panicked keeps accepting
+# Metadata), never by a TCP connect: a broker whose storage failed may keep accepting
 # connections while failing every request. `start`:
 #   - a healthy Kafka broker answers on the port: it is used as it is (ours or not);
-#   - the broker these scripts started (pid in $RUN_DIR/tansu.pid) accepts connections
+#   - the broker these scripts started (pid in $RUN_DIR/nisshi.pid) accepts connections
 #     but does not answer Kafka requests for $BROKER_CONFIRM_SECONDS: it is killed and a
-#     fresh one started on the same store (its log is kept as tansu.previous.log);
+#     fresh one started on the same store (its log is kept as nisshi.previous.log);
 #   - another process holds the port without answering Kafka: it is named (pid and
 #     command, from `ss -ltnp`) and left alone, and the script fails;
-#   - nothing listens: tansu is installed if missing and started.
+#   - nothing listens: nisshi is installed if missing and started.
 # Then, whichever way the broker came to answer, the platform's existing topics get
 # their retention policy (topic_retention.py: cleanup.policy=delete and retention.ms
 # from KAFKA_RETENTION_MS / KAFKA_DLQ_RETENTION_MS; topics created before the services
 # set it at creation). A broker that refuses that is reported, not restarted.
 #
-# tansu runs its storage maintenance (deleting records older than a topic's
-# retention.ms where cleanup.policy has `delete`) every $TANSU_MAINTENANCE_INTERVAL
+# nisshi runs its storage maintenance (deleting records older than a topic's
+# retention.ms where cleanup.policy has `delete`) every $BROKER_MAINTENANCE_INTERVAL
 # instead of its default 10 minutes, so the store stays bounded by retention.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-TANSU_BIN="${TANSU_INSTALL_ROOT:-/usr/local}/bin/tansu"
-DATA_DIR="$STATE_DIR/tansu"
-PID_FILE="$RUN_DIR/tansu.pid"
+BROKER_BIN="${NISSHI_INSTALL_ROOT:-/usr/local}/bin/nisshi"
+DATA_DIR="$STATE_DIR/nisshi"
+PID_FILE="$RUN_DIR/nisshi.pid"
 KAFKA_CHECK="$ROOT/infra/scripts/kafka_check.py"
 TOPIC_RETENTION="$ROOT/infra/scripts/topic_retention.py"
-# A humantime duration (tansu-broker 0.6.0 src/broker.rs reads it from the storage URL's
-# `maintenance_interval` query parameter and ignores a value it cannot parse).
-TANSU_MAINTENANCE_INTERVAL="${TANSU_MAINTENANCE_INTERVAL:-60s}"
+# A humantime duration, read from the storage URL's `maintenance_interval` query
+# parameter (a value the broker cannot parse is ignored, hence the check below).
+BROKER_MAINTENANCE_INTERVAL="${BROKER_MAINTENANCE_INTERVAL:-60s}"
 # How long a broker of ours may keep failing the check before it is restarted: a loaded
-# tansu (one storage task, serialising every request) can miss one 2 s check.
+# broker (one storage task, serialising every request) can miss one 2 s check.
 BROKER_CONFIRM_SECONDS="${BROKER_CONFIRM_SECONDS:-15}"
 # Seconds for one check (connect, ApiVersions and Metadata).
 KAFKA_CHECK_TIMEOUT="${KAFKA_CHECK_TIMEOUT:-2}"
 
-[[ "$TANSU_MAINTENANCE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m|min|h)$ ]] ||
-  die "TANSU_MAINTENANCE_INTERVAL=$TANSU_MAINTENANCE_INTERVAL: expected a duration such as 60s, 5m, 1h"
+[[ "$BROKER_MAINTENANCE_INTERVAL" =~ ^[1-9][0-9]*(ms|s|m|min|h)$ ]] ||
+  die "BROKER_MAINTENANCE_INTERVAL=$BROKER_MAINTENANCE_INTERVAL: expected a duration such as 60s, 5m, 1h"
 
 # kafka_check <port>: kafka_check.py's status (0 healthy, 1 not answering Kafka,
 # 2 nothing listening); its one-line finding in CHECK_MESSAGE.
@@ -49,9 +49,9 @@ kafka_check() {
   return "$status"
 }
 
-# our_pid <pid file> [port]: the pid of a tansu these scripts started (listening on that
+# our_pid <pid file> [port]: the pid of a nisshi these scripts started (listening on that
 # port, if given), if it runs. The pid may have been reused by another program since the
-# file was written: it must be a tansu broker with that listener.
+# file was written: it must be a nisshi broker with that listener.
 our_pid() {
   local pid cmdline listener="--listener-url tcp://"
   [ -z "${2:-}" ] || listener="--listener-url tcp://$KAFKA_HOST:$2 "
@@ -60,7 +60,7 @@ our_pid() {
   [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 0
   cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) || return 0
   case "$cmdline" in
-    *tansu*" broker "*"$listener"*) echo "$pid" ;;
+    *nisshi*" broker "*"$listener"*) echo "$pid" ;;
   esac
 }
 
@@ -90,7 +90,7 @@ listens_as() {
 }
 
 # terminate <pid> <what> [grace seconds]: SIGTERM, then SIGKILL after the grace
-# (20 s by default: a busy tansu may ignore SIGTERM). SIGCONT too, so that a stopped
+# (20 s by default: a busy broker may be slow to act on SIGTERM). SIGCONT too, so that a stopped
 # process acts on the SIGTERM.
 terminate() {
   local pid=$1 what=$2 grace=${3:-20}
@@ -108,14 +108,14 @@ terminate() {
   done
 }
 
-# launch <name> <port> <data dir>: starts tansu on the port with its store in the data
+# launch <name> <port> <data dir>: starts nisshi on the port with its store in the data
 # dir, then waits until it answers Kafka requests.
 launch() {
   local name=$1 port=$2 dir=$3 log="$LOG_DIR/$1.log" pid
   mkdir -p "$dir"
   [ -f "$log" ] && mv -f "$log" "$LOG_DIR/$name.previous.log"
-  # tansu resolves sqlite:// paths against its working directory, so it runs from its data folder.
-  # `cd` on its own line: then `$!` is tansu itself, not a subshell around it.
+  # nisshi resolves sqlite:// paths against its working directory, so it runs from its data folder.
+  # `cd` on its own line: then `$!` is the broker itself, not a subshell around it.
   # It gets none of our open files beyond stdin/out/err: a long-lived broker must not keep
   # what the caller holds, such as the fd of `flock /tmp/cargo-build.lock make up` (it
   # would hold that lock for as long as it runs).
@@ -124,20 +124,24 @@ launch() {
      fd=${fd##*/}
      [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
    done
-   nohup "$TANSU_BIN" broker \
+   # A group's first rebalance does not wait for more members (Apache Kafka waits 3 s,
+   # and so would every service start and test here); the broker exports no traces of
+   # its own into the platform's trace viewer.
+   nohup env -u OTEL_EXPORTER_OTLP_ENDPOINT "$BROKER_BIN" broker \
       --listener-url "tcp://$KAFKA_HOST:$port" \
       --advertised-listener-url "tcp://$KAFKA_HOST:$port" \
-      --storage-engine "sqlite://tansu.db?maintenance_interval=$TANSU_MAINTENANCE_INTERVAL" >"$log" 2>&1 &
+      --group-initial-rebalance-delay 0s \
+      --storage-engine "sqlite://nisshi.db?maintenance_interval=$BROKER_MAINTENANCE_INTERVAL" >"$log" 2>&1 &
    echo $! >"$RUN_DIR/$name.pid")
   pid=$(cat "$RUN_DIR/$name.pid")
   local deadline=$((SECONDS + 30))
   until kafka_check "$port"; do
     if ! kill -0 "$pid" 2>/dev/null; then
       rm -f "$RUN_DIR/$name.pid"
-      die "tansu ($name) exited at start; the end of $log:
+      die "nisshi ($name) exited at start; the end of $log:
 $(tail -n 5 "$log")"
     fi
-    [ "$SECONDS" -lt "$deadline" ] || die "tansu ($name, pid $pid) does not answer Kafka requests 30 s after start: $CHECK_MESSAGE (log: $log)"
+    [ "$SECONDS" -lt "$deadline" ] || die "nisshi ($name, pid $pid) does not answer Kafka requests 30 s after start: $CHECK_MESSAGE (log: $log)"
     sleep 0.2
   done
 }
@@ -166,7 +170,32 @@ retention() {
   fi
 }
 
+# A store left by the broker's predecessor (tansu) is not read by nisshi: the broker starts
+# on a fresh store, and the services refill it (their topic keepers recreate the topics
+# and replay their outboxes' recent events). Said once, then the old store is set aside.
+# retire_legacy_broker: a tansu these scripts started earlier still holding the port is
+# stopped, so that nisshi takes its place.
+retire_legacy_broker() {
+  local pid_file="$RUN_DIR/tansu.pid" pid cmdline
+  [ -f "$pid_file" ] || return 0
+  pid=$(cat "$pid_file")
+  if [[ "$pid" =~ ^[0-9]+$ ]] && cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null) &&
+    [[ "$cmdline" == *tansu*" broker "* ]]; then
+    say "Stopping the previous local broker (tansu, pid $pid): nisshi replaces it"
+    terminate "$pid" tansu
+  fi
+  rm -f "$pid_file"
+}
+
+legacy_store_notice() {
+  local legacy="$STATE_DIR/tansu"
+  [ -e "$legacy/tansu.db" ] && [ ! -e "$DATA_DIR/nisshi.db" ] || return 0
+  say "Found the store of the previous local broker (tansu) in $legacy. nisshi starts on a fresh store in $DATA_DIR; the services recreate their topics and replay their recent events. The old store is kept as $legacy.retired (delete it when you like)."
+  mv "$legacy" "$legacy.retired" 2>/dev/null || true
+}
+
 start() {
+  retire_legacy_broker
   ensure_running
   retention "$KAFKA_PORT"
 }
@@ -177,43 +206,44 @@ ensure_running() {
   pid=$(our_pid "$PID_FILE" "$KAFKA_PORT")
   case "$status" in
     0)
-      say "$CHECK_MESSAGE${pid:+ (tansu, pid $pid)}"
+      say "$CHECK_MESSAGE${pid:+ (nisshi, pid $pid)}"
       return ;;
     1)
       if [ -z "$pid" ] || ! listens_as "$pid" "$KAFKA_PORT"; then
         die "port $KAFKA_PORT on $KAFKA_HOST is held by $(holder "$KAFKA_PORT"), which these scripts did not start and which does not answer Kafka requests ($CHECK_MESSAGE). Left alone: stop it yourself, or run the platform on another KAFKA_PORT."
       fi
       if ! still_failing "$pid" "$KAFKA_PORT"; then
-        say "$CHECK_MESSAGE (tansu, pid $pid, answers again)"
+        say "$CHECK_MESSAGE (nisshi, pid $pid, answers again)"
         return
       fi
-      say "The broker these scripts started (tansu, pid $pid) accepts connections but does not answer Kafka requests for ${BROKER_CONFIRM_SECONDS} s: $CHECK_MESSAGE. Restarting it (its log is kept as $LOG_DIR/tansu.previous.log)."
-      terminate "$pid" tansu 5 ;;
+      say "The broker these scripts started (nisshi, pid $pid) accepts connections but does not answer Kafka requests for ${BROKER_CONFIRM_SECONDS} s: $CHECK_MESSAGE. Restarting it (its log is kept as $LOG_DIR/nisshi.previous.log)."
+      terminate "$pid" nisshi 5 ;;
     2)
       if [ -n "$pid" ]; then
         # Ours, alive, not listening: still starting (another `make up`), or stuck before binding.
         if ! still_failing "$pid" "$KAFKA_PORT"; then
-          say "$CHECK_MESSAGE (tansu, pid $pid)"
+          say "$CHECK_MESSAGE (nisshi, pid $pid)"
           return
         fi
-        say "tansu (pid $pid) runs but has not answered on $KAFKA_HOST:$KAFKA_PORT for ${BROKER_CONFIRM_SECONDS} s: $CHECK_MESSAGE. Restarting it."
-        terminate "$pid" tansu 5
+        say "nisshi (pid $pid) runs but has not answered on $KAFKA_HOST:$KAFKA_PORT for ${BROKER_CONFIRM_SECONDS} s: $CHECK_MESSAGE. Restarting it."
+        terminate "$pid" nisshi 5
       fi ;;
     *) die "kafka_check.py failed ($status): $CHECK_MESSAGE" ;;
   esac
   rm -f "$PID_FILE"
   "$ROOT/infra/scripts/install-broker.sh"
-  say "Starting tansu on $KAFKA_HOST:$KAFKA_PORT (data in $DATA_DIR, maintenance every $TANSU_MAINTENANCE_INTERVAL)"
-  launch tansu "$KAFKA_PORT" "$DATA_DIR"
-  say "$CHECK_MESSAGE (tansu, pid $(cat "$PID_FILE"))"
+  legacy_store_notice
+  say "Starting nisshi on $KAFKA_HOST:$KAFKA_PORT (data in $DATA_DIR, maintenance every $BROKER_MAINTENANCE_INTERVAL)"
+  launch nisshi "$KAFKA_PORT" "$DATA_DIR"
+  say "$CHECK_MESSAGE (nisshi, pid $(cat "$PID_FILE"))"
 }
 
 stop() {
   local pid
   pid=$(our_pid "$PID_FILE")
   if [ -n "$pid" ]; then
-    say "Stopping tansu (pid $pid)"
-    terminate "$pid" tansu
+    say "Stopping nisshi (pid $pid)"
+    terminate "$pid" nisshi
   fi
   rm -f "$PID_FILE"
 }
@@ -223,10 +253,10 @@ status() {
   kafka_check "$KAFKA_PORT" || status=$?
   pid=$(our_pid "$PID_FILE" "$KAFKA_PORT")
   case "$status" in
-    0) echo "broker: up ($CHECK_MESSAGE${pid:+; tansu pid $pid})" ;;
+    0) echo "broker: up ($CHECK_MESSAGE${pid:+; nisshi pid $pid})" ;;
     1)
       if [ -n "$pid" ] && listens_as "$pid" "$KAFKA_PORT"; then
-        echo "broker: NOT ANSWERING ($CHECK_MESSAGE; tansu pid $pid, started by these scripts: \`make up\` restarts it)"
+        echo "broker: NOT ANSWERING ($CHECK_MESSAGE; nisshi pid $pid, started by these scripts: \`make up\` restarts it)"
       else
         echo "broker: NOT ANSWERING ($CHECK_MESSAGE; the port is held by $(holder "$KAFKA_PORT"), not started by these scripts)"
       fi
@@ -235,8 +265,8 @@ status() {
   esac
 }
 
-# A throw-away broker with empty storage (tests, benchmarks): tansu's sqlite engine slows
-# down as topics accumulate, so runs that create many topics get a store of their own.
+# A throw-away broker with empty storage (tests, benchmarks): each run gets topics,
+# groups and records of its own, and leaves nothing behind in the platform's broker.
 start_fresh() {
   local name=$1 port=$2 status=0
   stop_fresh "$name"

@@ -2,7 +2,7 @@
 # Installs the native trace viewer once per machine: the Jaeger UI (2.14.1, the real
 # one, vendored as a production build) in front of an in-memory OTLP/gRPC trace store,
 # as shipped by the crates.io package otlp-embedded (RisingWave's; its `basic` example
-# is a complete server). Why this viewer: README, "Metrics and traces without Docker".
+# is a complete server). Why this viewer: docs/decisions/trace-viewer.md.
 #
 # The example binds fixed addresses (0.0.0.0:10188 for the UI, 0.0.0.0:43177 for OTLP)
 # and keeps 100 traces; before building, this script rewrites those literals so that

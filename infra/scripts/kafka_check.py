@@ -3,12 +3,12 @@
 
     kafka_check.py HOST PORT [--timeout SECONDS] [--quiet]
 
-A TCP connect is not enough: a tansu whose storage task panicked keeps accepting
-connections while it fails every request (shared/notes/broker.md), and so does a stopped
+A TCP connect is not enough: a broker whose storage failed may keep accepting
+connections while it fails every request, and so does a stopped
 process (the kernel completes the handshake into its backlog). This sends, on one
 connection, ApiVersions v0 and then Metadata (v1, or the oldest version the broker offers
 up to v8: Kafka 4 dropped v0-v3) with an empty topic list, which brokers answer with
-their brokers (tansu also lists its topics, reading its store), and calls
+their brokers (some also list their topics, reading their store), and calls
 the broker healthy only when both come back well formed, without an error code, and
 Metadata names at least one broker.
 
@@ -148,7 +148,7 @@ def api_versions(conn: Connection) -> dict[int, tuple[int, int]]:
 def metadata(conn: Connection, version: int, all_topics: bool = False) -> tuple[list[tuple[int, str, int]], list[tuple[str, int, int]]]:
     """Metadata (v1 to v8, the non-flexible ones): brokers and topics, as (name, error
     code, partition count), every field parsed so that a malformed answer is noticed.
-    Asks for no topic (v1+: an empty list; tansu lists all anyway) unless `all_topics`
+    Asks for no topic (v1+: an empty list; some brokers list all anyway) unless `all_topics`
     (a null list: every topic)."""
     request = struct.pack(">i", -1 if all_topics else 0)
     if version >= 4:
@@ -189,7 +189,7 @@ def metadata(conn: Connection, version: int, all_topics: bool = False) -> tuple[
 
 
 def metadata_version(versions: dict[int, tuple[int, int]]) -> int:
-    """v1 where offered (tansu, Kafka 3); the oldest offered otherwise (Kafka 4 starts at v4)."""
+    """v1 where offered (nisshi, Kafka 3); the oldest offered otherwise (Kafka 4 starts at v4)."""
     if METADATA not in versions:
         raise Unhealthy("ApiVersions does not offer Metadata")
     low, high = versions[METADATA]

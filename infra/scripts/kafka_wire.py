@@ -17,8 +17,8 @@ DescribeConfigs v1, Produce v3 with a v2 record batch and its CRC-32C, ListOffse
 is written out here, so that the scripts need nothing but Python's standard library.
 Exit status 1 with a message on any error code.
 
-IncrementalAlterConfigs is only ever sent with operation SET (0): tansu 0.6.0 answers
-APPEND and SUBTRACT with a `todo!()` that panics its storage task and wedges the broker.
+IncrementalAlterConfigs is only ever sent with operation SET (0), the one every
+Kafka-protocol broker implements.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def alter_topic(conn: Connection, name: str, configs: dict[str, str]) -> None:
 
 
 def describe_topic(conn: Connection, name: str) -> dict[str, str | None]:
-    # v1: tansu 0.6.0 leaves is_default out of its v0 answer.
+    # v1: its answer says, for every entry, whether it is a default.
     resource = struct.pack(">b", TOPIC_RESOURCE) + string(name) + struct.pack(">i", -1)  # all configs
     body = conn.request(DESCRIBE_CONFIGS, 1, array([resource]) + struct.pack(">b", 0))  # no synonyms
     body.int32()
@@ -166,8 +166,7 @@ def produce(conn: Connection, name: str, values: list[bytes], timestamp_ms: int)
 
 
 def offsets(conn: Connection, name: str, partition: int = 0) -> tuple[int, int]:
-    """ListOffsets v1: the earliest and the latest offset of one partition. (Once every
-    record of a partition has expired, tansu 0.6.0 answers 0 for both.)"""
+    """ListOffsets v1: the earliest and the latest offset of one partition."""
     found = []
     for timestamp in (-2, -1):  # earliest, latest
         topic = string(name) + array([struct.pack(">iq", partition, timestamp)])

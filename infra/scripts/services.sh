@@ -24,11 +24,17 @@ start() {
       die "port $(service_port "$service") is taken by another process; stop it or change PORT"
     say "Starting $service on port $(service_port "$service")"
     # Demo defaults: payment delay and failure rate as in the seed, overridable from the caller's environment.
-    # A stable group instance id (static membership): a service restarted after a crash
-    # takes its partitions back at once, even from a broker that never expires the dead
-    # member (tansu). Costs about 6 s at a cold start, while tansu settles the group.
+    # A stable group instance id (static membership), as compose and Kubernetes give: a
+    # service restarted after a crash takes its partitions back at once, without waiting
+    # for the dead member's session to time out.
     # Under supervise.sh, which starts a crashed service again (a stop is passed on).
-    nohup env RUST_LOG="${RUST_LOG:-info}" \
+    # Each service its own database (with-platform.sh points them at a test platform's).
+    local database=()
+    case "$service" in
+      user-service) database=(DATABASE_NAME="$USER_DATABASE_NAME") ;;
+      order-service) database=(DATABASE_NAME="$ORDER_DATABASE_NAME") ;;
+    esac
+    nohup env RUST_LOG="${RUST_LOG:-info}" KAFKA_BROKERS="$KAFKA_HOST:$KAFKA_PORT" "${database[@]}" \
       KAFKA_GROUP_INSTANCE_ID="${KAFKA_GROUP_INSTANCE_ID:-$(hostname)-$service}" \
       "$ROOT/infra/scripts/supervise.sh" "$service" "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
     echo $! >"$RUN_DIR/$service.pid"

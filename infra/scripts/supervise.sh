@@ -4,9 +4,9 @@
 # this script is a stop: it is passed on, the service shuts down gracefully, nothing is
 # restarted. Started by services.sh; its pid is the one in the pid file.
 #
-# Why: a consumer on librdkafka 2.12.1 crashes with a segmentation fault when it fetches
-# from a topic the local broker (tansu) no longer has, after a topic wipe or on an empty
-# store (README, "What heals itself", for the cause).
+# Why: the native platform should heal as the deployed one does; a crash (librdkafka
+# has been seen to crash a consumer whose topic vanished under it) must not leave a
+# service down until someone notices.
 set -uo pipefail
 name=$1 binary=$2 child=""
 

@@ -4,9 +4,9 @@
     topic_retention.py HOST PORT [--timeout SECONDS]
 
 The services create their topics with cleanup.policy=delete and retention.ms
-(shared/eventing/src/kafka/admin.rs). Topics created before that keep whatever they had, and the
-services' own repair uses the legacy AlterConfigs (API 33), which tansu 0.6.0 does not
-offer; so a local store written by older code grew without bound. This sets, on each of
+(shared/eventing/src/kafka/admin.rs). Topics created before that (by hand, or by older
+code) keep whatever they had; a broker that does not offer the legacy AlterConfigs the
+services' own repair uses would leave them so. This sets, on each of
 the platform's topics that exists (user.created, user.deleted, order.created,
 payment.completed and each one's `<topic>.dlq`, all behind KAFKA_TOPIC_PREFIX):
 
@@ -16,8 +16,7 @@ payment.completed and each one's `<topic>.dlq`, all behind KAFKA_TOPIC_PREFIX):
 
 the same variables and defaults as the services (shared/eventing/src/configuration.rs). It reads
 each topic's configuration first (DescribeConfigs v1) and alters only what differs
-(IncrementalAlterConfigs v0, operation SET: never APPEND or SUBTRACT, which panic tansu
-0.6.0's storage task), so a second run changes nothing. A cleanup.policy that already
+(IncrementalAlterConfigs v0, operation SET only), so a second run changes nothing. A cleanup.policy that already
 contains `delete` (such as "compact,delete") is kept, as the services judge it.
 Topics that do not exist are left to the services, which create them with the policy.
 Other topics are never touched.

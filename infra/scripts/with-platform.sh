@@ -1,15 +1,39 @@
 #!/usr/bin/env bash
-# with-platform.sh <command...>: runs a command against the native platform,
-# bringing the services up if needed and stopping again only what it started.
+# with-platform.sh <command...>: runs a command (a test) against a platform of its own:
+# the four services on their usual ports, on a broker with an empty store of its own
+# (port $TEST_KAFKA_PORT) and on databases of their own, created empty and dropped
+# afterwards. What the machine's platform holds (a backlog, a stopped partition, old
+# data) cannot change the outcome, and the test leaves nothing in it. Services of the
+# machine's platform that are running are stopped first (`make up` starts them again);
+# Prometheus and the trace viewer, which only watch, are shared.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-started_here=false
-# The status is read whole first: `grep -q` closing the pipe early would fail it under pipefail.
-status_before=$("$ROOT/infra/scripts/services.sh" status)
-if ! grep -q running <<<"$status_before"; then
-  started_here=true
+TEST_KAFKA_PORT="${TEST_KAFKA_PORT:-19096}"
+BROKER_NAME=broker-platform-test
+export USER_DATABASE_NAME=test_platform_userdb ORDER_DATABASE_NAME=test_platform_orderdb
+
+if grep -q running <<<"$("$ROOT/infra/scripts/services.sh" status)"; then
+  say "Stopping the running services: the test gets a platform of its own (start yours again with \`make up\`)"
+  "$ROOT/infra/scripts/services.sh" stop
 fi
+drop_databases() {
+  local db
+  for db in "$USER_DATABASE_NAME" "$ORDER_DATABASE_NAME"; do
+    psql "$DATABASE_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+  done
+}
+cleanup() {
+  "$ROOT/infra/scripts/services.sh" stop || true
+  "$ROOT/infra/scripts/broker.sh" stop-fresh "$BROKER_NAME" || true
+  drop_databases || true
+}
+trap cleanup EXIT
+drop_databases
+"$ROOT/infra/scripts/databases.sh"
+"$ROOT/infra/scripts/broker.sh" start-fresh "$BROKER_NAME" "$TEST_KAFKA_PORT"
+export KAFKA_PORT="$TEST_KAFKA_PORT" KAFKA_BROKERS="$KAFKA_HOST:$TEST_KAFKA_PORT"
+
 # Where this run's lines start in each log, for the digest printed on failure.
 declare -A log_start
 shopt -s nullglob
@@ -28,8 +52,5 @@ if [ "$status" != 0 ]; then
       printf '\n--- %s (this run, last 40 notable lines)\n%s\n' "$(basename "$log")" "$lines" >&2
     fi
   done
-fi
-if $started_here; then
-  "$ROOT/infra/scripts/services.sh" stop
 fi
 exit "$status"

@@ -22,7 +22,7 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
-# The crates under shared/ and the services built on each (the README's layout table);
+# The crates under shared/ and the services built on each (docs/architecture.md);
 # testkit is for tests only, so a change there restarts nothing.
 SHARED = {
     "shared/contracts": tuple(SERVICES),

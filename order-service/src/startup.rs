@@ -57,7 +57,7 @@ impl Application {
         server.spawn(topics.run(shutdown.clone()));
         server.spawn(consumer.run(shutdown.clone()));
         server.spawn(crate::payment_timeout::run(pool.clone(), settings.payment_timeout, shutdown.clone()));
-        server.spawn(OutboxRelay::new(pool.clone(), publisher).run(shutdown.clone()));
+        server.spawn(OutboxRelay::new(pool.clone(), &settings.kafka)?.run(shutdown.clone()));
         server.spawn(eventing::db::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }

@@ -30,7 +30,7 @@ impl Application {
         let publisher = EventPublisher::new(&settings.kafka)?;
         let readiness =
             Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone()).topics(topics.status());
-        let relay = OutboxRelay::new(pool.clone(), publisher);
+        let relay = OutboxRelay::new(pool.clone(), &settings.kafka)?;
         let hasher = Hasher::start(settings.hashing_max_queued)?;
         crate::accounts::ensure_admin(&pool, &hasher, &settings.admin.email, &settings.admin.password).await?;
         let mut server = ServerBuilder::new(routes::router(AppState { pool: pool.clone(), hasher }))

@@ -46,6 +46,7 @@ pub fn router(state: AppState, limits: RateLimits) -> Router {
     sign_in
         .merge(protected)
         .with_state(state)
+        .route("/", get(index::root))
         .route("/api", get(index::index))
         .merge(crate::docs::router(document))
         .layer(from_fn_with_state(conformance, check_answers))

@@ -7,8 +7,8 @@ Prints the port it listens on, then serves until killed. MODE:
   silent       accepts connections and never answers (a stopped or hung process)
   close        accepts and closes each connection at once
   apiversions  answers ApiVersions v0 like a broker offering Metadata v0-12, then closes
-               the connection on the next request: the shape of tansu after its storage
-               task panicked (the protocol layer answers, every storage request fails)
+               the connection on the next request: the shape of a broker whose storage
+               failed (the protocol layer answers, every storage request fails)
   kafka4       a healthy broker that, like Kafka 4, offers Metadata from v4 only: answers
                ApiVersions and Metadata v4 (one broker, one topic) well formed
 """

@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
-# Tests of the broker scripts (issue 12): a broker is judged by Kafka requests, a wedged
+# Tests of the broker scripts: a broker is judged by Kafka requests, a wedged
 # broker of ours is repaired, a foreign one is left alone, and the store is bounded.
 #
-#   1. kafka_check.py: 0 for a healthy tansu (and a fake broker offering Metadata from v4
+#   1. kafka_check.py: 0 for a healthy nisshi (started beside a store left by the previous
+#      broker, tansu, which is set aside with a message), and a fake broker offering Metadata from v4
 #      only, as Kafka 4 does); 2 for a closed port; 1 for a listener that
 #      accepts and never answers, one that closes at once, and one that answers
-#      ApiVersions but drops Metadata (the shape of tansu after its storage panicked)
+#      ApiVersions but drops Metadata (the shape of a broker whose storage failed)
 #   2. broker.sh start/status with a foreign, silent process on the port (its pid even
 #      written into our pid file): named, never killed, and the start fails
-#   3. a tansu started by broker.sh that stops answering (SIGSTOP: the kernel still
+#   3. a nisshi started by broker.sh that stops answering (SIGSTOP: the kernel still
 #      accepts connections into its backlog): `status` says so, `start` kills it and
 #      starts a fresh one on the same store, which answers and still has its topic
-#   4. retention: on a tansu started by broker.sh with a short TANSU_MAINTENANCE_INTERVAL,
+#   4. retention: on a nisshi started by broker.sh with a short BROKER_MAINTENANCE_INTERVAL,
 #      records older than retention.ms are deleted from a topic created with
 #      cleanup.policy=delete and from one given it later by IncrementalAlterConfigs, not
 #      from a topic without it, and offsets carry on where they were
@@ -24,7 +25,7 @@
 #
 # Everything runs on free ports and in a private PLATFORM_STATE_DIR (pid files, logs,
 # stores), removed at the end: never the platform's broker on 9092. Waits are polls
-# with a deadline. Needs tansu installed (`infra/scripts/broker.sh start` installs it).
+# with a deadline. Needs nisshi installed (`infra/scripts/broker.sh start` installs it).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
@@ -49,9 +50,9 @@ export KAFKA_PORT
 cleanup() {
   local pid
   for pid in "${fakes[@]}"; do kill "$pid" 2>/dev/null || true; done
-  if [ -f "$PLATFORM_STATE_DIR/run/tansu.pid" ]; then kill -CONT "$(cat "$PLATFORM_STATE_DIR/run/tansu.pid")" 2>/dev/null || true; fi
+  if [ -f "$PLATFORM_STATE_DIR/run/nisshi.pid" ]; then kill -CONT "$(cat "$PLATFORM_STATE_DIR/run/nisshi.pid")" 2>/dev/null || true; fi
   "$BROKER" stop >/dev/null 2>&1 || true
-  "$BROKER" stop-fresh tansu-retention >/dev/null 2>&1 || true
+  "$BROKER" stop-fresh broker-retention >/dev/null 2>&1 || true
   rm -rf "$PRIVATE"
 }
 trap cleanup EXIT
@@ -98,7 +99,7 @@ fake() {
   [[ "$FAKE_PORT" =~ ^[0-9]+$ ]] && [ "$FAKE_PORT" != 9092 ] || fail "the $1 listener reported port '$FAKE_PORT'"
 }
 
-tansu_pid() { cat "$PLATFORM_STATE_DIR/run/tansu.pid"; }
+broker_pid() { cat "$PLATFORM_STATE_DIR/run/nisshi.pid"; }
 
 # ------------------------------------------------------------------ 1. the check
 
@@ -114,13 +115,21 @@ fake kafka4
 expect_check "$FAKE_PORT" 0 "brokers 1@127.0.0.1:$FAKE_PORT, 1 topics" "a broker offering Metadata from v4 only (as Kafka 4)"
 # The platform's own scripts start the healthy one (section 3 uses it on), here under a
 # lock as `flock /tmp/cargo-build.lock make up` takes it: the broker must not inherit it.
-flock "$PRIVATE/build.lock" "$BROKER" start
-expect_check "$KAFKA_PORT" 0 "@127.0.0.1:$KAFKA_PORT" "tansu started by broker.sh"
+# A store left by the previous local broker (tansu) is set aside, and the start says so.
+mkdir -p "$PLATFORM_STATE_DIR/tansu" && printf 'old store' >"$PLATFORM_STATE_DIR/tansu/tansu.db"
+run flock "$PRIVATE/build.lock" "$BROKER" start
+[ "$RC" -eq 0 ] || fail "broker.sh start: exit $RC: $OUT"
+[[ "$OUT" == *"Found the store of the previous local broker (tansu)"*"fresh store"* ]] ||
+  fail "broker.sh start on a machine with tansu's store did not say it starts on a fresh store: $OUT"
+[ -f "$PLATFORM_STATE_DIR/tansu.retired/tansu.db" ] && [ ! -e "$PLATFORM_STATE_DIR/tansu" ] ||
+  fail "the old store was not set aside as tansu.retired"
+ok "the previous broker's store is set aside, and the start says so: $(grep -o 'Found the store[^.]*' <<<"$OUT")"
+expect_check "$KAFKA_PORT" 0 "@127.0.0.1:$KAFKA_PORT" "nisshi started by broker.sh"
 flock -n "$PRIVATE/build.lock" true || fail "the broker holds the lock its starter held (an inherited file descriptor)"
 ok "the broker keeps no file of its starter's: the lock it was started under is free"
-grep -q "maintenance_interval=60s" "/proc/$(tansu_pid)/cmdline" ||
-  fail "broker.sh started tansu without maintenance_interval=60s: $(tr '\0' ' ' <"/proc/$(tansu_pid)/cmdline")"
-ok "tansu runs its maintenance every 60 s (storage URL: $(tr '\0' '\n' <"/proc/$(tansu_pid)/cmdline" | grep '^sqlite'))"
+grep -q "maintenance_interval=60s" "/proc/$(broker_pid)/cmdline" ||
+  fail "broker.sh started nisshi without maintenance_interval=60s: $(tr '\0' ' ' <"/proc/$(broker_pid)/cmdline")"
+ok "nisshi runs its maintenance every 60 s (storage URL: $(tr '\0' '\n' <"/proc/$(broker_pid)/cmdline" | grep '^sqlite'))"
 
 # ------------------------------------------------------------------ 2. a foreign listener
 
@@ -128,18 +137,18 @@ say "2. broker.sh leaves a foreign listener alone"
 fake silent
 foreign_pid=$FAKE_PID foreign_port=$FAKE_PORT
 # Our pid file naming the foreign process (as after a reboot reused the pid) changes nothing.
-echo "$foreign_pid" >"$PLATFORM_STATE_DIR/run/tansu-foreign.pid"
+echo "$foreign_pid" >"$PLATFORM_STATE_DIR/run/nisshi-foreign.pid"
 run env KAFKA_PORT="$foreign_port" BROKER_CONFIRM_SECONDS=1 "$BROKER" start
 [ "$RC" -ne 0 ] || fail "broker.sh start succeeded with a silent foreign process on its port: $OUT"
 [[ "$OUT" == *"held by pid $foreign_pid"*"did not start"* ]] || fail "broker.sh start did not name the foreign process: $OUT"
 kill -0 "$foreign_pid" || fail "broker.sh start killed the foreign process"
 ok "start fails (exit $RC) and names it: $(tail -n1 <<<"$OUT")"
-cp "$PLATFORM_STATE_DIR/run/tansu.pid" "$PRIVATE/tansu.pid.saved"
-echo "$foreign_pid" >"$PLATFORM_STATE_DIR/run/tansu.pid"
+cp "$PLATFORM_STATE_DIR/run/nisshi.pid" "$PRIVATE/nisshi.pid.saved"
+echo "$foreign_pid" >"$PLATFORM_STATE_DIR/run/nisshi.pid"
 run env KAFKA_PORT="$foreign_port" BROKER_CONFIRM_SECONDS=1 "$BROKER" start
-[ "$RC" -ne 0 ] && [[ "$OUT" == *"held by pid $foreign_pid"* ]] || fail "with the foreign pid in tansu.pid, broker.sh start: exit $RC: $OUT"
+[ "$RC" -ne 0 ] && [[ "$OUT" == *"held by pid $foreign_pid"* ]] || fail "with the foreign pid in nisshi.pid, broker.sh start: exit $RC: $OUT"
 kill -0 "$foreign_pid" || fail "broker.sh start killed the foreign process named in its pid file"
-ok "with its pid in tansu.pid too: start fails, the process lives"
+ok "with its pid in nisshi.pid too: start fails, the process lives"
 run env KAFKA_PORT="$foreign_port" "$BROKER" status
 [ "$RC" -ne 0 ] && [[ "$OUT" == "broker: NOT ANSWERING"*"pid $foreign_pid"*"not started by these scripts"* ]] ||
   fail "broker.sh status on the foreign listener: exit $RC: $OUT"
@@ -147,42 +156,42 @@ ok "status (exit $RC): $OUT"
 run env KAFKA_PORT="$foreign_port" "$BROKER" stop
 kill -0 "$foreign_pid" || fail "broker.sh stop killed the foreign process named in its pid file"
 ok "stop leaves it running too"
-cp "$PRIVATE/tansu.pid.saved" "$PLATFORM_STATE_DIR/run/tansu.pid"
+cp "$PRIVATE/nisshi.pid.saved" "$PLATFORM_STATE_DIR/run/nisshi.pid"
 
 # ------------------------------------------------------------------ 3. a wedged broker of ours
 
 say "3. broker.sh restarts a broker of its own that stopped answering"
 python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" create-topic survives.restart >/dev/null
 python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" produce survives.restart --count 2 >/dev/null
-old_pid=$(tansu_pid)
+old_pid=$(broker_pid)
 kill -STOP "$old_pid"
-expect_check "$KAFKA_PORT" 1 "does not answer a Kafka ApiVersions request" "tansu stopped with SIGSTOP"
+expect_check "$KAFKA_PORT" 1 "does not answer a Kafka ApiVersions request" "nisshi stopped with SIGSTOP"
 run "$BROKER" status
-[ "$RC" -ne 0 ] && [[ "$OUT" == "broker: NOT ANSWERING"*"tansu pid $old_pid, started by these scripts"* ]] ||
-  fail "broker.sh status on the stopped tansu: exit $RC: $OUT"
+[ "$RC" -ne 0 ] && [[ "$OUT" == "broker: NOT ANSWERING"*"nisshi pid $old_pid, started by these scripts"* ]] ||
+  fail "broker.sh status on the stopped nisshi: exit $RC: $OUT"
 ok "status (exit $RC): $OUT"
 t0=$SECONDS
 run env BROKER_CONFIRM_SECONDS=3 "$BROKER" start
-[ "$RC" -eq 0 ] || fail "broker.sh start did not repair the stopped tansu (exit $RC): $OUT"
+[ "$RC" -eq 0 ] || fail "broker.sh start did not repair the stopped nisshi (exit $RC): $OUT"
 [[ "$OUT" == *"does not answer Kafka requests"*"Restarting it"* ]] || fail "broker.sh start gave no clear message: $OUT"
-new_pid=$(tansu_pid)
-[ "$new_pid" != "$old_pid" ] || fail "the pid file still names the old tansu $old_pid"
-! kill -0 "$old_pid" 2>/dev/null || fail "the stopped tansu $old_pid still runs"
+new_pid=$(broker_pid)
+[ "$new_pid" != "$old_pid" ] || fail "the pid file still names the old nisshi $old_pid"
+! kill -0 "$old_pid" 2>/dev/null || fail "the stopped nisshi $old_pid still runs"
 ok "start repaired it in $((SECONDS - t0)) s (3 s of confirmation): pid $old_pid gone, pid $new_pid answers"
 printf '    %s\n' "${OUT//$'\n'/$'\n'    }"
-expect_check "$KAFKA_PORT" 0 "Kafka broker answers" "the restarted tansu"
+expect_check "$KAFKA_PORT" 0 "Kafka broker answers" "the restarted nisshi"
 read -r earliest latest < <(python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" offsets survives.restart)
-[ "$latest" = 2 ] || fail "the restarted tansu lost its store: survives.restart offsets $earliest..$latest, expected 2 records"
+[ "$latest" = 2 ] || fail "the restarted nisshi lost its store: survives.restart offsets $earliest..$latest, expected 2 records"
 ok "the store survived: survives.restart holds offsets $earliest..$((latest - 1))"
-[ -s "$PLATFORM_STATE_DIR/logs/tansu.previous.log" ] || fail "the stopped broker's log was not kept"
-ok "the previous log is kept as tansu.previous.log"
+[ -s "$PLATFORM_STATE_DIR/logs/nisshi.previous.log" ] || fail "the stopped broker's log was not kept"
+ok "the previous log is kept as nisshi.previous.log"
 run "$BROKER" status
 [ "$RC" -eq 0 ] && [[ "$OUT" == "broker: up"* ]] || fail "broker.sh status after the repair: exit $RC: $OUT"
 ok "status: $OUT"
 # A topic of the platform's created without the retention policy (as by older code).
 python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" create-topic user.created >/dev/null
 run "$BROKER" start
-[ "$RC" -eq 0 ] && [ "$(tansu_pid)" = "$new_pid" ] || fail "a second start touched the healthy broker (exit $RC): $OUT"
+[ "$RC" -eq 0 ] && [ "$(broker_pid)" = "$new_pid" ] || fail "a second start touched the healthy broker (exit $RC): $OUT"
 ok "a further start leaves the healthy broker alone"
 [[ "$OUT" == *"user.created: set cleanup.policy (unset) -> delete, retention.ms (unset) -> 3600000"* ]] ||
   fail "broker.sh start on a running broker did not give user.created the retention policy: $OUT"
@@ -196,8 +205,8 @@ ok "the next start changes nothing: $(tail -n1 <<<"$OUT" | plain)"
 
 # ------------------------------------------------------------------ 4. retention
 
-say "4. tansu deletes records older than retention.ms (cleanup.policy=delete) at its maintenance"
-TANSU_MAINTENANCE_INTERVAL=1s "$BROKER" start-fresh tansu-retention "$RETENTION_PORT" >/dev/null
+say "4. nisshi deletes records older than retention.ms (cleanup.policy=delete) at its maintenance"
+BROKER_MAINTENANCE_INTERVAL=1s "$BROKER" start-fresh broker-retention "$RETENTION_PORT" >/dev/null
 wire() { python3 "$WIRE" 127.0.0.1 "$RETENTION_PORT" "$@"; }
 hour=3600000
 wire create-topic created.delete --config cleanup.policy=delete --config retention.ms=60000
@@ -223,11 +232,9 @@ poll 30 "created.delete to lose its 3 old records" earliest_is created.delete 3
 poll 30 "altered.delete to lose its 3 old records" earliest_is altered.delete 3
 ok "created.delete and altered.delete: offsets 0-2 (an hour old) deleted, 3-4 kept, within $((SECONDS - t0)) s"
 read -r earliest latest < <(wire offsets no.policy)
-[ "$earliest" = 0 ] && [ "$latest" = 5 ] || fail "no.policy (no cleanup.policy) offsets $earliest..$latest, expected 0..5: tansu deleted without cleanup.policy=delete"
+[ "$earliest" = 0 ] && [ "$latest" = 5 ] || fail "no.policy (no cleanup.policy) offsets $earliest..$latest, expected 0..5: the broker deleted without cleanup.policy=delete"
 ok "no.policy (retention.ms but no cleanup.policy): all 5 records kept"
-# Offsets carry on after deletion. (ListOffsets is another matter: once every record of a
-# partition has expired, tansu 0.6.0 answers 0 for its latest offset, the SQL looking
-# for the record before the high watermark; shown, not asserted.)
+# Offsets carry on after deletion: the next record is numbered where the log ended.
 for topic_end in created.delete:5 all.expired:2; do
   topic=${topic_end%:*} end=${topic_end#*:}
   read -r earliest latest < <(wire offsets "$topic")
@@ -286,6 +293,6 @@ run env KAFKA_RETENTION_MS=soon python3 "$RETENTION_TOOL" 127.0.0.1 "$RETENTION_
 [ "$RC" -eq 2 ] && [[ "$OUT" == *"KAFKA_RETENTION_MS='soon'"* ]] || fail "topic_retention.py with a bad KAFKA_RETENTION_MS: exit $RC: $OUT"
 ok "a bad setting is refused (exit 2): $OUT"
 unset KAFKA_TOPIC_PREFIX KAFKA_RETENTION_MS KAFKA_DLQ_RETENTION_MS
-"$BROKER" stop-fresh tansu-retention
+"$BROKER" stop-fresh broker-retention
 
 say "Broker tests passed ($((SECONDS - started)) s)"

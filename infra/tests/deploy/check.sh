@@ -14,7 +14,6 @@
 #                        mounts against what the Rust sources read; one SERVICE_API_KEY
 #                        for gateway and backends; with APP_ENV=production every secret
 #                        the service's production rules need, with values that pass them;
-#                        KAFKA_ENABLE_IDEMPOTENCE=true for every Kafka client and
 #                        KAFKA_GROUP_INSTANCE_ID for every consumer (compose: one value
 #                        per service; Kubernetes: the pod name)
 #   6. This script       shellcheck

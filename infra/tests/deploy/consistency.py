@@ -29,9 +29,8 @@ it must pass the service's production rules: keys and JWT secrets of at least 32
 bytes and not the development value, a valid admin e-mail address, an admin
 password that is not the development default and meets the password rules.
 
-Kafka clients against Apache Kafka: every service that reads KAFKA_ENABLE_IDEMPOTENCE is
-given "true" (the code's default is false, for the native tansu broker), and every
-service with a Kafka consumer is given KAFKA_GROUP_INSTANCE_ID (static membership): in
+Kafka clients against Apache Kafka: every service with a Kafka consumer is given
+KAFKA_GROUP_INSTANCE_ID (static membership): in
 compose a fixed value of its own, in Kubernetes the pod name (fieldRef metadata.name).
 
 Exit status 0 when everything agrees, 1 with one line per problem otherwise.
@@ -77,20 +76,12 @@ DEVELOPMENT_VALUES = {
     "ADMIN_PASSWORD": ("user-service/src/configuration.rs", "DEVELOPMENT_ADMIN_PASSWORD"),
 }
 MIN_SECRET_BYTES = 32  # ServiceKey and JwtSettings refuse shorter values in production.
-# The idempotent producer (KafkaSettings, shared/eventing/src/configuration.rs): false by default for
-# tansu; the deployments, which run Apache Kafka, turn it on.
-IDEMPOTENCE = "KAFKA_ENABLE_IDEMPOTENCE"
 GROUP_INSTANCE_ID = "KAFKA_GROUP_INSTANCE_ID"
 
 
 def check_kafka_clients(where: str, name: str, spec: ServiceSpec, values: dict[str, str | None],
                         report: Report) -> None:
-    """Apache Kafka settings every deployment gives: the idempotent producer and a static group member id."""
-    if IDEMPOTENCE in spec.reads:
-        value = values.get(IDEMPOTENCE)
-        report.check(value is not None and value.strip() == "true",
-                     f"{where}: {name} gets {IDEMPOTENCE}={value!r}, expected \"true\" "
-                     "(the code defaults to false for tansu; Apache Kafka supports the idempotent producer)")
+    """Apache Kafka settings every deployment gives: a static group member id."""
     if spec.consumes:
         report.check(GROUP_INSTANCE_ID in values,
                      f"{where}: {name} has a Kafka consumer but no {GROUP_INSTANCE_ID} (static group membership)")
@@ -718,16 +709,6 @@ def self_test(root: Path, specs, compose, compose_test, k8s) -> tuple[int, list[
     expect("KAFKA_GROUP_INSTANCE_ID on user-service, which has no consumer, in Kubernetes",
            lambda c, t, k: k8s_container(k, "user-service").setdefault("env", []).append(
                {"name": "KAFKA_GROUP_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}))
-    def k8s_config_map(k, prefix):
-        for doc in k[0][1]:
-            if doc["kind"] == "ConfigMap" and doc["metadata"]["name"].startswith(prefix):
-                return doc
-        raise KeyError(prefix)
-
-    expect("payment-service without KAFKA_ENABLE_IDEMPOTENCE, in compose",
-           lambda c, t, k: c["services"]["payment-service"]["environment"].pop(IDEMPOTENCE))
-    expect("KAFKA_ENABLE_IDEMPOTENCE=false in the platform-kafka ConfigMap, in Kubernetes",
-           lambda c, t, k: k8s_config_map(k, "platform-kafka")["data"].__setitem__(IDEMPOTENCE, "false"))
     expect("order-service without KAFKA_GROUP_INSTANCE_ID, in compose",
            lambda c, t, k: c["services"]["order-service"]["environment"].pop(GROUP_INSTANCE_ID))
     expect("order- and payment-service with the same KAFKA_GROUP_INSTANCE_ID, in compose",
@@ -757,7 +738,7 @@ def main() -> int:
 
     structs = shared_struct_vars(root)
     specs = {name: ServiceSpec(root, name, structs) for name in SERVICES}
-    for var in (IDEMPOTENCE, GROUP_INSTANCE_ID):
+    for var in (GROUP_INSTANCE_ID,):
         if not any(var in spec.reads for spec in specs.values()):
             raise SystemExit(f"no service reads {var} any more: renamed? Update consistency.py")
     for var, (file, const) in DEVELOPMENT_VALUES.items():

@@ -86,3 +86,35 @@ async fn a_failed_row_holds_back_only_its_key_and_nothing_is_lost_or_reordered()
         assert_eq!(seen[key], (1..=ROWS_PER_KEY).collect::<Vec<_>>(), "{key}: each row once, in order");
     }
 }
+
+/// Rows handed to the idempotent producer all at once, across several batches: every
+/// key's rows reach the topic in id order, each once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pipelined_backlog_reaches_the_topic_in_key_order() {
+    const KEYS: usize = 8;
+    const PER_KEY: i64 = 60; // 480 rows: more than two relay batches
+    let app = spawn_app().await;
+    let pool = PgPool::connect(&format!("{}/{}", testkit::server_url(), app.database_name)).await.unwrap();
+    let probe = TopicProbe::new(&app.topic("order.created"));
+    sqlx::query(
+        "INSERT INTO outbox (event_id, topic, event_type, message_key, payload)
+         SELECT gen_random_uuid(), 'order.created', 'test.relay.v1', 'key-' || k, jsonb_build_object('seq', s)
+         FROM generate_series(1, $1::bigint) AS s, generate_series(1, $2::int) AS k ORDER BY s, k",
+    )
+    .bind(PER_KEY)
+    .bind(i32::try_from(KEYS).unwrap())
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut seen: HashMap<String, Vec<i64>> = HashMap::new();
+    for _ in 0..(KEYS * usize::try_from(PER_KEY).unwrap()) {
+        let message = probe.next_matching(Duration::from_secs(20), |_| true).await;
+        let key = String::from_utf8_lossy(message.key().unwrap()).into_owned();
+        let body: serde_json::Value = serde_json::from_slice(message.payload().unwrap()).unwrap();
+        seen.entry(key).or_default().push(body["seq"].as_i64().unwrap());
+    }
+    assert_eq!(seen.len(), KEYS);
+    for (key, seqs) in &seen {
+        assert_eq!(seqs, &(1..=PER_KEY).collect::<Vec<_>>(), "{key}: each row once, in order");
+    }
+}

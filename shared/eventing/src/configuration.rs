@@ -72,17 +72,14 @@ pub struct KafkaSettings {
     pub partitions: i32,
     /// `KAFKA_REPLICATION_FACTOR`, used when the platform creates a missing topic.
     pub replication_factor: i32,
-    /// `KAFKA_FETCH_WAIT_MAX_MS`: how long a fetch may wait for data. Some brokers (tansu)
-    /// only answer a fetch when this runs out, so it bounds every hop's latency.
+    /// `KAFKA_FETCH_WAIT_MAX_MS` (10): how long a fetch may wait for data. The local broker
+    /// looks for new records at intervals within this wait rather than being woken by them,
+    /// so it bounds every hop's latency; Apache Kafka answers as soon as data arrives.
     pub fetch_wait_max_ms: u32,
-    /// `KAFKA_FETCH_MAX_BYTES` (32 KiB): the most a fetch may bring back, about 50 of our
-    /// events; the largest, an order of 100 lines of 100-character product ids, is about
-    /// 16 KiB. librdkafka asks for 50 MiB by default; tansu answers with the partition's
-    /// whole backlog, building every record with a query of its own, and a consumer that
-    /// pauses a partition after 64 messages throws the rest away and fetches it again.
-    /// Measured in `make bench`'s flood: 1 444 orders settled in 195 s with the default,
-    /// 2 698 with 128 KiB, 6 129 with 32 KiB. On tansu a record larger than this is never
-    /// returned (Apache Kafka returns it anyway), so keep it above the largest event.
+    /// `KAFKA_FETCH_MAX_BYTES` (32 KiB): the most one fetch may bring back, per request and
+    /// per partition. Chosen by measuring the order flood (docs/decisions/fetch-size.md).
+    /// A record larger than this is still delivered: brokers return a fetch's first record
+    /// whatever its size.
     pub fetch_max_bytes: usize,
     /// `KAFKA_PRODUCE_TIMEOUT_MS`: how long a publish waits for the broker's acknowledgement.
     pub produce_timeout: Duration,
@@ -90,11 +87,6 @@ pub struct KafkaSettings {
     pub handler_max_attempts: u32,
     /// `KAFKA_RETRY_BASE_MS`: first retry delay; attempt n waits about base × n².
     pub retry_base: Duration,
-    /// `KAFKA_ENABLE_IDEMPOTENCE` (false): the idempotent producer. Off by default because
-    /// nothing needs it here (one message in flight keeps order; consumers deduplicate by
-    /// event id) and tansu 0.6's sqlite engine panics when an idempotent producer outlives a
-    /// broker restart. Turn it on against Apache Kafka if you like.
-    pub enable_idempotence: bool,
     /// `KAFKA_GROUP_INSTANCE_ID`: a stable identity for this instance in its consumer groups
     /// (static membership, KIP-345), e.g. the pod name. A restarted instance then gets its
     /// partitions back at once instead of after a rebalance.
@@ -102,11 +94,15 @@ pub struct KafkaSettings {
     /// `KAFKA_SESSION_TIMEOUT_MS` (45000): how long the broker may go without a heartbeat
     /// before the group reassigns this member's partitions.
     pub session_timeout: Duration,
-    /// `KAFKA_MAX_IN_FLIGHT` (64): messages a partition may have accepted and not yet finished
-    /// (running, or waiting behind an earlier message of their key). At the limit the
-    /// partition pauses until work completes.
+    /// `KAFKA_MAX_IN_FLIGHT` (64): messages of one partition handled at once (each of
+    /// another key). At the limit the partition pauses until one finishes.
     pub max_in_flight: usize,
-    /// `KAFKA_MAX_IN_FLIGHT_BYTES` (4 MiB): the same bound in payload bytes, per partition.
+    /// `KAFKA_MAX_WAITING` (1024): messages of one partition held waiting behind an
+    /// earlier message of their key. A burst of one key waits here without taking the
+    /// handling slots other keys need; at the limit the partition pauses.
+    pub max_waiting: usize,
+    /// `KAFKA_MAX_IN_FLIGHT_BYTES` (4 MiB): payload bytes of one partition's messages
+    /// running or waiting.
     pub max_in_flight_bytes: usize,
     /// `KAFKA_RETENTION_MS` (1 h): how long the broker keeps the events of a topic the
     /// platform creates (`cleanup.policy=delete`). Every event is handled within seconds
@@ -134,10 +130,10 @@ impl KafkaSettings {
             produce_timeout: env.millis("KAFKA_PRODUCE_TIMEOUT_MS", 5_000)?,
             handler_max_attempts: env.get("KAFKA_HANDLER_MAX_ATTEMPTS", 4)?,
             retry_base: env.millis("KAFKA_RETRY_BASE_MS", 100)?,
-            enable_idempotence: env.get("KAFKA_ENABLE_IDEMPOTENCE", false)?,
             group_instance_id: env.raw("KAFKA_GROUP_INSTANCE_ID").map(str::to_owned),
             session_timeout: env.millis("KAFKA_SESSION_TIMEOUT_MS", 45_000)?,
             max_in_flight: env.get("KAFKA_MAX_IN_FLIGHT", 64)?,
+            max_waiting: env.get("KAFKA_MAX_WAITING", 1024)?,
             max_in_flight_bytes: env.get("KAFKA_MAX_IN_FLIGHT_BYTES", 4 * 1024 * 1024)?,
             retention: env.millis("KAFKA_RETENTION_MS", 3_600_000)?,
             dlq_retention: env.millis("KAFKA_DLQ_RETENTION_MS", 7 * 24 * 3_600_000)?,
@@ -155,6 +151,9 @@ impl KafkaSettings {
         }
         if settings.max_in_flight < 1 {
             return Err(ConfigError::new("KAFKA_MAX_IN_FLIGHT", "must be at least 1"));
+        }
+        if settings.max_waiting < 1 {
+            return Err(ConfigError::new("KAFKA_MAX_WAITING", "must be at least 1"));
         }
         if settings.topic_check_interval.is_zero() {
             return Err(ConfigError::new("KAFKA_TOPIC_CHECK_INTERVAL_MS", "must be at least 1"));

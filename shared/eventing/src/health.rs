@@ -15,12 +15,10 @@ use crate::kafka::TopicStatus;
 
 type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
-/// What a consumer tells readiness: whether the group gave it its partitions, and
-/// whether it looks stranded (see `kafka::watch`).
+/// What a consumer tells readiness: whether the group gave it its partitions.
 #[derive(Debug, Clone, Default)]
 pub struct ConsumerStatus {
     subscribed: Arc<AtomicBool>,
-    stranded: Arc<AtomicBool>,
 }
 
 impl ConsumerStatus {
@@ -33,28 +31,11 @@ impl ConsumerStatus {
     pub fn is_subscribed(&self) -> bool {
         self.subscribed.load(Ordering::Acquire)
     }
-
-    /// Records whether the consumer holds no partitions while its group's messages wait
-    /// and nobody consumes them.
-    pub fn set_stranded(&self, stranded: bool) {
-        self.stranded.store(stranded, Ordering::Release);
-    }
-
-    /// Whether the consumer looks stranded.
-    pub fn is_stranded(&self) -> bool {
-        self.stranded.load(Ordering::Acquire)
-    }
 }
 
 impl Check for ConsumerStatus {
     fn check(&self) -> CheckFuture<'_> {
-        let result = if !self.is_subscribed() {
-            Err("not subscribed".to_owned())
-        } else if self.is_stranded() {
-            Err("holds no partitions while the group's messages wait and nothing consumes them".to_owned())
-        } else {
-            Ok(())
-        };
+        let result = if self.is_subscribed() { Ok(()) } else { Err("not subscribed".to_owned()) };
         Box::pin(std::future::ready(result))
     }
 }

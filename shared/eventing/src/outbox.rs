@@ -7,15 +7,16 @@
 //! (listener reconnecting, relay busy). One relay publishes at a time (an advisory
 //! lock), which keeps every key's events in order across instances.
 //!
-//! A batch is pipelined: every key's rows go out at once, so the producer packs
-//! them into few broker requests instead of paying a round trip per row. Within a
-//! key, a row is sent only once the previous one was acknowledged, and a failure
-//! stops that key for the batch: without an idempotent producer (which the local
-//! broker cannot survive), that is what guarantees a later event of a key never
-//! overtakes an earlier one, even when a row in the middle of a batch fails. A row
-//! is marked published only after the broker's acknowledgement, exactly the rows
-//! acknowledged; a crash in between publishes it again with the same event id,
-//! which consumers deduplicate.
+//! A batch is pipelined: its rows are handed to the producer in id order before the
+//! first acknowledgement comes back, so they travel in few broker requests instead of
+//! a round trip each. Order per key holds because the producer is idempotent and never
+//! times a message out (see [`EventPublisher::until_acknowledged`]): the broker writes
+//! each partition's messages once, in the order they were handed over, whatever it
+//! takes to get them there. A row the producer refuses outright (too large, queue full)
+//! stops its key for the batch, so nothing of that key overtakes it. A row is marked
+//! published only after the broker's acknowledgement, exactly the rows acknowledged; a
+//! crash in between publishes it again with the same event id, which consumers
+//! deduplicate.
 //!
 //! Each service's migrations create the table (see `OUTBOX_MIGRATION_SQL` in the
 //! services' migration files): `outbox(id bigserial, event_id, topic, event_type,
@@ -31,7 +32,8 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::kafka::{EventPublisher, OutgoingEvent};
+use crate::configuration::KafkaSettings;
+use crate::kafka::{Acknowledgement, EventPublisher, OutgoingEvent};
 use contracts::events::Event;
 use platform::http::RequestId;
 use platform::telemetry::propagation;
@@ -139,15 +141,21 @@ struct Row {
 pub struct OutboxRelay {
     pool: PgPool,
     publisher: EventPublisher,
+    /// After this long without an acknowledgement for a batch, say so (once per batch).
+    slow_after: Duration,
 }
 
 impl OutboxRelay {
-    /// A relay over `pool`'s outbox.
-    pub fn new(pool: PgPool, publisher: EventPublisher) -> Self {
-        Self { pool, publisher }
+    /// A relay over `pool`'s outbox, with a producer of its own that retries every
+    /// message until the broker acknowledges it.
+    pub fn new(pool: PgPool, settings: &KafkaSettings) -> anyhow::Result<Self> {
+        let publisher = EventPublisher::until_acknowledged(settings)?;
+        Ok(Self { pool, publisher, slow_after: settings.produce_timeout })
     }
 
     /// Relays until `shutdown`, then returns (unpublished rows wait for the next start).
+    /// The backlog gauges and pruning keep their schedule while a batch waits for the
+    /// broker, which during an outage is as long as the outage.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = None;
         let mut failures = 0u32;
@@ -160,7 +168,22 @@ impl OutboxRelay {
             if listener.is_none() {
                 listener = self.listen().await;
             }
-            match self.drain().await {
+            let drained = {
+                let drain = self.drain();
+                tokio::pin!(drain);
+                loop {
+                    tokio::select! {
+                        () = shutdown.cancelled() => {
+                            tracing::info!("outbox relay stopped");
+                            return;
+                        }
+                        result = &mut drain => break result,
+                        _ = gauges.tick() => self.record_backlog().await,
+                        _ = prune.tick() => self.prune().await,
+                    }
+                }
+            };
+            match drained {
                 Ok(()) => failures = 0,
                 Err(error) => {
                     failures += 1;
@@ -227,42 +250,72 @@ impl OutboxRelay {
         }
     }
 
-    /// Publishes `rows` (in id order): all keys concurrently, each key's rows one after
-    /// another, a key stopping at its first failure. Returns the ids acknowledged and the
-    /// first failure, if any.
+    /// Publishes `rows` (in id order): every row is handed to the producer before any
+    /// acknowledgement is awaited; a key whose row the producer refuses hands over nothing
+    /// more of itself. Returns the ids acknowledged, each key's up to its first failure,
+    /// and the first failure, if any.
     async fn publish_rows(&self, rows: &[Row]) -> (Vec<i64>, Option<anyhow::Error>) {
-        let mut chains: Vec<Vec<&Row>> = Vec::new();
-        let mut chain_of_key: HashMap<&str, usize> = HashMap::new();
-        for row in rows {
-            let chain = *chain_of_key.entry(row.message_key.as_str()).or_insert_with(|| {
-                chains.push(Vec::new());
-                chains.len() - 1
-            });
-            chains[chain].push(row);
-        }
-        let results = futures::future::join_all(chains.into_iter().map(|chain| async move {
-            let mut acknowledged = Vec::with_capacity(chain.len());
-            for row in chain {
-                if let Err(error) = self.publish(row).await {
-                    return (acknowledged, Some(error));
-                }
-                acknowledged.push(row.id);
-            }
-            (acknowledged, None)
-        }))
-        .await;
-        let mut published = Vec::with_capacity(rows.len());
+        // Each key's first failed row: nothing of the key from there on counts as published.
+        let mut stopped_at: HashMap<&str, i64> = HashMap::new();
         let mut failure = None;
-        for (acknowledged, error) in results {
-            published.extend(acknowledged);
-            if failure.is_none() {
-                failure = error;
+        let mut sent: Vec<(&Row, Acknowledgement)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            if stopped_at.contains_key(row.message_key.as_str()) {
+                continue;
+            }
+            match self.dispatch(row) {
+                Ok(acknowledgement) => sent.push((row, acknowledgement)),
+                Err(error) => {
+                    stopped_at.insert(&row.message_key, row.id);
+                    failure.get_or_insert(error);
+                }
             }
         }
+        let (rows_sent, acknowledgements): (Vec<&Row>, Vec<Acknowledgement>) = sent.into_iter().unzip();
+        let results = self.acknowledged(acknowledgements).await;
+        let mut acknowledged = Vec::with_capacity(rows_sent.len());
+        for (row, result) in rows_sent.into_iter().zip(results) {
+            match result {
+                Ok(()) => acknowledged.push(row),
+                Err(error) => {
+                    let first = stopped_at.entry(&row.message_key).or_insert(row.id);
+                    *first = (*first).min(row.id);
+                    failure.get_or_insert(error.into());
+                }
+            }
+        }
+        // A key's rows after one that failed go again, after it, with the same event ids.
+        let published = acknowledged
+            .into_iter()
+            .filter(|row| stopped_at.get(row.message_key.as_str()).is_none_or(|first| row.id < *first))
+            .map(|row| {
+                metrics::counter!("outbox_published_total", "topic" => row.topic.clone()).increment(1);
+                row.id
+            })
+            .collect();
         (published, failure)
     }
 
-    async fn publish(&self, row: &Row) -> anyhow::Result<()> {
+    /// Waits for every acknowledgement, in order; says once if the broker is slow to give them.
+    async fn acknowledged(
+        &self,
+        acknowledgements: Vec<Acknowledgement>,
+    ) -> Vec<Result<(), crate::kafka::PublishError>> {
+        let all = futures::future::join_all(acknowledgements);
+        tokio::pin!(all);
+        tokio::select! {
+            results = &mut all => return results,
+            () = tokio::time::sleep(self.slow_after) => {}
+        }
+        tracing::warn!(
+            waited_ms = self.slow_after.as_millis() as u64,
+            "the broker has not acknowledged the outbox's events yet; they wait in the producer until it does"
+        );
+        all.await
+    }
+
+    /// Hands one row to the producer.
+    fn dispatch(&self, row: &Row) -> anyhow::Result<Acknowledgement> {
         let payload = serde_json::to_vec(&row.payload.0).context("cannot serialise outbox payload")?;
         let request_id = row.headers.get(crate::kafka::REQUEST_ID_HEADER).map_or("", String::as_str);
         let outgoing = OutgoingEvent {
@@ -275,9 +328,7 @@ impl OutboxRelay {
             request_id,
             parent: Some(propagation::context_from_map(&row.headers.0)),
         };
-        self.publisher.publish_outgoing(&outgoing).await?;
-        metrics::counter!("outbox_published_total", "topic" => row.topic.clone()).increment(1);
-        Ok(())
+        Ok(self.publisher.dispatch(&outgoing)?)
     }
 
     async fn prune(&self) {

@@ -33,7 +33,7 @@ pub async fn create_database() -> String {
         .expect("valid test database settings");
     let mut connection = PgConnection::connect_with(&settings.server_options().expect("valid server URL"))
         .await
-        .expect("PostgreSQL must be running for integration tests (see README)");
+        .expect("PostgreSQL must be running for integration tests (see docs/getting-started.md)");
     sqlx::query(&format!(r#"CREATE DATABASE "{name}""#))
         .execute(&mut connection)
         .await

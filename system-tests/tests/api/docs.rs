@@ -98,3 +98,15 @@ async fn the_asyncapi_document_is_served_without_a_token_and_linked_from_swagger
     let description = document().await["info"]["description"].as_str().unwrap().to_owned();
     assert!(description.contains("](/api/docs/asyncapi.json)"), "{description}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateways_root_leads_to_swagger_ui() {
+    let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let response = client.get(gateway.url("/")).send().await.unwrap();
+    assert_eq!(response.status(), 303);
+    assert_eq!(response.headers()["location"], "/api/docs/");
+    let followed = gateway.client.get(gateway.url("/")).send().await.unwrap();
+    assert_eq!(followed.status(), 200, "the redirect lands on Swagger UI");
+    assert!(followed.text().await.unwrap().contains("swagger-ui"), "Swagger UI's page");
+}

@@ -1,4 +1,4 @@
-//! The platform as real processes: a private tansu broker (its own port and
+//! The platform as real processes: a private nisshi broker (its own port and
 //! sqlite data) and the services' binaries, each with a database of its own,
 //! so a fault test can stop, kill and starve them without touching anything else.
 //! Shared by the fault tests and the telemetry test, which use different parts.
@@ -35,7 +35,7 @@ pub fn scratch_dir() -> PathBuf {
     dir
 }
 
-/// A tansu broker with persistent sqlite storage that can be stopped and started again.
+/// A nisshi broker with persistent sqlite storage that can be stopped and started again.
 pub struct Broker {
     pub port: u16,
     dir: PathBuf,
@@ -45,17 +45,17 @@ pub struct Broker {
 
 impl Broker {
     pub async fn start(dir: &std::path::Path) -> Self {
-        Self::start_on(dir, "sqlite://tansu.db").await
+        Self::start_on(dir, "sqlite://nisshi.db").await
     }
 
     /// A broker that runs its storage maintenance (deleting records past their topic's
     /// retention) every `interval` (`1s`) rather than every 10 minutes.
     pub async fn start_with_maintenance(dir: &std::path::Path, interval: &str) -> Self {
-        Self::start_on(dir, &format!("sqlite://tansu.db?maintenance_interval={interval}")).await
+        Self::start_on(dir, &format!("sqlite://nisshi.db?maintenance_interval={interval}")).await
     }
 
     async fn start_on(dir: &std::path::Path, storage: &str) -> Self {
-        let mut broker = Self { port: free_port(), dir: dir.join("tansu"), storage: storage.to_owned(), child: None };
+        let mut broker = Self { port: free_port(), dir: dir.join("nisshi"), storage: storage.to_owned(), child: None };
         std::fs::create_dir_all(&broker.dir).expect("broker data directory");
         broker.restart().await;
         broker
@@ -67,17 +67,19 @@ impl Broker {
 
     pub async fn restart(&mut self) {
         let listener = format!("tcp://127.0.0.1:{}", self.port);
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("tansu.log")).unwrap();
-        let tansu = std::env::var("TANSU_BIN").unwrap_or_else(|_| "/usr/local/bin/tansu".to_owned());
-        let child = Command::new(tansu)
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("nisshi.log")).unwrap();
+        let broker = std::env::var("BROKER_BIN").unwrap_or_else(|_| "/usr/local/bin/nisshi".to_owned());
+        let child = Command::new(broker)
             .current_dir(&self.dir) // sqlite paths are relative to the working directory
             .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
             .args(["--storage-engine", &self.storage])
+            // As infra/scripts/broker.sh starts it: a group's first rebalance does not wait.
+            .args(["--group-initial-rebalance-delay", "0s"])
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("tansu is installed (make infra installs it)");
+            .expect("nisshi is installed (make infra installs it)");
         self.child = Some(child);
         let port = self.port;
         eventually("the broker to listen", Duration::from_secs(20), || async move { port_open(port).then_some(()) })
@@ -89,15 +91,15 @@ impl Broker {
     pub async fn restart_empty(&mut self) {
         self.stop();
         for entry in std::fs::read_dir(&self.dir).expect("broker data directory").flatten() {
-            if entry.file_name().to_string_lossy().starts_with("tansu.db") {
+            if entry.file_name().to_string_lossy().starts_with("nisshi.db") {
                 std::fs::remove_file(entry.path()).expect("can remove the broker's store");
             }
         }
         self.restart().await;
     }
 
-    /// Whether the broker answers a metadata request (a wedged tansu accepts connections
-    /// and fails every request).
+    /// Whether the broker answers a metadata request (a wedged broker may accept connections
+    /// and fail every request).
     pub fn answers(&self) -> bool {
         let Ok(client) = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", self.address())

@@ -97,8 +97,8 @@ async fn a_second_order_service_takes_over_the_partitions_of_one_that_stops() {
     // Both instances share the group: each must have handled some of the stream.
     let stored_before = platform.welcome_orders().await;
     // SIGTERM, as a scale-down or a rolling deploy does: the instance leaves the group and the
-    // survivor is handed its partitions at once. (After a SIGKILL, Apache Kafka reassigns once
-    // the session times out; tansu 0.6 never expires the dead member, see the README.)
+    // survivor is handed its partitions at once. (After a SIGKILL, the broker reassigns them
+    // once the member's session times out.)
     platform.orders.terminate();
     let users = registrations.await.unwrap();
     platform.wait_until_settled(&users, Duration::from_secs(120)).await;

@@ -16,16 +16,14 @@ use super::{Platform, wait_for_progress};
 /// Every topic the platform uses, dead-letter topics included.
 const TOPICS: [&str; 4] = ["user.created", "user.deleted", "order.created", "payment.completed"];
 
-/// Deletes the platform's topics. On tansu 0.6 the first deletion already wipes every
-/// topic; against another broker each one goes.
+/// Deletes the platform's topics.
 async fn wipe_topics(brokers: &str) {
     let admin: AdminClient<DefaultClientContext> =
         rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create().unwrap();
     let names: Vec<String> = TOPICS.iter().flat_map(|t| [(*t).to_owned(), format!("{t}.dlq")]).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    // Per-topic errors (already gone with the first one) are expected, and tansu may drop
-    // the connection while it deletes: the wipe happens all the same.
+    // Per-topic errors (a topic already gone) are expected: the wipe happens all the same.
     if let Err(error) = admin.delete_topics(&names, &options).await {
         eprintln!("delete_topics: {error}");
     }
@@ -60,9 +58,7 @@ pub(super) async fn assert_outboxes_drain(platform: &Platform) {
 }
 
 /// Restarts a service whose process died, as its supervisor would (`make up`, compose's
-/// `restart:`, Kubernetes): a consumer on librdkafka 2.12.1 crashes with a segmentation
-/// fault when it fetches from a topic tansu no longer has (a NULL topic name in
-/// `rd_kafka_metadata_update_op`; README, "What heals itself"). Returns who it revived.
+/// `restart:`, Kubernetes). Returns who it revived.
 ///
 /// Like a supervisor, it starts the process again and does not wait for it to be ready:
 /// readiness may depend on a broker that the next round has yet to repair.
@@ -218,10 +214,8 @@ async fn topics_wiped_under_a_running_platform_are_recreated_and_nothing_is_lost
     let wiped = Instant::now();
     wipe_topics(&platform.broker.address()).await;
 
-    // tansu 0.6 may wedge on a deletion under load (a storage panic; see the README), and a
-    // consumer that fetches from a vanished topic crashes (see `revive_crashed`): the
-    // scripts restart a wedged broker of theirs, a supervisor a dead service. This test
-    // does the same, and says so.
+    // The scripts restart a wedged broker of theirs, a supervisor a dead service. This test
+    // does the same, and says so (a clean run needs neither).
     let mut healed = Vec::new();
     // Some service notices first, says so, and recreates what it needs. A broker that wedged
     // on the deletion may answer metadata as if nothing happened until it is repaired.
@@ -263,7 +257,7 @@ async fn create_topics(brokers: &str) {
 #[ignore = "fault test: run with `make chaos`"]
 async fn consumers_asleep_through_a_wipe_read_the_recreated_topics_from_their_beginning() {
     // The consumers' positions stay where the old logs ended while the topics are wiped,
-    // recreated and filled past those positions: neither tansu nor librdkafka tells them
+    // recreated and filled past those positions: neither the broker nor librdkafka tells them
     // the logs restarted, so without the keeper's announcement they would skip every new
     // message below their old positions (CI saw 45 of 100 welcome orders never made).
     let mut platform = Platform::start().await;
@@ -319,8 +313,8 @@ async fn a_broker_back_on_an_empty_store_is_taken_up_again() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "fault test: run with `make chaos`"]
 async fn consumers_sigkilled_one_after_the_other_get_their_partitions_back() {
-    // As `make up` runs them: each with a stable group instance id. tansu never expires a
-    // member that died, so without one the restarted consumer would join with nothing.
+    // As `make up` runs them: each with a stable group instance id, so the restarted
+    // consumer takes its partitions back without waiting for the dead member's session.
     let mut platform = Platform::start().await;
     let progress = Arc::new(AtomicUsize::new(0));
     let registrations = platform.register(200, Arc::clone(&progress));
@@ -380,5 +374,28 @@ async fn a_service_started_while_the_broker_is_down_serves_and_catches_up() {
     println!(
         "started without a broker: 503 naming it, sign-up accepted ({held} events held); ready and drained {:.1} s after the broker came",
         broker_back.elapsed().as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "fault test: run with `make chaos`"]
+async fn after_the_broker_is_killed_and_restarted_on_its_store_new_sign_ups_settle_within_10_s() {
+    // What `make up` does to a broker of its own that stopped answering: kill it, start it
+    // again on the same store. The idempotent producers and the consumer groups carry on.
+    let mut platform = Platform::start().await;
+    let before = platform.register(10, Arc::new(AtomicUsize::new(0))).await.unwrap();
+    platform.wait_until_settled(&before, Duration::from_secs(60)).await;
+    platform.broker.stop();
+    platform.broker.restart().await;
+    let restarted = Instant::now();
+    let users = platform.register(20, Arc::new(AtomicUsize::new(0))).await.unwrap();
+    let last_201 = Instant::now();
+    let settled = platform.wait_until_settled(&users, Duration::from_secs(10)).await;
+    platform.assert_exactly_once(&users).await;
+    println!(
+        "broker killed and restarted on its store: 20 sign-ups made {:.1} s after it came back all settled {:.1} s \
+         after the last 201",
+        (last_201 - restarted).as_secs_f64(),
+        (settled - last_201).as_secs_f64()
     );
 }

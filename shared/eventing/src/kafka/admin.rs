@@ -1,19 +1,17 @@
 //! Keeps the topics a service needs in existence, with their retention policy.
 //!
-//! Topics vanish in real life: an admin tool deletes one, a local broker restarts on an
-//! empty store, or (tansu 0.6) deleting one topic deletes them all. A service that only
+//! Topics vanish in real life: an admin tool deletes one, or a local broker restarts on an
+//! empty store. A service that only
 //! created its topics at start would then sit on zero partitions, its outbox holding
 //! everything, while `/health/ready` said 200. [`TopicKeeper`] instead looks at the
 //! cluster's metadata every few seconds, recreates what is missing with the configured
 //! partitions, replication and retention, and tells readiness what it found. The same
 //! loop lets a service start while the broker is down and create its topics once it answers.
 //!
-//! A recreated topic numbers its partitions from 0 again, and neither tansu nor librdkafka
-//! tells a running consumer so (confluentinc/librdkafka#3255): it would go on reading at
-//! its old position, skipping every new message below it. The keeper therefore announces
-//! each topic whose log restarted ([`LogResets`](super::LogResets)), and the service's consumer reads those
-//! partitions again from the beginning; handlers are idempotent, so what it had already
-//! handled is recognised and skipped.
+//! A topic whose log restarted (recreated, or the broker lost its store: see [`super::loss`])
+//! is announced to the service's consumer ([`LogResets`]), which reads its partitions
+//! again from the beginning; handlers are idempotent, so what it had already handled is
+//! recognised and skipped.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -27,13 +25,10 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
-use super::base_config;
-use super::generation::STORE_MARKER_TOPIC;
+use super::client::{REQUEST_TIMEOUT, base_config};
+use super::resets::{LogResets, STORE_MARKER_TOPIC};
 use crate::configuration::KafkaSettings;
 use contracts::events::dead_letter_topic;
-
-/// How long one metadata or admin request may take.
-pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What readiness reports about the topics: `None` when every needed topic exists.
 #[derive(Debug, Clone)]
@@ -61,34 +56,28 @@ impl TopicStatus {
 
 /// One topic the service needs, with the retention it should have.
 #[derive(Debug, Clone)]
-pub(super) struct Needed {
-    pub(super) name: String,
+struct Needed {
+    name: String,
     /// The name the outbox knows it by (no prefix); `None` for a dead-letter topic.
-    pub(super) outbox_topic: Option<String>,
+    outbox_topic: Option<String>,
     retention_ms: String,
     partitions: i32,
 }
 
 /// Watches and repairs the topics of one service (each base topic and its `.dlq`).
 pub struct TopicKeeper {
-    pub(super) admin: Arc<AdminClient<DefaultClientContext>>,
-    pub(super) needed: Vec<Needed>,
-    pub(super) settings: KafkaSettings,
-    pub(super) status: TopicStatus,
+    admin: Arc<AdminClient<DefaultClientContext>>,
+    needed: Vec<Needed>,
+    settings: KafkaSettings,
+    status: TopicStatus,
     /// The service's outbox, replayed when one of its topics lost its log.
-    pub(super) outbox: Option<sqlx::PgPool>,
+    outbox: Option<sqlx::PgPool>,
     /// Topics this keeper found missing since the last pass (and created, or saw created).
-    pub(super) created: std::sync::Mutex<Vec<String>>,
+    created: std::sync::Mutex<Vec<String>>,
     /// Announces topics whose logs restarted.
-    pub(super) resets: tokio::sync::watch::Sender<BTreeMap<String, u64>>,
-    /// The store's generation (see [`LogResets`](super::LogResets)), once read.
-    pub(super) generation: tokio::sync::watch::Sender<Option<i64>>,
-    /// Configuration of the store marker's reader, made afresh for each use: a consumer that
-    /// keeps the marker's old topic id across a wipe fetches by it, and librdkafka 2.12.1
-    /// crashes on tansu's answer (see the README, "What heals itself").
-    pub(super) marker_reader: rdkafka::ClientConfig,
+    resets: tokio::sync::watch::Sender<BTreeMap<String, u64>>,
     /// When this keeper was made (this process's start, near enough).
-    pub(super) started: chrono::DateTime<chrono::Utc>,
+    started: chrono::DateTime<chrono::Utc>,
 }
 
 impl TopicKeeper {
@@ -118,8 +107,8 @@ impl TopicKeeper {
         needed.push(Needed {
             name: settings.topic(STORE_MARKER_TOPIC),
             outbox_topic: None,
-            // A century, not -1: tansu 0.6 deletes every record of a topic whose
-            // `retention.ms` is negative. Its end only moves back when the store is lost.
+            // A century: its records never expire, so its end only moves back when the
+            // store is lost.
             retention_ms: "3153600000000".to_owned(),
             // One partition, written and read at partition 0 only: with several, a record
             // written elsewhere leaves partition 0's end behind what the writer remembers,
@@ -134,19 +123,7 @@ impl TopicKeeper {
             outbox: None,
             created: std::sync::Mutex::new(Vec::new()),
             resets: tokio::sync::watch::Sender::new(BTreeMap::new()),
-            generation: tokio::sync::watch::Sender::new(None),
             started: chrono::Utc::now(),
-            marker_reader: {
-                let mut config = base_config(settings);
-                // librdkafka assigns partitions only to a consumer with a group. This one never
-                // subscribes, so the group has no members; it keeps, as a committed offset,
-                // the generation this service's outbox last sent under.
-                config
-                    .set("group.id", settings.group(&format!("{}.outbox-generation", settings.client_id)))
-                    .set("enable.auto.commit", "false")
-                    .set("fetch.wait.max.ms", settings.fetch_wait_max_ms.to_string());
-                config
-            },
         })
     }
 
@@ -174,6 +151,12 @@ impl TopicKeeper {
     /// The status readiness reads.
     pub fn status(&self) -> TopicStatus {
         self.status.clone()
+    }
+
+    /// Announcements of topics whose logs restarted, for the service's consumer
+    /// ([`super::ConsumerBuilder::rewind_on`]).
+    pub fn log_resets(&self) -> LogResets {
+        LogResets::new(self.resets.subscribe())
     }
 
     /// One pass: which topics are missing, create them, bring retention in line.
@@ -226,7 +209,6 @@ impl TopicKeeper {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut retention_aligned = false;
         let mut marker: Option<i64> = None;
-        let mut outbox_generation: Option<i64> = None;
         loop {
             let result = self.reconcile().await;
             if result.is_ok() && !retention_aligned {
@@ -234,16 +216,13 @@ impl TopicKeeper {
             }
             let mut lost: Vec<String> = self.created.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
             let seen = marker;
-            if result.is_ok() && self.store_lost(&mut marker).await == Some(true) {
+            if result.is_ok() && self.store_lost(&mut marker).await {
                 tracing::warn!("the broker lost its store (the store marker's end moved back)");
                 lost.extend(self.needed.iter().map(|t| t.name.clone()));
             }
-            if result.is_ok() && (marker != seen || self.generation.borrow().is_none()) {
-                self.read_generation().await;
-            }
             if !lost.is_empty() {
                 // Topics created before the first pass are new to this process's consumer: it
-                // has no position in them to correct (the generation covers a group's commits).
+                // has no position in them to correct.
                 if seen.is_some() {
                     self.resets.send_modify(|counts| {
                         for topic in &lost {
@@ -252,15 +231,16 @@ impl TopicKeeper {
                     });
                 }
                 // Likewise, what this process sent before its first pass went to these topics.
-                self.replay_outbox(&lost, seen.is_none().then_some(self.started)).await;
-            }
-            let generation = *self.generation.borrow();
-            if let Some(generation) = generation
-                && self.outbox.is_some()
-                && outbox_generation != Some(generation)
-                && self.outbox_sent_under(generation, outbox_generation.is_some()).await
-            {
-                outbox_generation = Some(generation);
+                if let Some(pool) = &self.outbox {
+                    let bases: Vec<String> = self
+                        .needed
+                        .iter()
+                        .filter(|t| lost.contains(&t.name))
+                        .filter_map(|t| t.outbox_topic.clone())
+                        .collect();
+                    let before = seen.is_none().then_some(self.started);
+                    super::loss::replay_outbox(pool, &bases, self.settings.retention, before).await;
+                }
             }
             self.status.set(result.err());
             tokio::select! {
@@ -268,6 +248,19 @@ impl TopicKeeper {
                 () = tokio::time::sleep(self.settings.topic_check_interval) => {}
             }
         }
+    }
+
+    /// Whether the broker lost its store since the last look (see [`super::loss::store_lost`]).
+    async fn store_lost(&self, marker: &mut Option<i64>) -> bool {
+        let (admin, settings, mut seen) = (Arc::clone(&self.admin), self.settings.clone(), *marker);
+        let looked = tokio::task::spawn_blocking(move || {
+            let lost = super::loss::store_lost(&admin, &settings, &mut seen);
+            (lost, seen)
+        })
+        .await;
+        let Ok((lost, seen)) = looked else { return false };
+        *marker = seen;
+        lost == Some(true)
     }
 
     /// Names of the topics the cluster has, with at least one partition and no error.

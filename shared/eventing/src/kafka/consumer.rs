@@ -13,75 +13,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
-use rdkafka::{Message, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use uuid::Uuid;
 
-use super::generation::LogResets;
-use super::group::GroupContext;
-use super::handling::{ErasedHandler, Handling};
-use super::partition::{PartitionWorker, Workers};
-use super::rewind::{StoreEvent, StoreWatch};
-use super::{EventPublisher, base_config};
+use super::client::base_config;
+use super::group::{GroupConsumer, GroupContext, commit_now};
+use super::handler::{ErasedHandler, EventMeta, HandlerError, Incoming};
+use super::handling::Handling;
+use super::partition::PartitionWorker;
+use super::producer::EventPublisher;
+use super::resets::LogResets;
+use super::rewind::{Found, Rewinds, seek_to_beginning};
+use super::workers::Workers;
 use crate::configuration::KafkaSettings;
 use crate::health::ConsumerStatus;
 use contracts::events::Event;
 use platform::health::Readiness;
-use platform::http::RequestId;
-
-/// Why a handler could not deal with a message.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// Might work on a later attempt (database or broker hiccup).
-    #[error(transparent)]
-    Transient(anyhow::Error),
-    /// Will never work (unparseable or invalid message): dead-letter it at once.
-    #[error(transparent)]
-    Permanent(anyhow::Error),
-    /// Not the message's fault: something the handler needs (the broker, for a handler that
-    /// publishes) is down or overloaded. Retried with backoff for as long as it takes, never
-    /// dead-lettered; only this message's key waits.
-    #[error(transparent)]
-    Unavailable(anyhow::Error),
-}
-
-impl From<anyhow::Error> for HandlerError {
-    fn from(error: anyhow::Error) -> Self {
-        Self::Transient(error)
-    }
-}
-
-/// What a handler knows about the message besides its event.
-#[derive(Debug, Clone)]
-pub struct EventMeta {
-    /// The event's id (`ce_id`); a message without one gets a fresh id.
-    pub event_id: Uuid,
-    /// The request that caused the event, carried on to what the handler publishes.
-    pub request_id: RequestId,
-    /// When the event was published, if the message says.
-    pub published_at: Option<DateTime<Utc>>,
-    /// Where the message was read.
-    pub topic: String,
-    /// The consumer group that read it.
-    pub group: String,
-    /// Its partition.
-    pub partition: i32,
-    /// Its offset.
-    pub offset: i64,
-}
-
-/// A parsed event with its metadata.
-#[derive(Debug, Clone)]
-pub struct Incoming<E> {
-    /// The event.
-    pub event: E,
-    /// Its metadata.
-    pub meta: EventMeta,
-}
 
 /// Messages a partition's worker may have queued before its partition is paused.
 const PARTITION_QUEUE: usize = 64;
@@ -89,9 +39,9 @@ const PARTITION_QUEUE: usize = 64;
 /// What the consumer loop holds per partition: the channel to its worker, and the
 /// messages held back while that worker is full (its partition paused meanwhile).
 #[derive(Default)]
-pub(super) struct Flow {
-    pub(super) senders: HashMap<(String, i32), mpsc::Sender<OwnedMessage>>,
-    pub(super) backlog: HashMap<(String, i32), VecDeque<OwnedMessage>>,
+struct Flow {
+    senders: HashMap<(String, i32), mpsc::Sender<OwnedMessage>>,
+    backlog: HashMap<(String, i32), VecDeque<OwnedMessage>>,
 }
 
 /// Registers one handler per event type, then builds the consumer.
@@ -170,12 +120,12 @@ impl ConsumerBuilder {
         if let Some(instance) = &self.settings.group_instance_id {
             config.set("group.instance.id", instance);
         }
-        let consumer: StreamConsumer<GroupContext> = config
+        let consumer: GroupConsumer = config
             .set("group.id", &self.group)
             .set("enable.auto.commit", "true")
             // The committed position trails the stored one by at most this: a crash redelivers what
-            // was in flight and what finished since. Shorter multiplies offset commits, which a
-            // loaded tansu answers slowly enough to time out the group session (measured).
+            // was in flight and what finished since. Shorter multiplies offset commits, each a
+            // write to the broker's store.
             .set("auto.commit.interval.ms", "1000")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
@@ -186,11 +136,10 @@ impl ConsumerBuilder {
             .set("message.max.bytes", self.settings.fetch_max_bytes.to_string())
             .set("max.partition.fetch.bytes", self.settings.fetch_max_bytes.to_string())
             // Apache Kafka's default since 3.0: a broker slow to answer heartbeats under load
-            // (tansu is, with a large store) must not cost the group its assignment.
+            // must not cost the group its assignment.
             .set("session.timeout.ms", self.settings.session_timeout.as_millis().to_string())
-            // Frequent: tansu tells a member of a rebalance in a heartbeat answer, so the
-            // interval sets how long a start or a scale-out waits for its partitions
-            // (3 s here made every start wait 6 s, measured).
+            // Frequent: a member learns of a rebalance in a heartbeat answer, so the interval
+            // sets how long a start or a scale-out waits for its partitions.
             .set("heartbeat.interval.ms", "1000")
             .set("statistics.interval.ms", "5000")
             // A topic deleted and recreated (see `TopicKeeper`) is noticed at the next refresh;
@@ -219,7 +168,6 @@ impl ConsumerBuilder {
         metrics::gauge!("kafka_consumer_paused", "group" => self.group.clone()).set(0.0);
         consumer.subscribe(&topics).with_context(|| format!("cannot subscribe to {topics:?}"))?;
         tracing::info!(group = self.group, ?topics, "consumer subscribed");
-        let topics: Vec<String> = topics.into_iter().map(str::to_owned).collect();
         let handling = Handling {
             group: self.group,
             handlers: self.handlers,
@@ -232,7 +180,6 @@ impl ConsumerBuilder {
             handling: Arc::new(handling),
             workers,
             status,
-            topics,
             resets: self.resets,
         })
     }
@@ -240,11 +187,10 @@ impl ConsumerBuilder {
 
 /// A subscribed consumer, ready to run.
 pub struct EventConsumer {
-    pub(super) consumer: Arc<StreamConsumer<GroupContext>>,
-    pub(super) handling: Arc<Handling>,
-    pub(super) workers: Workers,
+    consumer: Arc<GroupConsumer>,
+    handling: Arc<Handling>,
+    workers: Workers,
     status: ConsumerStatus,
-    pub(super) topics: Vec<String>,
     resets: Option<LogResets>,
 }
 
@@ -255,21 +201,14 @@ impl EventConsumer {
     /// at its in-flight limit stops taking messages; the loop then pauses its partition
     /// and holds what librdkafka had already fetched until the worker has room.
     pub async fn run(mut self, shutdown: CancellationToken) {
-        // Acts on the keeper's news of a lost store; ticks every second (see [`super::rewind`]).
-        let mut store = StoreWatch::new(self.resets.take(), self.spawn_commit_snapshot());
+        // The keeper's news of restarted logs (see [`super::rewind`]).
+        let mut rewinds = Rewinds::new(self.resets.take());
         let mut flow = Flow::default();
         let mut tasks = tokio::task::JoinSet::new();
         // The watch finds partitions whose log ends before our position; the loop rewinds
         // them, as it does those the keeper announces, so one place retires their workers.
         let (past_end, mut restarted) = mpsc::channel(4);
-        tasks.spawn(super::watch::watch(
-            Arc::clone(&self.consumer),
-            self.topics.clone(),
-            self.handling.group.clone(),
-            self.status.clone(),
-            past_end,
-            shutdown.clone(),
-        ));
+        tasks.spawn(super::watch::watch(Arc::clone(&self.consumer), past_end, shutdown.clone()));
         let mut flush = tokio::time::interval(Duration::from_millis(20));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -279,10 +218,10 @@ impl EventConsumer {
                     self.flush_backlog(&mut flow);
                     continue;
                 }
-                event = store.next() => {
-                    match event {
-                        StoreEvent::Reset(reset) => self.on_reset(reset, &mut store, &mut flow).await,
-                        StoreEvent::Tick => self.housekeep(&mut store, &mut flow).await,
+                topics = rewinds.next() => {
+                    let due = rewinds.held_due(&self.consumer, &topics);
+                    for (topic, partition) in self.rewind(due, &mut flow).await {
+                        rewinds.done(&topic, partition);
                     }
                     continue;
                 }
@@ -303,8 +242,15 @@ impl EventConsumer {
                 }
             };
             let key = (message.topic().to_owned(), message.partition());
-            if self.rewound_instead(&key, message.offset(), &mut store, &mut flow).await {
-                continue;
+            // A message from an old position in a restarted log: read the partition from its
+            // beginning instead. One librdkafka cannot seek yet is handled as it is (handlers
+            // are idempotent) and the rewind is tried again at the next tick.
+            if rewinds.must_rewind(&key.0, key.1, message.offset()) {
+                let moved = self.rewind(vec![(key.clone(), Offset::Offset(message.offset()))], &mut flow).await;
+                if !moved.is_empty() {
+                    rewinds.done(&key.0, key.1);
+                    continue;
+                }
             }
             if let Some(queued) = flow.backlog.get_mut(&key) {
                 queued.push_back(message);
@@ -333,11 +279,7 @@ impl EventConsumer {
         drop(flow);
         while tasks.join_next().await.is_some() {}
         self.status.set_subscribed(false);
-        if let Err(error) = self.consumer.commit_consumer_state(CommitMode::Sync)
-            && !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
-        {
-            tracing::warn!(%error, "final offset commit failed");
-        }
+        commit_now(self.consumer.as_ref(), "final offset commit");
         tracing::info!(group = self.handling.group, "consumer stopped");
     }
 
@@ -360,6 +302,32 @@ impl EventConsumer {
         };
         tasks.spawn(worker.run(receiver, handle));
         sender
+    }
+
+    /// Seeks each partition to the beginning. For each it moved: what was held back for it
+    /// (read from the old log) is dropped, since librdkafka discards what it had fetched
+    /// before the seek, and its worker is retired (see [`Workers::retire`]) and position 0
+    /// stored, so that a revocation commits where the new log is read from. Returns the
+    /// partitions it moved.
+    async fn rewind(&self, found: Vec<Found>, flow: &mut Flow) -> Vec<(String, i32)> {
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let moved = seek_to_beginning(Arc::clone(&self.consumer), self.handling.group.clone(), found).await;
+        for key in &moved {
+            flow.senders.remove(key);
+            self.workers.retire(key);
+            let mut list = TopicPartitionList::new();
+            if list.add_partition_offset(&key.0, key.1, Offset::Offset(0)).is_ok()
+                && let Err(error) = self.consumer.store_offsets(&list)
+            {
+                tracing::debug!(%error, topic = key.0, partition = key.1, "cannot store the rewound position");
+            }
+            if flow.backlog.remove(key).is_some() {
+                self.set_paused(key, false);
+            }
+        }
+        moved
     }
 
     /// Hands queued messages to workers that have room again, resuming their partitions.
@@ -386,7 +354,7 @@ impl EventConsumer {
         });
     }
 
-    pub(super) fn set_paused(&self, (topic, partition): &(String, i32), paused: bool) {
+    fn set_paused(&self, (topic, partition): &(String, i32), paused: bool) {
         let mut list = TopicPartitionList::new();
         list.add_partition(topic, *partition);
         let result = if paused { self.consumer.pause(&list) } else { self.consumer.resume(&list) };

@@ -14,8 +14,9 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::producer::header;
-use super::{EventPublisher, base_config, headers};
+use super::client::{REQUEST_TIMEOUT, base_config, partitions};
+use super::headers;
+use super::producer::{EventPublisher, header};
 use crate::configuration::KafkaSettings;
 use contracts::events::dead_letter_topic;
 
@@ -152,19 +153,14 @@ pub async fn replay(settings: &KafkaSettings, topic: &str, dry_run: bool) -> any
 
 /// `(partition, low watermark, high watermark)` for each partition of `topic`.
 fn partition_ends(consumer: &BaseConsumer, topic: &str) -> anyhow::Result<Vec<(i32, i64, i64)>> {
-    let metadata = consumer.fetch_metadata(Some(topic), POLL * 10).context("cannot fetch topic metadata")?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    anyhow::ensure!(!partitions.is_empty(), "topic {topic} does not exist");
+    let partitions = partitions(consumer.client(), &[topic]).context("cannot fetch topic metadata")?;
+    anyhow::ensure!(partitions.count() > 0, "topic {topic} does not exist");
     partitions
-        .into_iter()
-        .map(|partition| {
-            let (low, high) = consumer.fetch_watermarks(topic, partition, POLL * 10)?;
-            Ok((partition, low, high))
+        .elements()
+        .iter()
+        .map(|element| {
+            let (low, high) = consumer.fetch_watermarks(topic, element.partition(), REQUEST_TIMEOUT)?;
+            Ok((element.partition(), low, high))
         })
         .collect()
 }

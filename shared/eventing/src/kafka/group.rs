@@ -2,12 +2,15 @@
 //! partitions' workers stop (and store their position) before the revocation
 //! completes, lag comes from librdkafka's statistics, failed commits are logged.
 
-use rdkafka::consumer::{ConsumerContext, Rebalance};
+use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, TopicPartitionList};
 
-use super::partition::Workers;
+use super::workers::Workers;
 use crate::health::ConsumerStatus;
+
+/// The consumer of a group, with this context.
+pub(super) type GroupConsumer = rdkafka::consumer::StreamConsumer<GroupContext>;
 
 /// Raises the readiness flag when the group assigns partitions, and stops the workers of
 /// partitions the group takes away.
@@ -40,15 +43,7 @@ impl ConsumerContext for GroupContext {
     fn pre_rebalance(&self, consumer: &rdkafka::consumer::BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             self.workers.stop_and_wait(partitions);
-            if let Err(error) =
-                rdkafka::consumer::Consumer::commit_consumer_state(consumer, rdkafka::consumer::CommitMode::Sync)
-                && !matches!(
-                    error,
-                    rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset)
-                )
-            {
-                tracing::warn!(%error, "commit before revocation failed");
-            }
+            commit_now(consumer, "commit before revocation");
         }
     }
 
@@ -69,12 +64,24 @@ impl ConsumerContext for GroupContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        if let Err(error) = result {
-            // "No offset stored" is routine when nothing new was handled since the last commit.
-            if !matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
-            {
-                tracing::warn!(%error, "offset commit failed");
-            }
+        if let Err(error) = result
+            && !nothing_to_commit(&error)
+        {
+            tracing::warn!(%error, "offset commit failed");
         }
     }
+}
+
+/// Commits the stored offsets now and waits; a failure is logged as `what`.
+pub(super) fn commit_now<C: Consumer<GroupContext>>(consumer: &C, what: &str) {
+    if let Err(error) = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync)
+        && !nothing_to_commit(&error)
+    {
+        tracing::warn!(%error, "{what} failed");
+    }
+}
+
+/// "No offset stored" is routine when nothing new was handled since the last commit.
+fn nothing_to_commit(error: &rdkafka::error::KafkaError) -> bool {
+    matches!(error, rdkafka::error::KafkaError::ConsumerCommit(rdkafka::types::RDKafkaErrorCode::NoOffset))
 }

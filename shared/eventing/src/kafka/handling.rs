@@ -3,11 +3,9 @@
 //! down, and the dead-letter topic when nothing else works.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use futures::future::BoxFuture;
 use rdkafka::Message;
 use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use tokio_util::sync::CancellationToken;
@@ -15,18 +13,13 @@ use tracing::{Instrument, field};
 use uuid::Uuid;
 
 use super::backoff::backoff;
-use super::consumer::{EventMeta, HandlerError};
-use super::producer::header;
-use super::propagation;
-use super::{EventPublisher, headers};
+use super::handler::{ErasedHandler, EventMeta, HandlerError};
+use super::producer::{EventPublisher, header};
+use super::{headers, propagation};
 use crate::configuration::KafkaSettings;
 use contracts::events::dead_letter_topic;
 use platform::health::Readiness;
 use platform::http::RequestId;
-
-/// A handler with its event type erased: payload bytes and metadata in, outcome out.
-pub(super) type ErasedHandler =
-    Arc<dyn Fn(Vec<u8>, EventMeta) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,39 +1,35 @@
-//! Kafka: topics kept in existence, an acknowledged publisher, and a consumer loop that
+//! Kafka: topics kept in existence, an acknowledged publisher, a consumer loop that
 //! stores an offset only once its message was handled or dead-lettered, and a live view
 //! of the topics for people (`tail`).
+//!
+//! Layers, each using only those below it:
+//! 1. `client`, `headers`, `propagation`, `backoff`, `handler`, `resets`, `workers`;
+//! 2. `producer`, `group`, `loss`;
+//! 3. `handling`, `admin`, `watch`, `rewind`, `tail`, `dead_letters`;
+//! 4. `partition`; 5. `consumer`.
 
 mod admin;
 mod backoff;
+mod client;
 mod consumer;
 pub mod dead_letters;
-mod generation;
 mod group;
+mod handler;
 mod handling;
 pub mod headers;
+mod loss;
 mod partition;
 mod producer;
 pub mod propagation;
+mod resets;
 mod rewind;
 pub mod tail;
 mod watch;
+mod workers;
 
 pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
-pub use consumer::{ConsumerBuilder, EventConsumer, EventMeta, HandlerError, Incoming};
-pub use generation::{LogReset, LogResets};
+pub use consumer::{ConsumerBuilder, EventConsumer};
+pub use handler::{EventMeta, HandlerError, Incoming};
 pub use headers::REQUEST_ID as REQUEST_ID_HEADER;
-pub use producer::{EventPublisher, OutgoingEvent, PublishError};
-
-use rdkafka::ClientConfig;
-
-use crate::configuration::KafkaSettings;
-
-/// Client configuration common to producers, consumers and admin clients.
-fn base_config(settings: &KafkaSettings) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config
-        .set("bootstrap.servers", &settings.brokers)
-        .set("client.id", &settings.client_id)
-        // librdkafka logs through its own callback; keep it to warnings.
-        .set("log_level", "4");
-    config
-}
+pub use producer::{Acknowledgement, EventPublisher, OutgoingEvent, PublishError};
+pub use resets::LogResets;

@@ -2,9 +2,13 @@
 //! key-ordering mode).
 //!
 //! - Messages with different keys are handled concurrently, up to
-//!   `KAFKA_MAX_IN_FLIGHT` accepted messages (and `KAFKA_MAX_IN_FLIGHT_BYTES` of
-//!   payload) per partition; messages with the same key strictly one after another,
-//!   in offset order. A key whose message is being retried holds back only itself.
+//!   `KAFKA_MAX_IN_FLIGHT` at once per partition; messages with the same key strictly
+//!   one after another, in offset order. A key whose message is being retried holds
+//!   back only itself.
+//! - A busy key's later messages wait in its lane without taking a handling slot, up
+//!   to `KAFKA_MAX_WAITING` messages (and `KAFKA_MAX_IN_FLIGHT_BYTES` of payload) per
+//!   partition: one user's burst of orders does not hold up other users' messages
+//!   behind it on the same partition.
 //! - The stored position is the lowest offset accepted and not yet finished, so a
 //!   crash redelivers at most what was in flight and never skips a message.
 //! - A worker at its limit stops reading its channel; the consumer loop then pauses
@@ -14,26 +18,23 @@
 //!   the rebalance callback returns, so no two instances handle a message at once.
 //! - A partition read again from its beginning (its log restarted) *retires* its worker:
 //!   what it holds comes from the old log, so it finishes that without storing any
-//!   position, and a fresh worker takes the new log's messages (see [`Workers::retire`]).
+//!   position, and a fresh worker takes the new log's messages (see [`super::workers::Workers::retire`]).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::group::GroupContext;
+use super::group::GroupConsumer;
 use super::handling::{Handling, Outcome};
-
-/// How long a stopping worker lets its running handlers finish before abandoning them.
-pub(super) const STOP_GRACE: Duration = Duration::from_secs(5);
+use super::workers::{STOP_GRACE, WorkerHandle};
 
 /// Offsets accepted and not yet finished; the position to store is the lowest of them.
 #[derive(Debug, Default)]
@@ -116,114 +117,10 @@ impl<M> KeyLanes<M> {
     }
 }
 
-/// Set once a worker has stopped and stored its last position; waitable from the
-/// synchronous rebalance callback.
-#[derive(Debug, Default)]
-pub(super) struct Finished {
-    done: Mutex<bool>,
-    changed: Condvar,
-}
-
-impl Finished {
-    fn set(&self) {
-        *self.done.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        self.changed.notify_all();
-    }
-
-    fn is_set(&self) -> bool {
-        *self.done.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Blocks until set or `timeout`; true if set.
-    fn wait(&self, timeout: Duration) -> bool {
-        let done = self.done.lock().unwrap_or_else(PoisonError::into_inner);
-        let (done, _) =
-            self.changed.wait_timeout_while(done, timeout, |done| !*done).unwrap_or_else(PoisonError::into_inner);
-        *done
-    }
-}
-
-/// What the consumer loop and the rebalance callback hold of a running worker.
-#[derive(Debug, Clone)]
-pub(super) struct WorkerHandle {
-    stop: CancellationToken,
-    finished: Arc<Finished>,
-    /// Set when the partition was read again from its beginning: this worker's offsets
-    /// belong to a log that is gone, and it must never store one again. A lock rather than
-    /// a flag, so that a store in progress cannot land after the retirement.
-    retired: Arc<Mutex<bool>>,
-}
-
-/// The running workers by (topic, partition), shared by the consumer loop (which starts
-/// them) and the group context (which stops them on revocation).
-#[derive(Debug, Clone, Default)]
-pub(super) struct Workers(Arc<Mutex<HashMap<(String, i32), WorkerHandle>>>);
-
-impl Workers {
-    /// Registers a worker for `key` that stops when `parent` is cancelled or on revocation.
-    pub(super) fn register(&self, key: (String, i32), parent: &CancellationToken) -> WorkerHandle {
-        let handle = WorkerHandle { stop: parent.child_token(), finished: Arc::default(), retired: Arc::default() };
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, handle.clone());
-        handle
-    }
-
-    /// Stops the workers of `partitions` and blocks, at most [`STOP_GRACE`] plus a margin,
-    /// until each has stored its final position. Called from the rebalance callback, which
-    /// librdkafka runs inside the consumer loop's poll: the workers run on other runtime
-    /// threads (services use the multi-threaded runtime); on a single-threaded runtime the
-    /// wait simply times out and the unstored messages are redelivered.
-    pub(super) fn stop_and_wait(&self, partitions: &TopicPartitionList) {
-        let handles: Vec<WorkerHandle> = {
-            let mut workers = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-            partitions
-                .elements()
-                .iter()
-                .filter_map(|element| workers.remove(&(element.topic().to_owned(), element.partition())))
-                .collect()
-        };
-        for handle in &handles {
-            handle.stop.cancel();
-        }
-        let deadline = std::time::Instant::now() + STOP_GRACE + Duration::from_secs(1);
-        for handle in handles {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            if !handle.finished.wait(left) {
-                tracing::warn!(
-                    "a revoked partition's worker did not stop in time; its unstored messages will be redelivered"
-                );
-            }
-        }
-    }
-
-    /// Retires the worker of `key`, whose partition was just sought to its new log's
-    /// beginning: from now on it stores no position (it may still be finishing messages
-    /// read from the old log, whose offsets would skip the new log's messages below them),
-    /// and then stores `position` for the partition, so that a revocation commits where
-    /// the new log is read from, not where the old one was. The consumer loop starts a
-    /// fresh worker for the partition's next message.
-    pub(super) fn retire(&self, key: &(String, i32), consumer: &StreamConsumer<GroupContext>, position: Offset) {
-        if let Some(handle) = self.0.lock().unwrap_or_else(PoisonError::into_inner).remove(key) {
-            // The worker stores under this lock: once it is set, no store of its can follow.
-            *handle.retired.lock().unwrap_or_else(PoisonError::into_inner) = true;
-        }
-        let mut list = TopicPartitionList::new();
-        if list.add_partition_offset(&key.0, key.1, position).is_ok()
-            && let Err(error) = consumer.store_offsets(&list)
-        {
-            tracing::debug!(%error, topic = key.0, partition = key.1, "cannot store the rewound position");
-        }
-    }
-
-    /// Forgets workers that have stopped.
-    pub(super) fn prune(&self) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, handle| !handle.finished.is_set());
-    }
-}
-
 /// The worker of one assigned partition.
 pub(super) struct PartitionWorker {
     pub(super) handling: Arc<Handling>,
-    pub(super) consumer: Arc<StreamConsumer<GroupContext>>,
+    pub(super) consumer: Arc<GroupConsumer>,
     pub(super) topic: String,
     pub(super) partition: i32,
 }
@@ -242,7 +139,8 @@ impl PartitionWorker {
     /// Handles the partition's messages until its channel closes or `handle` is stopped.
     pub(super) async fn run(self, mut messages: mpsc::Receiver<OwnedMessage>, handle: WorkerHandle) {
         let settings = &self.handling.settings;
-        let (max_in_flight, max_bytes) = (settings.max_in_flight, settings.max_in_flight_bytes);
+        let (max_in_flight, max_waiting, max_bytes) =
+            (settings.max_in_flight, settings.max_waiting, settings.max_in_flight_bytes);
         let in_flight = metrics::gauge!(
             "kafka_consumer_in_flight",
             "topic" => self.topic.clone(),
@@ -254,7 +152,10 @@ impl PartitionWorker {
         let mut running: Running = FuturesUnordered::new();
         let mut bytes = 0usize;
         loop {
-            let room = tracker.in_flight() < max_in_flight && bytes < max_bytes;
+            // Handling slots count running messages only: what waits behind its key has
+            // a bound of its own, so a hot key cannot fill the window.
+            let waiting = tracker.in_flight().saturating_sub(running.len());
+            let room = running.len() < max_in_flight && waiting < max_waiting && bytes < max_bytes;
             tokio::select! {
                 biased;
                 () = handle.stop.cancelled() => break,
@@ -298,7 +199,7 @@ impl PartitionWorker {
         }
         self.store(&mut tracker, &handle);
         in_flight.set(0.0);
-        handle.finished.set();
+        handle.finished();
     }
 
     fn start(&self, message: OwnedMessage, stop: &CancellationToken) -> BoxFuture<'static, (OwnedMessage, Outcome)> {
@@ -313,20 +214,18 @@ impl PartitionWorker {
     /// Stores the partition's position when it moved, unless this worker was retired;
     /// auto-commit sends it to the broker.
     fn store(&self, tracker: &mut OffsetTracker, handle: &WorkerHandle) {
-        let retired = handle.retired.lock().unwrap_or_else(PoisonError::into_inner);
-        if *retired {
-            return;
-        }
-        let Some(position) = tracker.advance() else { return };
-        let mut list = TopicPartitionList::new();
-        if let Err(error) = list.add_partition_offset(&self.topic, self.partition, Offset::Offset(position)) {
-            tracing::warn!(%error, "cannot build the offset list");
-            return;
-        }
-        if let Err(error) = self.consumer.store_offsets(&list) {
-            // After the partition was taken away: its new owner redelivers, handlers are idempotent.
-            tracing::debug!(%error, topic = self.topic, partition = self.partition, "cannot store offset");
-        }
+        handle.unless_retired(|| {
+            let Some(position) = tracker.advance() else { return };
+            let mut list = TopicPartitionList::new();
+            if let Err(error) = list.add_partition_offset(&self.topic, self.partition, Offset::Offset(position)) {
+                tracing::warn!(%error, "cannot build the offset list");
+                return;
+            }
+            if let Err(error) = self.consumer.store_offsets(&list) {
+                // After the partition was taken away: its new owner redelivers, handlers are idempotent.
+                tracing::debug!(%error, topic = self.topic, partition = self.partition, "cannot store offset");
+            }
+        });
     }
 }
 

@@ -1,20 +1,27 @@
 //! Publishing events: JSON body, CloudEvents headers, trace context, and a wait
-//! for the broker's acknowledgement (acks=all, one request in flight).
+//! for the broker's acknowledgement.
+//!
+//! The producer is idempotent (acks=all, `enable.idempotence`): the broker writes each
+//! message once and, within a partition, in the order it was handed over, even with
+//! several requests in flight and retries after a lost connection. So callers may hand
+//! over many messages before the first acknowledgement ([`EventPublisher::dispatch`])
+//! without giving up per-key order.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
+use super::client::base_config;
+use super::headers;
 use super::propagation;
-use super::{base_config, headers};
 use crate::configuration::KafkaSettings;
 use contracts::events::Event;
 use platform::http::RequestId;
@@ -63,6 +70,10 @@ pub struct OutgoingEvent<'a> {
     pub parent: Option<opentelemetry::Context>,
 }
 
+/// A message handed to the producer; resolves once the broker acknowledged it (or the
+/// producer gave up on it).
+pub type Acknowledgement = std::pin::Pin<Box<dyn Future<Output = Result<(), PublishError>> + Send>>;
+
 /// Publishes events and dead letters for one service. Cheap to clone.
 #[derive(Clone)]
 pub struct EventPublisher {
@@ -71,17 +82,31 @@ pub struct EventPublisher {
 }
 
 impl EventPublisher {
-    /// Creates the producer; it connects lazily.
+    /// Creates the producer; it connects lazily. A message the broker has not acknowledged
+    /// within `KAFKA_PRODUCE_TIMEOUT_MS` fails, so a handler can retry or report it.
     pub fn new(settings: &KafkaSettings) -> anyhow::Result<Self> {
+        Self::with_timeout(settings, Some(settings.produce_timeout))
+    }
+
+    /// A producer whose messages never time out: it retries each until the broker
+    /// acknowledges it, however long an outage lasts. For the outbox relay, whose rows
+    /// wait in the database anyway: a message that timed out while a later one of its
+    /// partition got through would leave a gap, and its retry would arrive after the
+    /// later one.
+    pub fn until_acknowledged(settings: &KafkaSettings) -> anyhow::Result<Self> {
+        Self::with_timeout(settings, None)
+    }
+
+    fn with_timeout(settings: &KafkaSettings, timeout: Option<Duration>) -> anyhow::Result<Self> {
         let producer: FutureProducer = base_config(settings)
             .set("acks", "all")
-            .set("enable.idempotence", settings.enable_idempotence.to_string())
-            // One request in flight: a retried send cannot overtake the next one.
-            .set("max.in.flight.requests.per.connection", "1")
-            // No lingering: with one request in flight, messages sent meanwhile queue up and
-            // go out together in the next request anyway, so batching costs no latency.
+            .set("enable.idempotence", "true")
+            // The most the idempotent producer allows while still keeping order.
+            .set("max.in.flight.requests.per.connection", "5")
+            // No lingering: with requests in flight, what is handed over meanwhile goes out
+            // together in the next request anyway, so batching costs no latency.
             .set("linger.ms", "0")
-            .set("message.timeout.ms", settings.produce_timeout.as_millis().to_string())
+            .set("message.timeout.ms", timeout.map_or(0, |timeout| timeout.as_millis()).to_string())
             .create()
             .context("cannot create Kafka producer")?;
         Ok(Self { producer, settings: Arc::new(settings.clone()) })
@@ -128,9 +153,18 @@ impl EventPublisher {
         Ok(event_id)
     }
 
-    /// Publishes a serialised event with its metadata. Its producer span is a child of
-    /// `parent` when given (an outbox row's stored context), else of the current span.
+    /// Publishes a serialised event with its metadata and waits for the acknowledgement.
     pub async fn publish_outgoing(&self, event: &OutgoingEvent<'_>) -> Result<(), PublishError> {
+        self.dispatch(event)?.await
+    }
+
+    /// Hands a serialised event to the producer and returns at once; the returned future
+    /// resolves with the broker's acknowledgement. Events dispatched one after another
+    /// reach their partition in that order. An error here (the producer refused the
+    /// message: too large, queue full) means nothing was handed over. Its producer span
+    /// is a child of `parent` when given (an outbox row's stored context), else of the
+    /// current span.
+    pub fn dispatch(&self, event: &OutgoingEvent<'_>) -> Result<Acknowledgement, PublishError> {
         let topic = self.settings.topic(event.topic_base);
         let span = producer_span(&topic, event.key);
         if let Some(parent) = &event.parent {
@@ -147,9 +181,8 @@ impl EventPublisher {
             .insert(header(headers::CONTENT_TYPE, "application/json"))
             .insert(header(headers::REQUEST_ID, event.request_id));
         message_headers = propagation::inject_kafka(&span, message_headers);
-        self.send(&topic, event.key, event.payload, message_headers).instrument(span).await?;
-        tracing::debug!(topic, event_id = %event.event_id, event_type = event.event_type, "event published");
-        Ok(())
+        let acknowledgement = span.in_scope(|| self.hand_over(&topic, event.key, event.payload, message_headers))?;
+        Ok(Box::pin(acknowledgement.instrument(span)))
     }
 
     /// Sends raw bytes (dead letters, replays) and waits for the acknowledgement.
@@ -160,27 +193,53 @@ impl EventPublisher {
         payload: &[u8],
         message_headers: OwnedHeaders,
     ) -> Result<(), PublishError> {
+        self.hand_over(topic, key, payload, message_headers)?.await
+    }
+
+    /// Enqueues one message in the producer; the future resolves with its acknowledgement
+    /// and records the outcome in the current span and the metrics.
+    fn hand_over(
+        &self,
+        topic: &str,
+        key: &str,
+        payload: &[u8],
+        message_headers: OwnedHeaders,
+    ) -> Result<impl Future<Output = Result<(), PublishError>> + Send + 'static, PublishError> {
         let started = Instant::now();
         let record = FutureRecord::to(topic).key(key).payload(payload).headers(message_headers);
-        let result = self.producer.send(record, Timeout::After(self.settings.produce_timeout)).await;
-        let outcome = if result.is_ok() { "acked" } else { "failed" };
-        metrics::counter!("kafka_messages_produced_total", "topic" => topic.to_owned(), "outcome" => outcome)
-            .increment(1);
-        metrics::histogram!("kafka_produce_duration_seconds", "topic" => topic.to_owned())
-            .record(started.elapsed().as_secs_f64());
-        match result {
-            Ok(delivery) => {
-                let span = tracing::Span::current();
-                span.record("messaging.destination.partition.id", delivery.partition.to_string());
-                span.record("messaging.kafka.offset", delivery.offset);
-                Ok(())
+        let topic = topic.to_owned();
+        let delivery = match self.producer.send_result(record) {
+            Ok(delivery) => delivery,
+            Err((source, _record)) => return Err(failed(topic, started, source)),
+        };
+        Ok(async move {
+            match delivery.await {
+                Ok(Ok(delivery)) => {
+                    let span = tracing::Span::current();
+                    span.record("messaging.destination.partition.id", delivery.partition.to_string());
+                    span.record("messaging.kafka.offset", delivery.offset);
+                    record_outcome(&topic, started, "acked");
+                    Ok(())
+                }
+                Ok(Err((source, _message))) => Err(failed(topic, started, source)),
+                Err(_canceled) => Err(failed(topic, started, KafkaError::Canceled)),
             }
-            Err((source, _message)) => {
-                tracing::Span::current().record("otel.status_code", "ERROR");
-                Err(PublishError::Broker { topic: topic.to_owned(), source })
-            }
-        }
+        })
     }
+}
+
+/// Counts a send and its duration by outcome (`acked` or `failed`).
+fn record_outcome(topic: &str, started: Instant, outcome: &'static str) {
+    metrics::counter!("kafka_messages_produced_total", "topic" => topic.to_owned(), "outcome" => outcome).increment(1);
+    metrics::histogram!("kafka_produce_duration_seconds", "topic" => topic.to_owned())
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Counts a failed send and marks the current span; the error to return.
+fn failed(topic: String, started: Instant, source: KafkaError) -> PublishError {
+    record_outcome(&topic, started, "failed");
+    tracing::Span::current().record("otel.status_code", "ERROR");
+    PublishError::Broker { topic, source }
 }
 
 pub(crate) fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a [u8]> {

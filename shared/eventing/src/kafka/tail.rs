@@ -3,12 +3,12 @@
 //!
 //! It reads without a consumer group (partitions are assigned by hand and no offset is
 //! ever committed), so watching changes nothing on the broker: no group to rebalance,
-//! and no dead member left behind when it is stopped with Ctrl-C (tansu never expires
-//! one). Topics are looked up again every few seconds, so a topic created or recreated
+//! and no member left behind when it is stopped with Ctrl-C. Topics are looked up
+//! again every few seconds, so a topic created or recreated
 //! after the start (a dead-letter topic's first letter, a broker that lost its store) is
 //! followed from its first message.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -18,13 +18,12 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::{base_config, headers};
+use super::client::{REQUEST_TIMEOUT, base_config, partitions};
+use super::headers;
 use crate::configuration::KafkaSettings;
 
 /// How long one poll waits; also how often a stop request is noticed.
 const POLL: Duration = Duration::from_millis(100);
-/// Metadata requests give up after this.
-const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Where watching starts in the topics that exist when it begins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,37 +164,15 @@ pub fn follow(
             }
         }
         match consumer.poll(POLL) {
-            Some(Ok(message)) => match positions.arrived(message.topic(), message.partition(), message.offset()) {
-                Arrival::Next => on_seen(Seen::from_message(&message)),
-                Arrival::AfterGap => {
-                    // Read again from its own offset, where it comes with its headers.
-                    let at = Offset::Offset(message.offset());
-                    if let Err(error) = consumer.seek(message.topic(), message.partition(), at, METADATA_TIMEOUT) {
-                        tracing::warn!(%error, "cannot read a message again after a gap; showing it as it came");
-                        positions.advance(message.topic(), message.partition(), message.offset() + 1);
-                        on_seen(Seen::from_message(&message));
-                    }
-                }
-                Arrival::Stale => {}
-            },
+            // Once per message: the check moves the partition's position past it.
+            Some(Ok(message)) if positions.arrived(message.topic(), message.partition(), message.offset()) => {
+                on_seen(Seen::from_message(&message));
+            }
+            Some(Ok(_)) | None => {}
             Some(Err(error)) => tracing::warn!(%error, "cannot read"),
-            None => {}
         }
     }
     Ok(())
-}
-
-/// Where a message stands against the position it was read from.
-#[derive(Debug, PartialEq, Eq)]
-enum Arrival {
-    /// At the position (or the first from the beginning): shown.
-    Next,
-    /// Past the position: records before it are gone, and it is read again from its own
-    /// offset before it is shown (see [`Positions::arrived`]).
-    AfterGap,
-    /// Before the position: fetched before a seek took effect, and shown already or to
-    /// be shown when its turn comes.
-    Stale,
 }
 
 /// The next offset to read of every followed partition.
@@ -214,20 +191,14 @@ impl Positions {
     /// requests per partition (24 partitions here) kept the watcher from polling for
     /// seconds on a loaded broker, and the messages published meanwhile showed late.
     fn update(&mut self, consumer: &BaseConsumer, topics: &[String], start: StartAt) -> anyhow::Result<bool> {
-        let metadata = consumer.fetch_metadata(None, METADATA_TIMEOUT).context("cannot fetch metadata")?;
-        let wanted: BTreeSet<&str> = topics.iter().map(String::as_str).collect();
-        let mut ends = TopicPartitionList::new();
-        for topic in metadata.topics().iter().filter(|t| wanted.contains(t.name())) {
-            for partition in topic.partitions() {
-                // In a ListOffsets request the offset field is a timestamp, and "latest" is the log's end.
-                ends.add_partition_offset(topic.name(), partition.id(), Offset::End)
-                    .context("cannot build the log-end request")?;
-            }
-        }
+        let wanted: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let mut ends = partitions(consumer.client(), &wanted).context("cannot fetch metadata")?;
         if ends.count() == 0 {
             return Ok(false);
         }
-        let ends = consumer.offsets_for_times(ends, METADATA_TIMEOUT).context("cannot look up the logs' ends")?;
+        // In a ListOffsets request the offset field is a timestamp, and "latest" is the log's end.
+        ends.set_all_offsets(Offset::End).context("cannot build the log-end request")?;
+        let ends = consumer.offsets_for_times(ends, REQUEST_TIMEOUT).context("cannot look up the logs' ends")?;
         let mut changed = false;
         for element in ends.elements() {
             let Offset::Offset(end) = element.offset() else { continue };
@@ -247,7 +218,7 @@ impl Positions {
                     self.next.insert(key, from);
                     changed = true;
                 }
-                Some(Offset::Offset(position)) if super::watch::log_ends_before(*position, end) => {
+                Some(Offset::Offset(position)) if *position > end => {
                     self.next.insert(key, Offset::Beginning);
                     changed = true;
                 }
@@ -257,38 +228,16 @@ impl Positions {
         Ok(changed)
     }
 
-    fn advance(&mut self, topic: &str, partition: i32, next: i64) {
-        if let Some(position) = self.next.get_mut(&(topic.to_owned(), partition)) {
-            *position = Offset::Offset(next);
+    /// Whether a message that just arrived at `offset` is news, moving the position past
+    /// it. One before the position was fetched before a rewind took effect: it was shown
+    /// already, or will be when its turn comes.
+    fn arrived(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        let Some(position) = self.next.get_mut(&(topic.to_owned(), partition)) else { return true };
+        if matches!(*position, Offset::Offset(next) if offset < next) {
+            return false;
         }
-    }
-
-    /// Places a message that just arrived at `offset` against the position it was read
-    /// from, and moves the position past it when it is the next one.
-    ///
-    /// A gap before it matters on tansu 0.6, which gives the first record of a fetch the
-    /// headers stored for the offset asked for rather than its own: when that offset
-    /// holds no record (retention deleted it, or every record of the partition), the
-    /// message arrives without its CloudEvents id, type, trace and request id. Read
-    /// from its own offset it comes whole; on other brokers that costs one fetch.
-    fn arrived(&mut self, topic: &str, partition: i32, offset: i64) -> Arrival {
-        let Some(position) = self.next.get_mut(&(topic.to_owned(), partition)) else { return Arrival::Next };
-        // From the beginning, the log's first offset is not known; 0 is where a log
-        // nothing was deleted from starts.
-        let expected = match *position {
-            Offset::Offset(next) => next,
-            _ => 0,
-        };
-        let arrival = match offset.cmp(&expected) {
-            std::cmp::Ordering::Less if matches!(*position, Offset::Offset(_)) => return Arrival::Stale,
-            std::cmp::Ordering::Greater => {
-                *position = Offset::Offset(offset);
-                return Arrival::AfterGap;
-            }
-            _ => Arrival::Next,
-        };
         *position = Offset::Offset(offset + 1);
-        arrival
+        true
     }
 
     fn assignment(&self) -> anyhow::Result<TopicPartitionList> {
@@ -315,27 +264,17 @@ mod tests {
     }
 
     #[test]
-    fn a_message_after_a_gap_is_read_again_from_its_own_offset_and_then_shown() {
+    fn a_message_is_shown_once_and_one_from_before_a_rewind_not_again() {
         let mut positions = Positions::default();
         let key = ("t".to_owned(), 0);
         positions.next.insert(key.clone(), Offset::Offset(5));
-        assert_eq!(positions.arrived("t", 0, 5), Arrival::Next);
-        assert_eq!(positions.arrived("t", 0, 9), Arrival::AfterGap, "6 to 8 are gone");
-        assert_eq!(positions.next[&key], Offset::Offset(9), "read again from 9");
-        assert_eq!(positions.arrived("t", 0, 9), Arrival::Next);
-        assert_eq!(positions.arrived("t", 0, 9), Arrival::Stale, "shown once");
+        assert!(positions.arrived("t", 0, 5));
+        assert!(positions.arrived("t", 0, 9), "records 6 to 8 are gone: 9 is next");
+        assert!(!positions.arrived("t", 0, 9), "shown once");
         assert_eq!(positions.next[&key], Offset::Offset(10));
-    }
-
-    #[test]
-    fn from_the_beginning_only_offset_0_needs_no_second_read() {
-        let mut positions = Positions::default();
-        positions.next.insert(("a".to_owned(), 0), Offset::Beginning);
-        positions.next.insert(("b".to_owned(), 0), Offset::Beginning);
-        assert_eq!(positions.arrived("a", 0, 0), Arrival::Next);
-        assert_eq!(positions.arrived("b", 0, 3), Arrival::AfterGap);
-        assert_eq!(positions.arrived("b", 0, 3), Arrival::Next);
-        assert_eq!(positions.arrived("unknown", 0, 3), Arrival::Next, "a partition not followed is not ours to judge");
+        positions.next.insert(key, Offset::Beginning);
+        assert!(positions.arrived("t", 0, 3), "from the beginning, whatever comes first");
+        assert!(positions.arrived("unknown", 0, 3), "a partition not followed is not ours to judge");
     }
 
     #[test]
