@@ -31,8 +31,7 @@ watch: infra ## Run the services; on a change rebuild and restart only those aff
 	@bash -c 'source infra/scripts/common.sh && exec infra/watch/watch.py'
 
 test-hot-reload: infra ## Edit a handler under make watch; report seconds to new behaviour and failed requests
-	@$(SCRIPTS)/services.sh stop >/dev/null
-	@bash -c 'source infra/scripts/common.sh && exec infra/watch/test_hot_reload.py'
+	@PLATFORM_SERVICES=0 $(SCRIPTS)/with-platform.sh bash -c 'source infra/scripts/common.sh && exec infra/watch/test_hot_reload.py'
 
 # EVENTS_ARGS: --from-beginning, --json, --payload-chars N, or base topic names to follow only those.
 events: infra ## Follow every topic and its dead-letter topic live: time, topic, key, type, event id, trace id, request id, payload

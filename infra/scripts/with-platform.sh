@@ -5,7 +5,8 @@
 # afterwards. What the machine's platform holds (a backlog, a stopped partition, old
 # data) cannot change the outcome, and the test leaves nothing in it. Services of the
 # machine's platform that are running are stopped first (`make up` starts them again);
-# Prometheus and the trace viewer, which only watch, are shared.
+# Prometheus and the trace viewer, which only watch, are shared. PLATFORM_SERVICES=0
+# prepares the broker and the databases only, for a command that runs the services itself.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -38,7 +39,7 @@ export KAFKA_PORT="$TEST_KAFKA_PORT" KAFKA_BROKERS="$KAFKA_HOST:$TEST_KAFKA_PORT
 declare -A log_start
 shopt -s nullglob
 for log in "$LOG_DIR"/*.log; do log_start[$log]=$(wc -l <"$log"); done
-"$ROOT/infra/scripts/services.sh" start
+[ "${PLATFORM_SERVICES:-1}" = 0 ] || "$ROOT/infra/scripts/services.sh" start
 status=0
 "$@" || status=$?
 if [ "$status" != 0 ]; then

@@ -85,6 +85,12 @@ class Service:
                 os.dup2(fd, 3)
 
         env = dict(self.env, LISTEN_FDS="1")
+        # Each service its own database, and the broker the scripts point at (common.sh).
+        database = {"user-service": "USER_DATABASE_NAME", "order-service": "ORDER_DATABASE_NAME"}.get(self.name)
+        if database and database in env:
+            env["DATABASE_NAME"] = env[database]
+        if "KAFKA_PORT" in env:
+            env["KAFKA_BROKERS"] = f"{env.get('KAFKA_HOST', '127.0.0.1')}:{env['KAFKA_PORT']}"
         self.process = subprocess.Popen([os.path.join(ROOT, "target", "debug", self.name)], env=env,
                                         preexec_fn=hand_over_socket, close_fds=False)
         log(f"{self.name} started (pid {self.process.pid})")

@@ -46,7 +46,7 @@ impl Application {
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()
             .postgres(pool.clone())
-            .kafka(publisher.producer().clone())
+            .kafka(publisher.producer())
             .topics(topics.status())
             .consumer(consumer.group(), status.clone());
         let consumer = consumer.build(status)?;

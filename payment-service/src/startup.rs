@@ -31,7 +31,7 @@ impl Application {
             .on(move |message| on_order_created(state.clone(), message));
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()
-            .kafka(publisher.producer().clone())
+            .kafka(publisher.producer())
             .topics(topics.status())
             .consumer(consumer.group(), status.clone());
         let consumer = consumer.build(status)?;

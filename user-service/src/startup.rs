@@ -28,8 +28,7 @@ impl Application {
             .await?
             .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
-        let readiness =
-            Readiness::default().postgres(pool.clone()).kafka(publisher.producer().clone()).topics(topics.status());
+        let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer()).topics(topics.status());
         let relay = OutboxRelay::new(pool.clone(), &settings.kafka)?;
         let hasher = Hasher::start(settings.hashing_max_queued)?;
         crate::accounts::ensure_admin(&pool, &hasher, &settings.admin.email, &settings.admin.password).await?;

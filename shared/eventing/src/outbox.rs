@@ -9,14 +9,15 @@
 //!
 //! A batch is pipelined: its rows are handed to the producer in id order before the
 //! first acknowledgement comes back, so they travel in few broker requests instead of
-//! a round trip each. Order per key holds because the producer is idempotent and never
-//! times a message out (see [`EventPublisher::until_acknowledged`]): the broker writes
-//! each partition's messages once, in the order they were handed over, whatever it
-//! takes to get them there. A row the producer refuses outright (too large, queue full)
-//! stops its key for the batch, so nothing of that key overtakes it. A row is marked
-//! published only after the broker's acknowledgement, exactly the rows acknowledged; a
-//! crash in between publishes it again with the same event id, which consumers
-//! deduplicate.
+//! a round trip each. Order per key holds because the producer is idempotent: the
+//! broker accepts a partition's messages of one producer session only in the order they
+//! were handed over, so a later row lands only after every earlier one did. A row the
+//! producer refuses outright (too large, queue full) stops its key for the batch, so
+//! nothing of that key overtakes it. After a batch with a failure the relay starts a new
+//! producer session, so that rows sent again cannot land behind a later row of the old
+//! one. A row is marked published only after the broker's acknowledgement, and a key's
+//! rows after one that failed are sent again after it; a crash in between publishes a
+//! row again with the same event id, which consumers deduplicate.
 //!
 //! Each service's migrations create the table (see `OUTBOX_MIGRATION_SQL` in the
 //! services' migration files): `outbox(id bigserial, event_id, topic, event_type,
@@ -141,21 +142,17 @@ struct Row {
 pub struct OutboxRelay {
     pool: PgPool,
     publisher: EventPublisher,
-    /// After this long without an acknowledgement for a batch, say so (once per batch).
-    slow_after: Duration,
 }
 
 impl OutboxRelay {
-    /// A relay over `pool`'s outbox, with a producer of its own that retries every
-    /// message until the broker acknowledges it.
+    /// A relay over `pool`'s outbox, with a producer of its own.
     pub fn new(pool: PgPool, settings: &KafkaSettings) -> anyhow::Result<Self> {
-        let publisher = EventPublisher::until_acknowledged(settings)?;
-        Ok(Self { pool, publisher, slow_after: settings.produce_timeout })
+        let publisher = EventPublisher::new(settings)?;
+        Ok(Self { pool, publisher })
     }
 
     /// Relays until `shutdown`, then returns (unpublished rows wait for the next start).
-    /// The backlog gauges and pruning keep their schedule while a batch waits for the
-    /// broker, which during an outage is as long as the outage.
+    /// The backlog gauges and pruning keep their schedule while a long backlog drains.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut listener = None;
         let mut failures = 0u32;
@@ -236,6 +233,9 @@ impl OutboxRelay {
         .await
         .context("cannot read the outbox")?;
         let (published, failure) = self.publish_rows(&rows).await;
+        if failure.is_some() {
+            self.publisher.renew();
+        }
         if !published.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
                 .bind(&published)
@@ -272,7 +272,7 @@ impl OutboxRelay {
             }
         }
         let (rows_sent, acknowledgements): (Vec<&Row>, Vec<Acknowledgement>) = sent.into_iter().unzip();
-        let results = self.acknowledged(acknowledgements).await;
+        let results = futures::future::join_all(acknowledgements).await;
         let mut acknowledged = Vec::with_capacity(rows_sent.len());
         for (row, result) in rows_sent.into_iter().zip(results) {
             match result {
@@ -294,24 +294,6 @@ impl OutboxRelay {
             })
             .collect();
         (published, failure)
-    }
-
-    /// Waits for every acknowledgement, in order; says once if the broker is slow to give them.
-    async fn acknowledged(
-        &self,
-        acknowledgements: Vec<Acknowledgement>,
-    ) -> Vec<Result<(), crate::kafka::PublishError>> {
-        let all = futures::future::join_all(acknowledgements);
-        tokio::pin!(all);
-        tokio::select! {
-            results = &mut all => return results,
-            () = tokio::time::sleep(self.slow_after) => {}
-        }
-        tracing::warn!(
-            waited_ms = self.slow_after.as_millis() as u64,
-            "the broker has not acknowledged the outbox's events yet; they wait in the producer until it does"
-        );
-        all.await
     }
 
     /// Hands one row to the producer.

@@ -13,20 +13,19 @@
 //! again from the beginning; handlers are idempotent, so what it had already handled is
 //! recognised and skipped.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context;
-use rdkafka::admin::{
-    AdminClient, AdminOptions, AlterConfig, NewTopic, OwnedResourceSpecifier, ResourceSpecifier, TopicReplication,
-};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{REQUEST_TIMEOUT, base_config};
-use super::resets::{LogResets, STORE_MARKER_TOPIC};
+use super::loss::{Certificates, replay_outbox};
+use super::resets::LogResets;
 use crate::configuration::KafkaSettings;
 use contracts::events::dead_letter_topic;
 
@@ -84,7 +83,7 @@ impl TopicKeeper {
     /// A keeper for `bases` and their dead-letter topics. Needs no broker yet.
     pub fn new(settings: &KafkaSettings, bases: &[&str]) -> anyhow::Result<Self> {
         let admin = Arc::new(base_config(settings).create().context("cannot create Kafka admin client")?);
-        let mut needed: Vec<Needed> = bases
+        let needed: Vec<Needed> = bases
             .iter()
             .flat_map(|base| {
                 let topic = settings.topic(base);
@@ -104,17 +103,6 @@ impl TopicKeeper {
                 ]
             })
             .collect();
-        needed.push(Needed {
-            name: settings.topic(STORE_MARKER_TOPIC),
-            outbox_topic: None,
-            // A century: its records never expire, so its end only moves back when the
-            // store is lost.
-            retention_ms: "3153600000000".to_owned(),
-            // One partition, written and read at partition 0 only: with several, a record
-            // written elsewhere leaves partition 0's end behind what the writer remembers,
-            // which read as a loss at every start.
-            partitions: 1,
-        });
         Ok(Self {
             admin,
             needed,
@@ -204,26 +192,31 @@ impl TopicKeeper {
     }
 
     /// Reconciles now and then every `KAFKA_TOPIC_CHECK_INTERVAL_MS` until `shutdown`.
-    /// The first pass that finds every topic also aligns the retention of topics created
-    /// before the policy existed.
+    /// (Topics created elsewhere without the retention policy get it from
+    /// `infra/scripts/topic_retention.py`, which `make up` runs.)
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut retention_aligned = false;
-        let mut marker: Option<i64> = None;
+        let mut certificates = match Certificates::new(&self.settings) {
+            Ok(certificates) => Some(certificates),
+            Err(error) => {
+                tracing::warn!(%error, "cannot create the topic certificates' client; recreated topics go unnoticed");
+                None
+            }
+        };
+        let mut first_pass = true;
         loop {
             let result = self.reconcile().await;
-            if result.is_ok() && !retention_aligned {
-                retention_aligned = self.align_retention().await;
-            }
             let mut lost: Vec<String> = self.created.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
-            let seen = marker;
-            if result.is_ok() && self.store_lost(&mut marker).await {
-                tracing::warn!("the broker lost its store (the store marker's end moved back)");
-                lost.extend(self.needed.iter().map(|t| t.name.clone()));
+            if result.is_ok() {
+                let restarted = self.restarted(&mut certificates).await;
+                if !restarted.is_empty() {
+                    tracing::warn!(topics = ?restarted, "topics lost their logs (recreated, or the broker lost its store)");
+                }
+                lost.extend(restarted.into_iter().filter(|topic| !lost.contains(topic)).collect::<Vec<_>>());
             }
             if !lost.is_empty() {
                 // Topics created before the first pass are new to this process's consumer: it
                 // has no position in them to correct.
-                if seen.is_some() {
+                if !first_pass {
                     self.resets.send_modify(|counts| {
                         for topic in &lost {
                             *counts.entry(topic.clone()).or_default() += 1;
@@ -238,10 +231,11 @@ impl TopicKeeper {
                         .filter(|t| lost.contains(&t.name))
                         .filter_map(|t| t.outbox_topic.clone())
                         .collect();
-                    let before = seen.is_none().then_some(self.started);
-                    super::loss::replay_outbox(pool, &bases, self.settings.retention, before).await;
+                    let before = first_pass.then_some(self.started);
+                    replay_outbox(pool, &bases, self.settings.retention, before).await;
                 }
             }
+            first_pass &= result.is_err();
             self.status.set(result.err());
             tokio::select! {
                 () = shutdown.cancelled() => return,
@@ -250,17 +244,19 @@ impl TopicKeeper {
         }
     }
 
-    /// Whether the broker lost its store since the last look (see [`super::loss::store_lost`]).
-    async fn store_lost(&self, marker: &mut Option<i64>) -> bool {
-        let (admin, settings, mut seen) = (Arc::clone(&self.admin), self.settings.clone(), *marker);
+    /// The topics whose logs restarted since the last look (see [`Certificates`]).
+    async fn restarted(&self, certificates: &mut Option<Certificates>) -> Vec<String> {
+        let Some(mut taken) = certificates.take() else { return Vec::new() };
+        let names: Vec<String> = self.needed.iter().map(|topic| topic.name.clone()).collect();
         let looked = tokio::task::spawn_blocking(move || {
-            let lost = super::loss::store_lost(&admin, &settings, &mut seen);
-            (lost, seen)
+            let topics: Vec<&str> = names.iter().map(String::as_str).collect();
+            let restarted = taken.restarted(&topics);
+            (taken, restarted)
         })
         .await;
-        let Ok((lost, seen)) = looked else { return false };
-        *marker = seen;
-        lost == Some(true)
+        let Ok((taken, restarted)) = looked else { return Vec::new() };
+        *certificates = Some(taken);
+        restarted.unwrap_or_default().into_iter().collect()
     }
 
     /// Names of the topics the cluster has, with at least one partition and no error.
@@ -310,62 +306,6 @@ impl TopicKeeper {
             }
         }
         Ok(())
-    }
-
-    /// Gives existing topics the retention policy; returns whether that is settled
-    /// (done, or not supported by this broker: then it is logged once and not retried).
-    async fn align_retention(&self) -> bool {
-        let specifiers: Vec<ResourceSpecifier<'_>> =
-            self.needed.iter().map(|topic| ResourceSpecifier::Topic(&topic.name)).collect();
-        let current: HashMap<String, (Option<String>, Option<String>)> =
-            match self.admin.describe_configs(&specifiers, &self.options()).await {
-                Ok(results) => results
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|resource| {
-                        let OwnedResourceSpecifier::Topic(name) = &resource.specifier else { return None };
-                        let value = |key: &str| resource.get(key).and_then(|entry| entry.value.clone());
-                        Some((name.clone(), (value("cleanup.policy"), value("retention.ms"))))
-                    })
-                    .collect(),
-                Err(error) => {
-                    tracing::warn!(%error, "cannot read topic configurations; retention left as it is");
-                    return true;
-                }
-            };
-        let stale: Vec<&Needed> = self
-            .needed
-            .iter()
-            .filter(|topic| {
-                current.get(&topic.name).is_some_and(|(policy, retention)| {
-                    !policy.as_deref().is_some_and(|policy| policy.contains("delete"))
-                        || retention.as_deref() != Some(topic.retention_ms.as_str())
-                })
-            })
-            .collect();
-        if stale.is_empty() {
-            return true;
-        }
-        let changes: Vec<AlterConfig<'_>> = stale
-            .iter()
-            .map(|topic| {
-                AlterConfig::new(ResourceSpecifier::Topic(&topic.name))
-                    .set("cleanup.policy", "delete")
-                    .set("retention.ms", &topic.retention_ms)
-            })
-            .collect();
-        match self.admin.alter_configs(&changes, &self.options()).await {
-            Ok(results) => {
-                for result in results {
-                    match result {
-                        Ok(resource) => tracing::info!(?resource, "retention policy applied"),
-                        Err((resource, code)) => tracing::warn!(?resource, %code, "cannot apply retention policy"),
-                    }
-                }
-            }
-            Err(error) => tracing::warn!(%error, "cannot apply retention policy to existing topics"),
-        }
-        true
     }
 
     fn options(&self) -> AdminOptions {

@@ -1,42 +1,65 @@
-//! How a keeper notices that the broker lost its store, and what the service does about
-//! lost logs: the store marker's end moving back means the store was lost; the outbox's
-//! recent events are then sent again, since what the lost logs held and no consumer had
-//! read yet would otherwise be gone. Consumers deduplicate by event id.
+//! How a keeper notices that topics lost their logs (deleted and recreated, by anyone, or
+//! the broker back on an empty store), and what the service does about it.
+//!
+//! The keeper commits offset 0 for every partition of its topics in a consumer group of
+//! its own, which has no members: a *certificate*. A broker drops a topic's committed
+//! offsets with the topic (nisshi and Apache Kafka both do), and an empty store has none,
+//! so a certificate gone missing means the topic's log restarted since it was written,
+//! whoever recreated the topic and however full the new log is already. The outbox then
+//! sends its recent events for those topics again, since what the lost logs held and no
+//! consumer had read yet would otherwise be gone; consumers deduplicate by event id.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use rdkafka::admin::AdminClient;
-use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
 
-use super::client::{REQUEST_TIMEOUT, base_config};
-use super::resets::STORE_MARKER_TOPIC;
+use super::client::{REQUEST_TIMEOUT, base_config, partitions};
 use crate::configuration::KafkaSettings;
 
-/// Whether the store-marker topic ends before `remembered`, the end last seen: the broker
-/// lost its store. Writes a marker record when there is nothing to compare with yet, or
-/// after a loss, and remembers the new end. `None` when the broker does not answer.
-/// Blocking: run it off the async threads.
-pub(super) fn store_lost(
-    admin: &AdminClient<DefaultClientContext>,
-    settings: &KafkaSettings,
-    remembered: &mut Option<i64>,
-) -> Option<bool> {
-    let topic = settings.topic(STORE_MARKER_TOPIC);
-    let (_, high) = admin.inner().fetch_watermarks(&topic, 0, REQUEST_TIMEOUT).ok()?;
-    let lost = remembered.is_some_and(|seen| high < seen);
-    if remembered.is_none() || lost {
-        let producer: rdkafka::producer::BaseProducer =
-            base_config(settings).set("enable.idempotence", "true").create().ok()?;
-        let record =
-            rdkafka::producer::BaseRecord::<(), _>::to(&topic).partition(0).payload(settings.client_id.as_str());
-        producer.send(record).ok()?;
-        rdkafka::producer::Producer::flush(&producer, REQUEST_TIMEOUT).ok()?;
-        let (_, high) = admin.inner().fetch_watermarks(&topic, 0, REQUEST_TIMEOUT).ok()?;
-        *remembered = Some(high);
-    } else {
-        *remembered = Some(high);
+/// The keeper's certificates: what it committed, and the client that commits and reads them.
+pub(super) struct Certificates {
+    reader: BaseConsumer,
+    /// Topics certified by this keeper, whose certificates must still be there.
+    certified: BTreeSet<String>,
+}
+
+impl Certificates {
+    pub(super) fn new(settings: &KafkaSettings) -> anyhow::Result<Self> {
+        let reader = base_config(settings)
+            .set("group.id", settings.group(&format!("{}.topic-keeper", settings.client_id)))
+            .set("enable.auto.commit", "false")
+            .create()?;
+        Ok(Self { reader, certified: BTreeSet::new() })
     }
-    Some(lost)
+
+    /// The certified topics among `topics` whose certificates are gone: their logs
+    /// restarted. Certifies every partition that has none (again, for those). `None` when
+    /// the broker does not answer. Blocking: run it off the async threads.
+    pub(super) fn restarted(&mut self, topics: &[&str]) -> Option<BTreeSet<String>> {
+        let held = partitions(self.reader.client(), topics).ok()?;
+        let committed = self.reader.committed_offsets(held, REQUEST_TIMEOUT).ok()?;
+        let mut uncertified = TopicPartitionList::new();
+        let mut restarted = BTreeSet::new();
+        for element in committed.elements() {
+            if element.offset() == Offset::Offset(0) {
+                continue;
+            }
+            if self.certified.contains(element.topic()) {
+                restarted.insert(element.topic().to_owned());
+            }
+            uncertified.add_partition_offset(element.topic(), element.partition(), Offset::Offset(0)).ok()?;
+        }
+        if uncertified.count() > 0 {
+            if let Err(error) = self.reader.commit(&uncertified, CommitMode::Sync) {
+                tracing::info!(%error, "cannot certify the topics yet");
+                return None;
+            }
+            self.certified.extend(uncertified.elements().iter().map(|element| element.topic().to_owned()));
+        }
+        Some(restarted)
+    }
 }
 
 /// Marks the outbox rows of `topics` (names as the outbox knows them) published within

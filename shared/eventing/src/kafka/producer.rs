@@ -8,14 +8,16 @@
 //! without giving up per-key order.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::types::RDKafkaErrorCode;
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
@@ -77,7 +79,10 @@ pub type Acknowledgement = std::pin::Pin<Box<dyn Future<Output = Result<(), Publ
 /// Publishes events and dead letters for one service. Cheap to clone.
 #[derive(Clone)]
 pub struct EventPublisher {
-    producer: FutureProducer,
+    /// Replaced after a fatal error or a timeout (see [`EventPublisher::renew_after`]).
+    producer: Arc<RwLock<FutureProducer>>,
+    renewed: Arc<RwLock<Instant>>,
+    config: Arc<ClientConfig>,
     settings: Arc<KafkaSettings>,
 }
 
@@ -85,20 +90,12 @@ impl EventPublisher {
     /// Creates the producer; it connects lazily. A message the broker has not acknowledged
     /// within `KAFKA_PRODUCE_TIMEOUT_MS` fails, so a handler can retry or report it.
     pub fn new(settings: &KafkaSettings) -> anyhow::Result<Self> {
-        Self::with_timeout(settings, Some(settings.produce_timeout))
+        Self::with_timeout(settings, settings.produce_timeout)
     }
 
-    /// A producer whose messages never time out: it retries each until the broker
-    /// acknowledges it, however long an outage lasts. For the outbox relay, whose rows
-    /// wait in the database anyway: a message that timed out while a later one of its
-    /// partition got through would leave a gap, and its retry would arrive after the
-    /// later one.
-    pub fn until_acknowledged(settings: &KafkaSettings) -> anyhow::Result<Self> {
-        Self::with_timeout(settings, None)
-    }
-
-    fn with_timeout(settings: &KafkaSettings, timeout: Option<Duration>) -> anyhow::Result<Self> {
-        let producer: FutureProducer = base_config(settings)
+    fn with_timeout(settings: &KafkaSettings, timeout: Duration) -> anyhow::Result<Self> {
+        let mut config = base_config(settings);
+        config
             .set("acks", "all")
             .set("enable.idempotence", "true")
             // The most the idempotent producer allows while still keeping order.
@@ -106,15 +103,73 @@ impl EventPublisher {
             // No lingering: with requests in flight, what is handed over meanwhile goes out
             // together in the next request anyway, so batching costs no latency.
             .set("linger.ms", "0")
-            .set("message.timeout.ms", timeout.map_or(0, |timeout| timeout.as_millis()).to_string())
-            .create()
-            .context("cannot create Kafka producer")?;
-        Ok(Self { producer, settings: Arc::new(settings.clone()) })
+            .set("message.timeout.ms", timeout.as_millis().to_string())
+            // A message for a topic the cluster lacks waits until the topic appears (the
+            // keeper recreates it); librdkafka would look again only every 5 minutes.
+            .set("topic.metadata.refresh.interval.ms", settings.topic_check_interval.as_millis().to_string());
+        let producer: FutureProducer = config.create().context("cannot create Kafka producer")?;
+        Ok(Self {
+            producer: Arc::new(RwLock::new(producer)),
+            renewed: Arc::new(RwLock::new(Instant::now())),
+            config: Arc::new(config),
+            settings: Arc::new(settings.clone()),
+        })
     }
 
-    /// The underlying producer (readiness checks ask it for metadata).
-    pub fn producer(&self) -> &FutureProducer {
-        &self.producer
+    /// The producer in use (readiness checks ask it for metadata).
+    pub fn producer(&self) -> FutureProducer {
+        self.producer.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Replaces the producer after a send failed with `error`, when that can help:
+    /// - after a fatal error: an idempotent producer whose state the broker no longer knows
+    ///   (a broker back on an empty store answers `UNKNOWN_PRODUCER_ID`) refuses every
+    ///   message from then on, and librdkafka's remedy is a new producer;
+    /// - after a timeout, at most once per `KAFKA_PRODUCE_TIMEOUT_MS`: a producer whose
+    ///   topic was deleted and recreated keeps sending with sequence numbers the new topic
+    ///   never saw, and the broker refuses them until a new producer id starts afresh.
+    ///
+    /// Messages the old producer still held fail and are sent again by their callers.
+    fn renew_after(&self, failed: &FutureProducer, error: &KafkaError) {
+        let fatal = failed.client().fatal_error();
+        let timed_out = matches!(error, KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut));
+        if fatal.is_none() && !timed_out {
+            return;
+        }
+        let mut slot = self.producer.write().unwrap_or_else(PoisonError::into_inner);
+        let mut renewed = self.renewed.write().unwrap_or_else(PoisonError::into_inner);
+        // Whoever notices first renews it; the others find a new one in its place.
+        let stale = if fatal.is_some() {
+            slot.client().fatal_error().is_some()
+        } else {
+            renewed.elapsed() >= self.settings.produce_timeout
+        };
+        if stale {
+            tracing::warn!(?fatal, %error, "the producer cannot go on; a new one takes its place");
+            self.replace(&mut slot);
+            *renewed = Instant::now();
+        }
+    }
+
+    /// Starts a new producer session: what the old producer still holds fails, and the
+    /// broker sees a new producer id, so nothing of the old session can land after what
+    /// the new one sends. The outbox relay renews after a batch with a failure, so that a
+    /// key's rows sent again never follow a later row of the old session.
+    pub(crate) fn renew(&self) {
+        let mut slot = self.producer.write().unwrap_or_else(PoisonError::into_inner);
+        self.replace(&mut slot);
+        *self.renewed.write().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn replace(&self, slot: &mut FutureProducer) {
+        match self.config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                metrics::counter!("kafka_producer_renewals_total").increment(1);
+                // Dropping the old one purges what it still queues; those sends fail.
+                *slot = fresh;
+            }
+            Err(error) => tracing::warn!(%error, "cannot create a new producer; trying again at the next send"),
+        }
     }
 
     /// The settings it was built with.
@@ -208,10 +263,15 @@ impl EventPublisher {
         let started = Instant::now();
         let record = FutureRecord::to(topic).key(key).payload(payload).headers(message_headers);
         let topic = topic.to_owned();
-        let delivery = match self.producer.send_result(record) {
+        let producer = self.producer();
+        let delivery = match producer.send_result(record) {
             Ok(delivery) => delivery,
-            Err((source, _record)) => return Err(failed(topic, started, source)),
+            Err((source, _record)) => {
+                self.renew_after(&producer, &source);
+                return Err(failed(topic, started, source));
+            }
         };
+        let publisher = self.clone();
         Ok(async move {
             match delivery.await {
                 Ok(Ok(delivery)) => {
@@ -221,7 +281,10 @@ impl EventPublisher {
                     record_outcome(&topic, started, "acked");
                     Ok(())
                 }
-                Ok(Err((source, _message))) => Err(failed(topic, started, source)),
+                Ok(Err((source, _message))) => {
+                    publisher.renew_after(&producer, &source);
+                    Err(failed(topic, started, source))
+                }
                 Err(_canceled) => Err(failed(topic, started, KafkaError::Canceled)),
             }
         })

@@ -11,12 +11,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-/// A one-partition topic every keeper writes a record to (at start, and after a loss) and
-/// whose end it remembers. Nothing else writes there and its records never expire, so its
-/// end moving back means the broker lost its store, however much traffic has refilled the
-/// other topics since.
-pub(super) const STORE_MARKER_TOPIC: &str = "platform.store-marker";
-
 /// Topics whose logs restarted, each with how many times the keeper has seen that happen.
 #[derive(Debug, Clone)]
 pub struct LogResets {
