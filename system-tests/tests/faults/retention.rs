@@ -20,7 +20,7 @@ use super::cluster::{Broker, scratch_dir};
 const CHAIN: [&str; 3] = ["user.created", "order.created", "payment.completed"];
 /// Enough users for every partition of the three topics (3 each) to hold records.
 const USERS: usize = 12;
-/// How often the watch of a service's consumer looks at its partitions' ends (watch.rs).
+/// Longer than two looks of a service's topic keeper (every KAFKA_TOPIC_CHECK_INTERVAL_MS, 2 s).
 const WATCH_EVERY: Duration = Duration::from_secs(5);
 
 /// Whether every partition of the chain's topics had all its records deleted (its log
@@ -76,8 +76,8 @@ async fn after_retention_emptied_the_topics_every_event_keeps_its_headers_throug
         async move { tokio::task::spawn_blocking(move || chain_topics_emptied(&brokers)).await.ok()?.then_some(()) }
     })
     .await;
-    // Two looks of every consumer's watch at those ends: a watch that took them for
-    // restarted logs would rewind now, and the next events would lose their headers.
+    // Two looks of every keeper: one that took emptied logs for restarted ones would have
+    // its consumer read them again from the beginning.
     tokio::time::sleep(WATCH_EVERY * 2).await;
     for service in [&platform.orders, &platform.payments] {
         assert!(

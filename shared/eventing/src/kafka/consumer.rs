@@ -205,10 +205,6 @@ impl EventConsumer {
         let mut rewinds = Rewinds::new(self.resets.take());
         let mut flow = Flow::default();
         let mut tasks = tokio::task::JoinSet::new();
-        // The watch finds partitions whose log ends before our position; the loop rewinds
-        // them, as it does those the keeper announces, so one place retires their workers.
-        let (past_end, mut restarted) = mpsc::channel(4);
-        tasks.spawn(super::watch::watch(Arc::clone(&self.consumer), past_end, shutdown.clone()));
         let mut flush = tokio::time::interval(Duration::from_millis(20));
         flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -223,10 +219,6 @@ impl EventConsumer {
                     for (topic, partition) in self.rewind(due, &mut flow).await {
                         rewinds.done(&topic, partition);
                     }
-                    continue;
-                }
-                Some(partitions) = restarted.recv() => {
-                    self.rewind(partitions, &mut flow).await;
                     continue;
                 }
                 message = self.consumer.recv() => message,

@@ -5,7 +5,7 @@
 //! Layers, each using only those below it:
 //! 1. `client`, `headers`, `propagation`, `backoff`, `handler`, `resets`, `workers`;
 //! 2. `producer`, `group`, `loss`;
-//! 3. `handling`, `admin`, `watch`, `rewind`, `tail`, `dead_letters`;
+//! 3. `handling`, `admin`, `rewind`, `tail`, `dead_letters`;
 //! 4. `partition`; 5. `consumer`.
 
 mod admin;
@@ -24,7 +24,6 @@ pub mod propagation;
 mod resets;
 mod rewind;
 pub mod tail;
-mod watch;
 mod workers;
 
 pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
