@@ -527,6 +527,30 @@ def pgbench_write(args, seconds, connections):
     return pgbench_figures(output)
 
 
+def metric_sums(url, names, prefix):
+    """{(name, topic): value} for the `_sum` and `_count` series of `names` at a /metrics URL,
+    topics without the deployment's `prefix`."""
+    _, body = http("GET", url)
+    found = {}
+    for line in body.decode().splitlines():
+        match = re.match(r'^(\w+?)(_sum|_count)\{([^}]*)\} ([0-9.eE+-]+)$', line)
+        if match and match.group(1) in names:
+            topic = re.search(r'topic="([^"]*)"', match.group(3))
+            key = (match.group(1) + match.group(2), topic.group(1).removeprefix(prefix) if topic else "")
+            found[key] = found.get(key, 0) + float(match.group(4))
+    return found
+
+
+def mean_ms(before, after, name, topic):
+    """Mean of a histogram between two scrapes, in ms."""
+    total = after.get((f"{name}_sum", topic), 0) - before.get((f"{name}_sum", topic), 0)
+    count = after.get((f"{name}_count", topic), 0) - before.get((f"{name}_count", topic), 0)
+    return total / count * 1000 if count else None
+
+
+CHAIN_METRICS = ("kafka_produce_duration_seconds", "kafka_handler_duration_seconds")
+
+
 def order_flood(args, stack, gateway, token, users, duration, connections):
     """`duration` s of POST /api/orders at full speed across `users`, then the wait until
     every order it placed reached a final status."""
@@ -546,6 +570,8 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
         pids["broker (nisshi)"] = broker_pid
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     since = psql(args.database_url, "SELECT EXTRACT(EPOCH FROM clock_timestamp())", stack.order_db)
+    scrapes = {s: f"http://127.0.0.1:{stack.ports[s]}/metrics" for s in ("order-service", "payment-service")}
+    before = {s: metric_sums(url, CHAIN_METRICS, stack.prefix) for s, url in scrapes.items()}
     started = time.time()
     load = wrk(f"{gateway}/api/orders", duration, connections, script=script)
     ended = time.time()
@@ -555,6 +581,19 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
                     f"FROM orders WHERE {window}",
                     lambda r: int(r.split("|")[1]) == 0, 180)
     settled_at = time.time()
+    after = {s: metric_sums(url, CHAIN_METRICS, stack.prefix) for s, url in scrapes.items()}
+    # Where a settlement's time goes: each key's events are handled one after another, so
+    # the chain carries about (keys in flight) ÷ (time per event) events per second.
+    chain_ms = {
+        "payment-service: handling order.created": mean_ms(before["payment-service"], after["payment-service"],
+                                                            "kafka_handler_duration_seconds", "order.created"),
+        "payment-service: producing payment.completed": mean_ms(before["payment-service"], after["payment-service"],
+                                                               "kafka_produce_duration_seconds", "payment.completed"),
+        "order-service: handling payment.completed": mean_ms(before["order-service"], after["order-service"],
+                                                              "kafka_handler_duration_seconds", "payment.completed"),
+        "order-service: producing order.created (relay)": mean_ms(before["order-service"], after["order-service"],
+                                                                  "kafka_produce_duration_seconds", "order.created"),
+    }
     placed, pending, last = row.split("|")
     placed, pending, last = int(placed), int(pending), float(last)
     cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (settled_at - started) for name, pid in pids.items()}
@@ -563,7 +602,7 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
             "p99_ms": load["p99_ms"], "errors": load["errors"], "placed": placed, "still_pending": pending,
             "settle_per_s": settled / (last - started) if settled else 0,
             "last_settled_after_flood_end_s": last - ended if pending == 0 else None,
-            "waited_s": settled_at - ended, "cpu_cores_used": cpu}
+            "waited_s": settled_at - ended, "cpu_cores_used": cpu, "chain_mean_ms": chain_ms}
 
 
 def flood_step(args, stack, gateway, token, user_count, duration, connections):
@@ -581,7 +620,7 @@ def flood_step(args, stack, gateway, token, user_count, duration, connections):
     drain = f["last_settled_after_flood_end_s"]
     log(f"  accepted {f['accept_per_s']:.0f}/s, settled {f['settle_per_s']:.0f}/s (ratio {ratio:.2f}); last settled "
         f"{'never' if drain is None else f'{drain:.1f} s'} after the flood; {f['still_pending']} pending after "
-        f"{f['waited_s']:.1f} s; cores used {f['cpu_cores_used']}")
+        f"{f['waited_s']:.1f} s; cores used {f['cpu_cores_used']}; mean ms {f['chain_mean_ms']}")
     return f
 
 
@@ -770,6 +809,10 @@ def write_report(args, r):
         f"one consumer {r['broker_after_flood']['consume_per_s']:.0f} msg/s; on an empty store: "
         f"{broker['pipelined_produce_per_s']:.0f}, {broker['serial_produce_per_s']:.0f} and {broker['consume_per_s']:.0f}. "
         "Each settled order costs the broker two produced and two consumed messages.", "",
+        "Where a settlement's time goes (means over the flood and its drain, ms): "
+        + ", ".join(f"{what} {'—' if ms is None else f'{ms:.1f}'}" for what, ms in flood["chain_mean_ms"].items())
+        + f". Each user's events are handled one after another, so with {flood['users']} users the chain carries at most "
+        "about users ÷ (time per event) settlements per second.", "",
         "CPU cores used from the flood's start to the last settlement: "
         + ", ".join(f"{name} {cores:.2f}" for name, cores in flood["cpu_cores_used"].items()) + ".", "",
         "## Write path: `POST /api/orders` beside PostgreSQL running its statement", "",
