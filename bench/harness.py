@@ -721,7 +721,7 @@ def main():
 
         sampler.step = "order flood"
         results["flood"] = flood_step(args, stack, gateway, token, 5 if smoke else 50, 1 if smoke else 15, connections)
-        results["write_over_pgbench"] = f["accept_per_s"] / results["pgbench_write"]["tps"]
+        results["write_over_pgbench"] = results["flood"]["accept_per_s"] / results["pgbench_write"]["tps"]
 
         log("Broker limits again, on the platform's broker as the flood left it (services stopped)")
         # The services would still be working through the flood's backlog: stopped, the
