@@ -28,7 +28,9 @@ impl Application {
         let state = AppState { publisher: publisher.clone(), payment: Arc::new(settings.payment.clone()) };
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
             .rewind_on(topics.log_resets())
-            .on(move |message| on_order_created(state.clone(), message));
+            .on(move |message| on_order_created(state.clone(), message))
+            // A payment depends on its order only: one user's orders are paid concurrently.
+            .ordered_by(|order: &OrderCreated| order.order_id);
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()
             .kafka(publisher.producer())

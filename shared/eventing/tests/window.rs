@@ -133,3 +133,59 @@ async fn a_record_larger_than_the_fetch_size_is_delivered_and_handled() {
     assert_eq!(handled[0], (large, fetch + 8 * 1024), "the large record first, whole");
     assert_eq!(handled[1].0, after, "and the partition goes on after it");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_ordered_by_their_own_lane_run_concurrently_under_one_key() {
+    use contracts::events::{OrderCreated, OrderItem};
+    use contracts::money::Money;
+    const ORDERS: usize = 4; // the window: all of them run at once or the test waits
+    let prefix = testkit::topic_prefix();
+    let settings = settings(&prefix);
+    ensure_topics(&settings, &[OrderCreated::TOPIC]).await.unwrap();
+    let publisher = EventPublisher::new(&settings).unwrap();
+    let user_id = Uuid::new_v4();
+    let orders: Vec<Uuid> = (0..ORDERS).map(|_| Uuid::new_v4()).collect();
+    for order_id in &orders {
+        let price = Money::parse_decimal("1.50").unwrap();
+        let item = OrderItem { product_id: "product-lane".to_owned(), quantity: 1, price };
+        let order = OrderCreated {
+            order_id: *order_id,
+            user_id,
+            items: vec![item],
+            total_amount: price,
+            created_at: Utc::now(),
+        };
+        publisher.publish(&order, &RequestId::generate()).await.unwrap();
+    }
+    // Every order's handler waits until all of them have started: only lanes of their own
+    // (one user, one message key) let them run at once.
+    let started = Arc::new(AtomicUsize::new(0));
+    let all_started = Arc::new(Notify::new());
+    let consumer = {
+        let (started, all_started) = (Arc::clone(&started), Arc::clone(&all_started));
+        ConsumerBuilder::new(&settings, "lanes", publisher.clone())
+            .on(move |_: Incoming<OrderCreated>| {
+                let (started, all_started) = (Arc::clone(&started), Arc::clone(&all_started));
+                async move {
+                    let waiting = all_started.notified();
+                    if started.fetch_add(1, Ordering::SeqCst) + 1 == ORDERS {
+                        all_started.notify_waiters();
+                    } else {
+                        waiting.await;
+                    }
+                    Ok(())
+                }
+            })
+            .ordered_by(|order: &OrderCreated| order.order_id)
+            .build(ConsumerStatus::default())
+            .unwrap()
+    };
+    let stop = CancellationToken::new();
+    let run = tokio::spawn(consumer.run(stop.clone()));
+    eventually("every order of the one user to start at once", Duration::from_secs(30), || async {
+        (started.load(Ordering::SeqCst) == ORDERS).then_some(())
+    })
+    .await;
+    stop.cancel();
+    run.await.unwrap();
+}

@@ -18,10 +18,11 @@ use rdkafka::message::OwnedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use super::client::base_config;
 use super::group::{GroupConsumer, GroupContext, commit_now};
-use super::handler::{ErasedHandler, EventMeta, HandlerError, Incoming};
+use super::handler::{ErasedHandler, EventMeta, HandlerError, Incoming, LaneOf};
 use super::handling::Handling;
 use super::partition::PartitionWorker;
 use super::producer::EventPublisher;
@@ -50,6 +51,7 @@ pub struct ConsumerBuilder {
     group: String,
     publisher: EventPublisher,
     handlers: HashMap<String, ErasedHandler>,
+    lanes: HashMap<String, LaneOf>,
     dependencies: Option<Readiness>,
     resets: Option<LogResets>,
 }
@@ -62,6 +64,7 @@ impl ConsumerBuilder {
             group: settings.group(group_base),
             publisher,
             handlers: HashMap::new(),
+            lanes: HashMap::new(),
             dependencies: None,
             resets: None,
         }
@@ -86,6 +89,19 @@ impl ConsumerBuilder {
             })
         });
         self.handlers.insert(self.settings.topic(E::TOPIC), erased);
+        self
+    }
+
+    /// Orders events of type `E` by `lane(event)` instead of their message key: events of one
+    /// lane are handled one after another, different lanes concurrently. For events whose
+    /// handling depends on no earlier event of the same key, only on earlier events of the
+    /// same lane (a payment depends on its order, not on the user's other orders).
+    #[must_use]
+    pub fn ordered_by<E: Event>(mut self, lane: fn(&E) -> Uuid) -> Self {
+        let lane_of: LaneOf = Arc::new(move |payload: &[u8]| {
+            serde_json::from_slice::<E>(payload).ok().map(|event| lane(&event).as_bytes().to_vec())
+        });
+        self.lanes.insert(self.settings.topic(E::TOPIC), lane_of);
         self
     }
 
@@ -171,6 +187,7 @@ impl ConsumerBuilder {
         let handling = Handling {
             group: self.group,
             handlers: self.handlers,
+            lanes: self.lanes,
             publisher: self.publisher,
             settings: self.settings,
             dependencies: self.dependencies,

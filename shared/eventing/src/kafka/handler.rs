@@ -61,3 +61,8 @@ pub struct Incoming<E> {
 /// A handler with its event type erased: payload bytes and metadata in, outcome out.
 pub(super) type ErasedHandler =
     Arc<dyn Fn(Vec<u8>, EventMeta) -> BoxFuture<'static, Result<(), HandlerError>> + Send + Sync>;
+
+/// What orders a topic's events within a partition, from the payload: events of one lane
+/// run one after another, different lanes concurrently. `None` (unparseable) falls back
+/// to the message key.
+pub(super) type LaneOf = Arc<dyn Fn(&[u8]) -> Option<Vec<u8>> + Send + Sync>;

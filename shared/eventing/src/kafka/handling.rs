@@ -13,7 +13,7 @@ use tracing::{Instrument, field};
 use uuid::Uuid;
 
 use super::backoff::backoff;
-use super::handler::{ErasedHandler, EventMeta, HandlerError};
+use super::handler::{ErasedHandler, EventMeta, HandlerError, LaneOf};
 use super::producer::{EventPublisher, header};
 use super::{headers, propagation};
 use crate::configuration::KafkaSettings;
@@ -34,12 +34,24 @@ pub(super) enum Outcome {
 pub(super) struct Handling {
     pub(super) group: String,
     pub(super) handlers: HashMap<String, ErasedHandler>,
+    /// Topics whose events are ordered by a lane of their own rather than the message key.
+    pub(super) lanes: HashMap<String, LaneOf>,
     pub(super) publisher: EventPublisher,
     pub(super) settings: KafkaSettings,
     pub(super) dependencies: Option<Readiness>,
 }
 
 impl Handling {
+    /// The lane `message` runs in: its topic's lane of the payload when the consumer was
+    /// given one, else the message key.
+    pub(super) fn lane_of(&self, message: &OwnedMessage) -> Vec<u8> {
+        let key = || message.key().unwrap_or_default().to_vec();
+        match self.lanes.get(message.topic()) {
+            Some(lane_of) => message.payload().and_then(|payload| lane_of(payload)).unwrap_or_else(key),
+            None => key(),
+        }
+    }
+
     /// Handles `message` in a consumer span; `shutdown` cuts retries and waits short.
     pub(super) async fn process(&self, message: &OwnedMessage, shutdown: &CancellationToken) -> Outcome {
         let topic = message.topic().to_owned();

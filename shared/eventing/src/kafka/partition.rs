@@ -1,6 +1,8 @@
 //! One partition's work, in key order (the model: Confluent's Parallel Consumer in
 //! key-ordering mode).
 //!
+//! - A message's key is its message key, or the lane its topic's events are ordered by
+//!   (see [`super::ConsumerBuilder::ordered_by`]).
 //! - Messages with different keys are handled concurrently, up to
 //!   `KAFKA_MAX_IN_FLIGHT` at once per partition; messages with the same key strictly
 //!   one after another, in offset order. A key whose message is being retried holds
@@ -125,11 +127,10 @@ pub(super) struct PartitionWorker {
     pub(super) partition: i32,
 }
 
-type Running = FuturesUnordered<BoxFuture<'static, (OwnedMessage, Outcome)>>;
+/// A message waiting in its lane, with that lane.
+type Laned = (Vec<u8>, OwnedMessage);
 
-fn key_of(message: &OwnedMessage) -> &[u8] {
-    message.key().unwrap_or_default()
-}
+type Running = FuturesUnordered<BoxFuture<'static, (Laned, Outcome)>>;
 
 fn size_of(message: &OwnedMessage) -> usize {
     message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len)
@@ -159,23 +160,23 @@ impl PartitionWorker {
             tokio::select! {
                 biased;
                 () = handle.stop.cancelled() => break,
-                Some((message, outcome)) = running.next() => {
+                Some(((lane, message), outcome)) = running.next() => {
                     bytes = bytes.saturating_sub(size_of(&message));
                     if outcome != Outcome::Interrupted {
                         tracker.finish(message.offset());
                         self.store(&mut tracker, &handle);
                     }
-                    if let Some(next) = lanes.finish(key_of(&message)) {
-                        running.push(self.start(next, &handle.stop));
+                    if let Some(next) = lanes.finish(&lane) {
+                        running.push(self.start((lane, next), &handle.stop));
                     }
                 }
                 received = messages.recv(), if room => {
                     let Some(message) = received else { break };
                     tracker.accept(message.offset());
                     bytes += size_of(&message);
-                    let key = key_of(&message).to_vec();
-                    if let Some(message) = lanes.admit(&key, message) {
-                        running.push(self.start(message, &handle.stop));
+                    let lane = self.handling.lane_of(&message);
+                    if let Some(message) = lanes.admit(&lane, message) {
+                        running.push(self.start((lane, message), &handle.stop));
                     }
                 }
             }
@@ -184,7 +185,7 @@ impl PartitionWorker {
         }
         // Stopping: what runs may finish; what waits behind a key stays unstored and is redelivered.
         let drain = async {
-            while let Some((message, outcome)) = running.next().await {
+            while let Some(((_, message), outcome)) = running.next().await {
                 if outcome != Outcome::Interrupted {
                     tracker.finish(message.offset());
                 }
@@ -202,12 +203,12 @@ impl PartitionWorker {
         handle.finished();
     }
 
-    fn start(&self, message: OwnedMessage, stop: &CancellationToken) -> BoxFuture<'static, (OwnedMessage, Outcome)> {
+    fn start(&self, (lane, message): Laned, stop: &CancellationToken) -> BoxFuture<'static, (Laned, Outcome)> {
         let handling = Arc::clone(&self.handling);
         let stop = stop.clone();
         Box::pin(async move {
             let outcome = handling.process(&message, &stop).await;
-            (message, outcome)
+            ((lane, message), outcome)
         })
     }
 
