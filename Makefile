@@ -35,7 +35,7 @@ test-hot-reload: infra ## Edit a handler under make watch; report seconds to new
 
 # EVENTS_ARGS: --from-beginning, --json, --payload-chars N, or base topic names to follow only those.
 events: infra ## Follow every topic and its dead-letter topic live: time, topic, key, type, event id, trace id, request id, payload
-	@cargo run --quiet -p eventing --bin platform-events -- $(EVENTS_ARGS)
+	@cargo run --quiet -p event-tools --bin platform-events -- $(EVENTS_ARGS)
 
 logs: ## Follow the services' logs
 	@$(SCRIPTS)/services.sh logs
@@ -80,11 +80,11 @@ test-demo: infra ## The demo script end to end against the native processes
 	@$(SCRIPTS)/with-platform.sh ./demo-quick.sh
 
 test-events: infra ## `make events` prints a sign-up's three messages within 2 s, with one trace id
-	@cargo build --quiet -p eventing --bin platform-events
+	@cargo build --quiet -p event-tools --bin platform-events
 	@$(SCRIPTS)/with-platform.sh infra/tests/events/run.py
 
 test-asyncapi: infra ## The served AsyncAPI document passes @asyncapi/parser; a sign-up's real messages match its schemas and headers
-	@cargo build --quiet -p eventing --bin platform-events
+	@cargo build --quiet -p event-tools --bin platform-events
 	@$(SCRIPTS)/with-platform.sh infra/tests/asyncapi/run.sh
 
 test-schemathesis: infra ## schemathesis (PyPI, every check) against the served OpenAPI document, as a user and as an admin

@@ -18,7 +18,7 @@ source "$HERE/../../scripts/common.sh"
 DEPS_DIR="${ASYNCAPI_TEST_DEPS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/rust-event-platform/asyncapi-test}"
 export PLATFORM_EVENTS="${PLATFORM_EVENTS:-${CARGO_TARGET_DIR:-$ROOT/target}/debug/platform-events}"
 
-[ -x "$PLATFORM_EVENTS" ] || die "$PLATFORM_EVENTS is missing: cargo build -p eventing --bin platform-events"
+[ -x "$PLATFORM_EVENTS" ] || die "$PLATFORM_EVENTS is missing: cargo build -p event-tools --bin platform-events"
 npm_ci_cached "$HERE" "$DEPS_DIR" @asyncapi/parser
 
 exec node "$HERE/asyncapi.test.mjs"

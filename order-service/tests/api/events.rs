@@ -134,7 +134,7 @@ async fn a_parked_message_is_replayed_once_its_cause_is_fixed() {
     dead_letters.next_matching(Duration::from_secs(30), |_| true).await;
 
     let kafka = app.kafka_settings();
-    let listed = eventing::kafka::dead_letters::list(&kafka, "payment.completed").unwrap();
+    let listed = event_tools::dead_letters::list(&kafka, "payment.completed").unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].key.as_deref(), Some(user_id.to_string().as_str()));
     assert!(listed[0].error.as_deref().is_some_and(|e| e.contains("unknown order")));
@@ -148,14 +148,14 @@ async fn a_parked_message_is_replayed_once_its_cause_is_fixed() {
         .await
         .unwrap();
 
-    let dry = eventing::kafka::dead_letters::replay(&kafka, "payment.completed", true).await.unwrap();
+    let dry = event_tools::dead_letters::replay(&kafka, "payment.completed", true).await.unwrap();
     assert_eq!(dry.replayed.len(), 1);
     assert_eq!(app.orders_of(user_id).await[0]["status"], "pending", "a dry run changes nothing");
 
-    let replay = eventing::kafka::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
+    let replay = event_tools::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
     assert_eq!(replay.replayed.len(), 1);
     app.wait_for_order(user_id, |s| s == "paid").await;
-    let again = eventing::kafka::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
+    let again = event_tools::dead_letters::replay(&kafka, "payment.completed", false).await.unwrap();
     assert!(again.replayed.is_empty(), "a letter is replayed once");
 }
 

@@ -139,27 +139,20 @@ impl KafkaSettings {
             dlq_retention: env.millis("KAFKA_DLQ_RETENTION_MS", 7 * 24 * 3_600_000)?,
             topic_check_interval: env.millis("KAFKA_TOPIC_CHECK_INTERVAL_MS", 2_000)?,
         };
-        if settings.partitions < 1 {
-            return Err(ConfigError::new("KAFKA_TOPIC_PARTITIONS", "must be at least 1"));
-        }
-        if settings.replication_factor < 1 {
-            return Err(ConfigError::new("KAFKA_REPLICATION_FACTOR", "must be at least 1"));
-        }
         // librdkafka's own floor for message.max.bytes, which the fetch size may not undercut.
         if !(1000..=100_000_000).contains(&settings.fetch_max_bytes) {
             return Err(ConfigError::new("KAFKA_FETCH_MAX_BYTES", "must be between 1000 and 100000000"));
         }
-        if settings.max_in_flight < 1 {
-            return Err(ConfigError::new("KAFKA_MAX_IN_FLIGHT", "must be at least 1"));
-        }
-        if settings.max_waiting < 1 {
-            return Err(ConfigError::new("KAFKA_MAX_WAITING", "must be at least 1"));
-        }
-        if settings.topic_check_interval.is_zero() {
-            return Err(ConfigError::new("KAFKA_TOPIC_CHECK_INTERVAL_MS", "must be at least 1"));
-        }
-        if settings.handler_max_attempts < 1 {
-            return Err(ConfigError::new("KAFKA_HANDLER_MAX_ATTEMPTS", "must be at least 1"));
+        let at_least_one = [
+            ("KAFKA_TOPIC_PARTITIONS", settings.partitions >= 1),
+            ("KAFKA_REPLICATION_FACTOR", settings.replication_factor >= 1),
+            ("KAFKA_MAX_IN_FLIGHT", settings.max_in_flight >= 1),
+            ("KAFKA_MAX_WAITING", settings.max_waiting >= 1),
+            ("KAFKA_TOPIC_CHECK_INTERVAL_MS", !settings.topic_check_interval.is_zero()),
+            ("KAFKA_HANDLER_MAX_ATTEMPTS", settings.handler_max_attempts >= 1),
+        ];
+        if let Some((variable, _)) = at_least_one.into_iter().find(|(_, valid)| !valid) {
+            return Err(ConfigError::new(variable, "must be at least 1"));
         }
         Ok(settings)
     }

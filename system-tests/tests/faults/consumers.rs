@@ -73,7 +73,7 @@ async fn poison_messages_are_parked_and_the_chain_goes_on() {
         )
         .unwrap();
         let letters = eventually("the poison to be parked", Duration::from_secs(30), || async {
-            let letters = eventing::kafka::dead_letters::list(&settings, topic).ok()?;
+            let letters = event_tools::dead_letters::list(&settings, topic).ok()?;
             (letters.len() >= 3).then_some(letters)
         })
         .await;

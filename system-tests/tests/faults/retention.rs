@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventing::configuration::KafkaSettings;
-use eventing::kafka::tail::{self, Seen, StartAt};
+use event_tools::tail::{self, Seen, StartAt};
 use platform::configuration::Env;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use testkit::eventually;

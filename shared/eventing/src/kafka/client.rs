@@ -9,10 +9,10 @@ use rdkafka::{ClientConfig, TopicPartitionList};
 use crate::configuration::KafkaSettings;
 
 /// How long one metadata, offsets or admin request may take.
-pub(super) const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Client configuration common to producers, consumers and admin clients.
-pub(super) fn base_config(settings: &KafkaSettings) -> ClientConfig {
+pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", &settings.brokers)
@@ -26,7 +26,7 @@ pub(super) fn base_config(settings: &KafkaSettings) -> ClientConfig {
 }
 
 /// Every partition of `topics` that the cluster has (blocking: one metadata request).
-pub(super) fn partitions<C: ClientContext>(
+pub fn partitions<C: ClientContext>(
     client: &Client<C>,
     topics: &[&str],
 ) -> rdkafka::error::KafkaResult<TopicPartitionList> {

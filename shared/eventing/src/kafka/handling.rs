@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use super::backoff::backoff;
 use super::handler::{ErasedHandler, EventMeta, HandlerError, LaneOf};
-use super::producer::{EventPublisher, header};
+use super::headers::header;
+use super::producer::EventPublisher;
 use super::{headers, propagation};
 use crate::configuration::KafkaSettings;
 use contracts::events::dead_letter_topic;

@@ -1,18 +1,17 @@
 //! Kafka: topics kept in existence, an acknowledged publisher, a consumer loop that
-//! stores an offset only once its message was handled or dead-lettered, and a live view
-//! of the topics for people (`tail`).
+//! stores an offset only once its message was handled or dead-lettered; what every client
+//! shares (`client`, `headers`) is public for the operators' tools built on it.
 //!
 //! Layers, each using only those below it:
 //! 1. `client`, `headers`, `propagation`, `backoff`, `handler`, `resets`, `workers`;
 //! 2. `producer`, `group`, `loss`;
-//! 3. `handling`, `admin`, `rewind`, `tail`, `dead_letters`;
+//! 3. `handling`, `admin`, `rewind`;
 //! 4. `partition`; 5. `consumer`.
 
 mod admin;
 mod backoff;
-mod client;
+pub mod client;
 mod consumer;
-pub mod dead_letters;
 mod group;
 mod handler;
 mod handling;
@@ -23,7 +22,6 @@ mod producer;
 pub mod propagation;
 mod resets;
 mod rewind;
-pub mod tail;
 mod workers;
 
 pub use admin::{TopicKeeper, TopicStatus, ensure_topics};

@@ -15,14 +15,14 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use rdkafka::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use tracing::{Instrument, field};
 use uuid::Uuid;
 
 use super::client::base_config;
-use super::headers;
+use super::headers::{self, header};
 use super::propagation;
 use crate::configuration::KafkaSettings;
 use contracts::events::Event;
@@ -241,7 +241,7 @@ impl EventPublisher {
     }
 
     /// Sends raw bytes (dead letters, replays) and waits for the acknowledgement.
-    pub(crate) async fn send(
+    pub async fn send(
         &self,
         topic: &str,
         key: &str,
@@ -303,10 +303,6 @@ fn failed(topic: String, started: Instant, source: KafkaError) -> PublishError {
     record_outcome(&topic, started, "failed");
     tracing::Span::current().record("otel.status_code", "ERROR");
     PublishError::Broker { topic, source }
-}
-
-pub(crate) fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a [u8]> {
-    Header { key, value: Some(value.as_bytes()) }
 }
 
 fn producer_span(topic: &str, key: &str) -> tracing::Span {

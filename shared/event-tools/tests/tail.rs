@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use eventing::configuration::KafkaSettings;
 use eventing::kafka::ensure_topics;
-use eventing::kafka::tail::{self, Seen, StartAt};
+use event_tools::tail::{self, Seen, StartAt};
 use platform::configuration::Env;
 use testkit::eventually;
 

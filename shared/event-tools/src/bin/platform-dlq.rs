@@ -8,7 +8,7 @@
 
 use anyhow::{Context, bail};
 use eventing::configuration::KafkaSettings;
-use eventing::kafka::dead_letters;
+use event_tools::dead_letters;
 use platform::configuration::Env;
 
 const USAGE: &str = "usage: platform-dlq list <topic> | platform-dlq replay <topic> [--dry-run]";

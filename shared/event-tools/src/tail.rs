@@ -18,9 +18,9 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::client::{REQUEST_TIMEOUT, base_config, partitions};
-use super::headers;
-use crate::configuration::KafkaSettings;
+use eventing::configuration::KafkaSettings;
+use eventing::kafka::client::{REQUEST_TIMEOUT, base_config, partitions};
+use eventing::kafka::headers;
 
 /// How long one poll waits; also how often a stop request is noticed.
 const POLL: Duration = Duration::from_millis(100);

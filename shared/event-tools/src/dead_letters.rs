@@ -14,10 +14,11 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use super::client::{REQUEST_TIMEOUT, base_config, partitions};
-use super::headers;
-use super::producer::{EventPublisher, header};
-use crate::configuration::KafkaSettings;
+use eventing::configuration::KafkaSettings;
+use eventing::kafka::client::{REQUEST_TIMEOUT, base_config, partitions};
+use eventing::kafka::headers;
+use eventing::kafka::EventPublisher;
+use eventing::kafka::headers::header;
 use contracts::events::dead_letter_topic;
 
 const POLL: Duration = Duration::from_millis(500);
