@@ -26,6 +26,9 @@ use crate::configuration::UpstreamSettings;
 /// Headers a client may send that a backend needs; everything else stays at the edge.
 const FORWARDED_REQUEST_HEADERS: [header::HeaderName; 2] = [header::CONTENT_TYPE, header::ACCEPT];
 
+/// Headers of a backend's answer that reach the client; internal ones stay inside.
+const FORWARDED_RESPONSE_HEADERS: [header::HeaderName; 2] = [header::CONTENT_TYPE, header::RETRY_AFTER];
+
 /// The backends and the client that reaches them.
 #[derive(Clone)]
 pub struct Upstreams {
@@ -42,7 +45,9 @@ impl Upstreams {
         let client = reqwest::Client::builder()
             .timeout(settings.timeout)
             .connect_timeout(settings.timeout.min(std::time::Duration::from_secs(2)))
-            .pool_idle_timeout(std::time::Duration::from_secs(30))
+            // Shorter than the backends' idle timeout (`HTTP_IDLE_TIMEOUT_MS`, 5 s): the
+            // gateway drops a pooled connection before a backend closes it under a request.
+            .pool_idle_timeout(std::time::Duration::from_secs(4))
             .build()
             .context("cannot build the upstream HTTP client")?;
         // Series exist from the start, so the error panels read 0 rather than "no data".
@@ -76,12 +81,16 @@ impl Upstreams {
         let response =
             self.send(&self.users, "user-service", Method::POST, path, None, headers, request_id, None, body).await?;
         let status = response.status();
+        let retry_after = retry_after(response.headers());
         let bytes = response.bytes().await.map_err(|error| upstream_problem("user-service", &error))?;
         if status.is_success() {
             serde_json::from_slice(&bytes)
                 .map_err(|e| Problem::internal(&anyhow::anyhow!(e).context("user-service answered with no valid user")))
         } else {
-            Err(serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| Problem::new(status, None)))
+            let mut problem = serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| Problem::new(status, None));
+            // `Retry-After` travels as a header, not in the problem's body.
+            problem.retry_after = retry_after;
+            Err(problem)
         }
     }
 
@@ -266,11 +275,12 @@ pub async fn forward_route(
     let path = route.backend_path(&params)?;
     let upstreams = &state.upstreams;
     let (parts, body) = request.into_parts();
-    let body = to_bytes(body, upstreams.max_body_bytes).await.map_err(|_| {
-        Problem::new(
+    let body = to_bytes(body, upstreams.max_body_bytes).await.map_err(|error| {
+        let too_large = Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             Some(format!("request body exceeds {} bytes", upstreams.max_body_bytes)),
-        )
+        );
+        platform::http::body_problem(&error, too_large)
     })?;
     state.accounts.check(upstreams, principal, &request_id).await?;
     let (base, service) = match route.backend {
@@ -287,14 +297,20 @@ pub async fn forward_route(
         .send(base, service, parts.method, &path, parts.uri.query(), headers, &request_id, Some(principal), body)
         .await?;
     let status = response.status();
-    let content_type = response.headers().get(header::CONTENT_TYPE).cloned();
+    let kept: Vec<_> = FORWARDED_RESPONSE_HEADERS
+        .iter()
+        .filter_map(|name| response.headers().get(name).map(|value| (name.clone(), value.clone())))
+        .collect();
     let bytes = response.bytes().await.map_err(|error| upstream_problem(service, &error))?;
     let mut reply = Response::new(Body::from(bytes));
     *reply.status_mut() = status;
-    if let Some(content_type) = content_type {
-        reply.headers_mut().insert(header::CONTENT_TYPE, content_type);
-    }
+    reply.headers_mut().extend(kept);
     Ok(reply)
+}
+
+/// A backend's `Retry-After` in seconds, when it sent one.
+fn retry_after(headers: &HeaderMap) -> Option<u32> {
+    headers.get(header::RETRY_AFTER)?.to_str().ok()?.parse().ok()
 }
 
 fn upstream_problem(service: &str, error: &reqwest::Error) -> Problem {

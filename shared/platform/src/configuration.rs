@@ -127,12 +127,43 @@ pub struct HttpSettings {
     pub host: IpAddr,
     /// Port to bind (`PORT`); 0 picks a free port.
     pub port: u16,
+    /// `HTTP_HEADER_READ_TIMEOUT_MS` (10 s): how long a client may take to send a request's
+    /// header, counted from when the connection waits for it.
+    pub header_read_timeout: Duration,
+    /// `HTTP_BODY_READ_TIMEOUT_MS` (10 s): how long a client may take to send a request's
+    /// whole body; past it the answer is 408 and the connection closes.
+    pub body_read_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT_MS` (5 s): how long a connection may sit with no request in
+    /// flight and no bytes moving before it is closed. (A kept-alive connection waiting
+    /// for its next request is also bound by the header timeout, which starts then.)
+    pub idle_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS` (1024): connections held at once; past it the server accepts
+    /// no more until one closes (new clients wait in the kernel's backlog).
+    pub max_connections: usize,
 }
 
 impl HttpSettings {
-    /// Reads `HOST` and `PORT`.
+    /// Reads `HOST`, `PORT` and the `HTTP_*` connection limits.
     pub fn from_env(env: &Env, default_port: u16) -> Result<Self, ConfigError> {
-        Ok(Self { host: env.get("HOST", IpAddr::from([127, 0, 0, 1]))?, port: env.get("PORT", default_port)? })
+        let settings = Self {
+            host: env.get("HOST", IpAddr::from([127, 0, 0, 1]))?,
+            port: env.get("PORT", default_port)?,
+            header_read_timeout: env.millis("HTTP_HEADER_READ_TIMEOUT_MS", 10_000)?,
+            body_read_timeout: env.millis("HTTP_BODY_READ_TIMEOUT_MS", 10_000)?,
+            idle_timeout: env.millis("HTTP_IDLE_TIMEOUT_MS", 5_000)?,
+            max_connections: env.get("HTTP_MAX_CONNECTIONS", 1024)?,
+        };
+        for (variable, zero) in [
+            ("HTTP_HEADER_READ_TIMEOUT_MS", settings.header_read_timeout.is_zero()),
+            ("HTTP_BODY_READ_TIMEOUT_MS", settings.body_read_timeout.is_zero()),
+            ("HTTP_IDLE_TIMEOUT_MS", settings.idle_timeout.is_zero()),
+            ("HTTP_MAX_CONNECTIONS", settings.max_connections == 0),
+        ] {
+            if zero {
+                return Err(ConfigError::new(variable, "must be at least 1"));
+            }
+        }
+        Ok(settings)
     }
 }
 

@@ -28,7 +28,8 @@ impl<S: Send + Sync> FromRequest<S> for ApiBytes {
 
 impl From<BytesRejection> for Problem {
     fn from(rejection: BytesRejection) -> Self {
-        Problem::new(rejection.status(), Some(rejection.body_text()))
+        let otherwise = Problem::new(rejection.status(), Some(rejection.body_text()));
+        super::body_problem(&rejection, otherwise)
     }
 }
 

@@ -2,6 +2,8 @@
 //! extractors that answer bad input with 4xx, tracing and metrics layers, and
 //! the server with its standard routes (`/health/*`, `/metrics`).
 
+mod connections;
+mod deadline;
 mod extract;
 mod layers;
 mod paging;
@@ -9,6 +11,7 @@ mod problem;
 mod request_id;
 mod server;
 
+pub use deadline::{BodyTimedOut, body_problem};
 pub use extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 pub use layers::{TRACE_ID_HEADER, inject_trace_context, standard_layers};
 pub use paging::Page;

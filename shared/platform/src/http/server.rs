@@ -12,11 +12,12 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
-use axum::serve::{Listener, ListenerExt};
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::connections::accept_until;
 use super::{Problem, standard_layers};
 use crate::configuration::HttpSettings;
 use crate::health::{self, Readiness};
@@ -105,7 +106,18 @@ impl ServerBuilder {
             .fallback(not_found)
             .method_not_allowed_fallback(method_not_allowed);
         let router = self.edge.into_iter().fold(router, |router, layer| layer(router));
-        Ok(Server { listener, port, router: standard_layers(router), tasks: self.tasks, shutdown: self.shutdown })
+        let body_limit = settings.body_read_timeout;
+        let router = router.layer(axum::middleware::from_fn(move |request, next| {
+            super::deadline::read_body_within(body_limit, request, next)
+        }));
+        Ok(Server {
+            listener,
+            settings: settings.clone(),
+            port,
+            router: standard_layers(router),
+            tasks: self.tasks,
+            shutdown: self.shutdown,
+        })
     }
 }
 
@@ -130,33 +142,10 @@ async fn run_to_completion(request: axum::extract::Request, next: axum::middlewa
 /// reset instead of served.
 const ACCEPT_GRACE: Duration = Duration::from_millis(250);
 
-/// The bound listener, which stops taking connections once `stop` fires (they then wait
-/// in the socket's backlog for whoever takes it over) while the server finishes its own.
-struct StoppableListener {
-    inner: TcpListener,
-    stop: CancellationToken,
-}
-
-impl Listener for StoppableListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        tokio::select! {
-            biased;
-            () = self.stop.cancelled() => std::future::pending().await,
-            accepted = Listener::accept(&mut self.inner) => accepted,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Listener::local_addr(&self.inner)
-    }
-}
-
 /// A bound server, ready to run.
 pub struct Server {
     listener: TcpListener,
+    settings: HttpSettings,
     port: u16,
     router: Router,
     tasks: JoinSet<()>,
@@ -179,24 +168,26 @@ impl Server {
     where
         S: Future<Output = ()> + Send + 'static,
     {
-        let Self { listener, port, router, mut tasks, shutdown } = self;
+        let Self { mut listener, settings, port, router, mut tasks, shutdown } = self;
         tracing::info!(port, "listening");
-        let stop = shutdown.clone();
         let stop_accepting = CancellationToken::new();
-        let listener = StoppableListener { inner: listener, stop: stop_accepting.clone() };
-        // `tap_io` does nothing to the connections; axum implements `ConnectInfo<SocketAddr>`
-        // for a tapped listener of any kind, and for no other listener but its own.
-        axum::serve(listener.tap_io(|_| {}), router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(async move {
+        let graceful = GracefulShutdown::new();
+        {
+            let stop_accepting = stop_accepting.clone();
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
                 tokio::select! {
                     () = signal => {},
                     () = stop.cancelled() => {},
                 }
                 stop_accepting.cancel();
-                tokio::time::sleep(ACCEPT_GRACE).await;
-            })
-            .await
-            .context("HTTP server failed")?;
+            });
+        }
+        // Connections not yet accepted wait in the socket's backlog for whoever takes it over.
+        accept_until(&mut listener, router, &settings, stop_accepting, &graceful).await;
+        tokio::time::sleep(ACCEPT_GRACE).await;
+        graceful.shutdown().await;
+        drop(listener);
         tracing::info!("HTTP server stopped; stopping background tasks");
         shutdown.cancel();
         let drained = tokio::time::timeout(TASK_GRACE, async { while tasks.join_next().await.is_some() {} }).await;

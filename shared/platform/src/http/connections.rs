@@ -1,0 +1,208 @@
+//! The accept loop: how many connections a server holds at once, and how long a client
+//! may take before its connection is closed.
+//!
+//! - **Header:** a request's header must arrive within `HTTP_HEADER_READ_TIMEOUT_MS`
+//!   (hyper's own timer, which also runs while a kept-alive connection waits for its next
+//!   request), however slowly it trickles in.
+//! - **Idle:** a connection with no request in flight and no bytes either way for
+//!   `HTTP_IDLE_TIMEOUT_MS` is closed.
+//! - **Body:** a request body must arrive within `HTTP_BODY_READ_TIMEOUT_MS` in all
+//!   ([`super::deadline`]).
+//! - **Bound:** at `HTTP_MAX_CONNECTIONS` the server stops accepting. Further clients wait
+//!   in the kernel's backlog until a connection closes; the ones it holds are served as
+//!   before, so slow clients can at most delay new connections by the timeouts above.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::serve::Listener;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+use crate::configuration::HttpSettings;
+
+/// Accepts connections until `stop` is cancelled and serves each on a task of its own,
+/// watched by `graceful` so that a stopping server can let them finish. The listener stays
+/// the caller's: kept open, it leaves unaccepted connections in its backlog.
+pub(super) async fn accept_until(
+    listener: &mut TcpListener,
+    router: Router,
+    settings: &HttpSettings,
+    stop: CancellationToken,
+    graceful: &GracefulShutdown,
+) {
+    let permits = Arc::new(Semaphore::new(settings.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
+    metrics::gauge!("http_connections_open").set(0.0);
+    for reason in [CLOSED_HEADER_TIMEOUT, CLOSED_IDLE] {
+        metrics::counter!("http_connections_closed_total", "reason" => reason).absolute(0);
+    }
+    loop {
+        let permit = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_closed) => return,
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            biased;
+            () = stop.cancelled() => return,
+            accepted = Listener::accept(listener) => accepted,
+        };
+        // Answers go out as soon as they are written, not after Nagle's delay.
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "cannot set TCP_NODELAY");
+        }
+        let activity = Arc::new(Activity::new());
+        let service = {
+            let activity = Arc::clone(&activity);
+            let router = router.clone();
+            hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                request.extensions_mut().insert(ConnectInfo(remote));
+                let busy = Busy::begin(Arc::clone(&activity));
+                let response = router.clone().oneshot(request);
+                async move {
+                    let response = response.await;
+                    drop(busy);
+                    response
+                }
+            })
+        };
+        let io = TokioIo::new(Tracked { inner: stream, activity: Arc::clone(&activity) });
+        let connection = graceful.watch(http.serve_connection(io, service));
+        let idle_timeout = settings.idle_timeout;
+        metrics::gauge!("http_connections_open").increment(1.0);
+        tokio::spawn(async move {
+            tokio::select! {
+                result = connection => {
+                    if result.is_err_and(|error| error.is_timeout()) {
+                        metrics::counter!("http_connections_closed_total", "reason" => CLOSED_HEADER_TIMEOUT).increment(1);
+                    }
+                }
+                () = activity.idle_for(idle_timeout) => {
+                    metrics::counter!("http_connections_closed_total", "reason" => CLOSED_IDLE).increment(1);
+                }
+            }
+            metrics::gauge!("http_connections_open").decrement(1.0);
+            drop(permit);
+        });
+    }
+}
+
+const CLOSED_HEADER_TIMEOUT: &str = "header_timeout";
+const CLOSED_IDLE: &str = "idle";
+
+/// When a connection last moved bytes, and how many of its requests are in flight.
+struct Activity {
+    opened: Instant,
+    /// Milliseconds from `opened` to the last byte read or written.
+    last_ms: AtomicU64,
+    requests: AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self { opened: Instant::now(), last_ms: AtomicU64::new(0), requests: AtomicUsize::new(0) }
+    }
+
+    fn touch(&self) {
+        let elapsed = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(elapsed, Ordering::Relaxed);
+    }
+
+    /// Resolves once the connection has had no request in flight and moved no byte for
+    /// `limit`. A handler that takes long is no idleness of the client's.
+    async fn idle_for(&self, limit: Duration) {
+        loop {
+            let due = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + limit;
+            let now = Instant::now();
+            if now >= due && self.requests.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            tokio::time::sleep_until(if due > now { due } else { now + limit / 4 }).await;
+        }
+    }
+}
+
+/// A request in flight on a connection; its end counts as activity.
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn begin(activity: Arc<Activity>) -> Self {
+        activity.requests.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The connection's socket, noting every byte that moves either way.
+struct Tracked {
+    inner: TcpStream,
+    activity: Arc<Activity>,
+}
+
+impl AsyncRead for Tracked {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Tracked {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
+            self.activity.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,71 @@
+//! A whole request body must arrive within `HTTP_BODY_READ_TIMEOUT_MS` of the request's
+//! start: a client sending a byte every few seconds gets a 408 problem and its connection
+//! closed, instead of holding a handler and a connection for as long as it likes.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::time::Sleep;
+
+use super::Problem;
+
+/// The error a body reports once its deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {0:?}")]
+pub struct BodyTimedOut(Duration);
+
+/// Middleware: gives the request's body a deadline `limit` from now.
+pub(super) async fn read_body_within(limit: Duration, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = Body::new(Deadline { inner: body, sleep: Box::pin(tokio::time::sleep(limit)), limit });
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// The problem for a body that could not be read: 408 (connection closed) when its
+/// deadline passed, else `otherwise` (too large, or the client went away).
+pub fn body_problem(error: &(dyn std::error::Error + 'static), otherwise: Problem) -> Problem {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if let Some(timed_out) = error.downcast_ref::<BodyTimedOut>() {
+            return Problem::new(StatusCode::REQUEST_TIMEOUT, Some(timed_out.to_string()));
+        }
+        cause = error.source();
+    }
+    otherwise
+}
+
+struct Deadline {
+    inner: Body,
+    sleep: Pin<Box<Sleep>>,
+    limit: Duration,
+}
+
+impl HttpBody for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(self.limit)))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
