@@ -119,7 +119,10 @@ pub async fn check_credentials(
     email: &str,
     password: String,
 ) -> Result<Option<User>, CheckCredentialsError> {
-    let found = users::find_credentials(pool, email).await?;
+    // Any spelling of the address finds its account (see [`Email`]); one that is no
+    // address at all finds none, after the same hashing work.
+    let normalised = Email::parse(email).map(|email| email.as_str().to_owned()).unwrap_or_default();
+    let found = if normalised.is_empty() { None } else { users::find_credentials(pool, &normalised).await? };
     let stored = found.as_ref().map(|(_, hash)| hash.clone());
     let valid = hasher.run(move || verify_password(&password, stored.as_deref())).await?;
     Ok(found.filter(|_| valid).map(|(user, _)| user))
