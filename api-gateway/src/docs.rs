@@ -151,7 +151,8 @@ fn register() {}
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, description = "Signed in", body = TokenResponse),
     (status = 401, description = "Wrong e-mail address or password", body = Problem, content_type = PROBLEM),
-    (status = 429, description = "Too many attempts from this address", body = Problem, content_type = PROBLEM)))]
+    (status = 429, description = "Too many attempts from this address", body = Problem, content_type = PROBLEM),
+    (status = 503, description = "Password checking at capacity; `Retry-After` says when to try again", body = Problem, content_type = PROBLEM)))]
 fn login() {}
 
 #[utoipa::path(post, path = "/api/users", tag = "users", security(("bearer" = [])), request_body = CreateUserRequest, responses(
@@ -175,9 +176,12 @@ fn list_users() {}
 fn get_user() {}
 
 #[utoipa::path(put, path = "/api/users/{id}", tag = "users", security(("bearer" = [])), params(("id" = Uuid, Path)), request_body = UpdateUserRequest,
-    responses((status = 200, body = User), (status = 400, body = Problem, content_type = PROBLEM), (status = 401, body = Problem, content_type = PROBLEM),
-              (status = 403, body = Problem, content_type = PROBLEM), (status = 404, body = Problem, content_type = PROBLEM),
-              (status = 409, body = Problem, content_type = PROBLEM),
+    responses((status = 200, body = User),
+              (status = 400, description = "An invalid field, or `currentPassword` missing when users change their own password or e-mail address", body = Problem, content_type = PROBLEM),
+              (status = 401, description = "No valid token; also every token issued before the account's password or e-mail address changed", body = Problem, content_type = PROBLEM),
+              (status = 403, description = "Another user's account, a role change by a non-admin, or a wrong `currentPassword`", body = Problem, content_type = PROBLEM),
+              (status = 404, body = Problem, content_type = PROBLEM),
+              (status = 409, description = "E-mail address taken", body = Problem, content_type = PROBLEM),
               (status = 503, description = "Password hashing at capacity (a new password); `Retry-After` says when to try again", body = Problem, content_type = PROBLEM)))]
 fn update_user() {}
 

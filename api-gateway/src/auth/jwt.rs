@@ -30,6 +30,19 @@ pub struct Claims {
     pub nbf: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
+    /// The account's credentials version when the token was issued: a token from before a
+    /// password or e-mail change is refused (see `crate::auth::accounts`).
+    #[serde(default)]
+    pub ver: u32,
+}
+
+/// What a valid token says: who, and under which credentials version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verified {
+    /// The principal.
+    pub principal: Principal,
+    /// The account's credentials version at issue.
+    pub credentials_version: u32,
 }
 
 /// Why a token was refused; every variant is a 401 to the client.
@@ -78,8 +91,8 @@ impl Tokens {
         self.lifetime_seconds
     }
 
-    /// A signed token for `principal`.
-    pub fn issue(&self, principal: Principal) -> Result<String, TokenError> {
+    /// A signed token for `principal` under the account's `credentials_version`.
+    pub fn issue(&self, principal: Principal, credentials_version: u32) -> Result<String, TokenError> {
         let now = Utc::now().timestamp();
         let claims = Claims {
             sub: principal.id,
@@ -89,18 +102,22 @@ impl Tokens {
             iat: now,
             nbf: now,
             exp: now.saturating_add(self.lifetime_seconds),
+            ver: credentials_version,
         };
         Ok(encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)?)
     }
 
-    /// The principal of a valid token.
-    pub fn verify(&self, token: &str) -> Result<Principal, TokenError> {
+    /// What a valid token says.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
         let data = decode::<Claims>(token, &self.decoding, &self.validation)?;
         let (now, claims) = (Utc::now().timestamp(), &data.claims);
         if claims.iat > now || claims.exp.saturating_sub(claims.iat) > self.lifetime_seconds {
             return Err(TokenError::IssuedAt);
         }
-        Ok(Principal { id: data.claims.sub, role: data.claims.role })
+        Ok(Verified {
+            principal: Principal { id: data.claims.sub, role: data.claims.role },
+            credentials_version: data.claims.ver,
+        })
     }
 }
 
@@ -130,7 +147,8 @@ mod tests {
     fn a_token_round_trips() {
         let tokens = Tokens::new(&settings("secret"));
         let principal = Principal { id: Uuid::new_v4(), role: Role::Admin };
-        assert_eq!(tokens.verify(&tokens.issue(principal).unwrap()).unwrap(), principal);
+        let verified = tokens.verify(&tokens.issue(principal, 3).unwrap()).unwrap();
+        assert_eq!(verified, Verified { principal, credentials_version: 3 });
     }
 
     #[test]

@@ -14,7 +14,8 @@ fn unauthorized(detail: &str) -> Response {
     response
 }
 
-/// Middleware: requires a valid bearer token and stores its principal in the request.
+/// Middleware: requires a valid bearer token and stores what it says in the request: its
+/// [`platform::auth::Principal`] and the whole [`super::Verified`].
 pub async fn authenticate(State(tokens): State<Tokens>, mut request: Request, next: Next) -> Response {
     let token = request
         .headers()
@@ -23,8 +24,9 @@ pub async fn authenticate(State(tokens): State<Tokens>, mut request: Request, ne
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
     let Some(token) = token else { return unauthorized("a bearer token is required") };
     match tokens.verify(token.trim()) {
-        Ok(principal) => {
-            request.extensions_mut().insert(principal);
+        Ok(verified) => {
+            request.extensions_mut().insert(verified.principal);
+            request.extensions_mut().insert(verified);
             next.run(request).await
         }
         Err(error) => {

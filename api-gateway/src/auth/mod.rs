@@ -8,6 +8,6 @@ mod middleware;
 mod rate_limit;
 
 pub use accounts::{AccountState, Accounts};
-pub use jwt::{Claims, TokenError, Tokens};
+pub use jwt::{Claims, TokenError, Tokens, Verified};
 pub use middleware::authenticate;
 pub use rate_limit::{RateLimits, limit_by_client_address, limit_by_principal};

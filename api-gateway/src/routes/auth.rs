@@ -19,8 +19,8 @@ pub async fn register(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<(StatusCode, Json<TokenResponse>), Problem> {
-    let user = state.upstreams.call_user_service("/auth/register", &request_id, &headers, body).await?;
-    Ok((StatusCode::CREATED, Json(token_for(&state, user)?)))
+    let (user, version) = state.upstreams.call_user_service("/auth/register", &request_id, &headers, body).await?;
+    Ok((StatusCode::CREATED, Json(token_for(&state, user, version)?)))
 }
 
 /// `POST /api/auth/login` `{email, password}` → 200 with a token; one 401 for any wrong credential.
@@ -30,14 +30,14 @@ pub async fn login(
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
 ) -> Result<Json<TokenResponse>, Problem> {
-    let user = state.upstreams.call_user_service("/auth/verify", &request_id, &headers, body).await?;
-    Ok(Json(token_for(&state, user)?))
+    let (user, version) = state.upstreams.call_user_service("/auth/verify", &request_id, &headers, body).await?;
+    Ok(Json(token_for(&state, user, version)?))
 }
 
-fn token_for(state: &AppState, user: User) -> Result<TokenResponse, Problem> {
+fn token_for(state: &AppState, user: User, credentials_version: u32) -> Result<TokenResponse, Problem> {
     let access_token = state
         .tokens
-        .issue(Principal { id: user.id, role: user.role })
+        .issue(Principal { id: user.id, role: user.role }, credentials_version)
         .map_err(|e| Problem::internal(&anyhow::anyhow!(e)))?;
     Ok(TokenResponse {
         access_token,

@@ -13,14 +13,16 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::Response;
 use contracts::api::users::User;
-use platform::auth::{API_KEY_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey};
+use platform::auth::{
+    API_KEY_HEADER, CREDENTIALS_VERSION_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey,
+};
 use platform::http::{Problem, REQUEST_ID_HEADER, RequestId, inject_trace_context};
 use tracing::{Instrument, field};
 use url::Url;
 use uuid::Uuid;
 
 use super::AppState;
-use crate::auth::AccountState;
+use crate::auth::{AccountState, Verified};
 use crate::configuration::UpstreamSettings;
 
 /// Headers a client may send that a backend needs; everything else stays at the edge.
@@ -73,7 +75,7 @@ impl Upstreams {
         request_id: &RequestId,
         client_headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<User, Problem> {
+    ) -> Result<(User, u32), Problem> {
         let mut headers = HeaderMap::new();
         if let Some(content_type) = client_headers.get(header::CONTENT_TYPE) {
             headers.insert(header::CONTENT_TYPE, content_type.clone());
@@ -82,10 +84,13 @@ impl Upstreams {
             self.send(&self.users, "user-service", Method::POST, path, None, headers, request_id, None, body).await?;
         let status = response.status();
         let retry_after = retry_after(response.headers());
+        let version = credentials_version(response.headers());
         let bytes = response.bytes().await.map_err(|error| upstream_problem("user-service", &error))?;
         if status.is_success() {
-            serde_json::from_slice(&bytes)
-                .map_err(|e| Problem::internal(&anyhow::anyhow!(e).context("user-service answered with no valid user")))
+            let user = serde_json::from_slice(&bytes).map_err(|e| {
+                Problem::internal(&anyhow::anyhow!(e).context("user-service answered with no valid user"))
+            })?;
+            Ok((user, version))
         } else {
             let mut problem = serde_json::from_slice::<Problem>(&bytes).unwrap_or_else(|_| Problem::new(status, None));
             // `Retry-After` travels as a header, not in the problem's body.
@@ -113,6 +118,7 @@ impl Upstreams {
             .await?;
         match response.status() {
             StatusCode::OK => {
+                let version = credentials_version(response.headers());
                 #[derive(serde::Deserialize)]
                 struct Account {
                     role: platform::auth::Role,
@@ -120,7 +126,7 @@ impl Upstreams {
                 let account: Account = response.json().await.map_err(|e| {
                     Problem::internal(&anyhow::anyhow!(e).context("user-service answered without a role"))
                 })?;
-                Ok(AccountState::Active(account.role))
+                Ok(AccountState::Active(account.role, version))
             }
             StatusCode::NOT_FOUND => Ok(AccountState::Gone),
             status => Err(Problem::internal(&anyhow::anyhow!("user-service answered {status} for an account check"))),
@@ -266,11 +272,12 @@ impl ForwardedRoute {
 pub async fn forward_route(
     route: &'static ForwardedRoute,
     State(state): State<AppState>,
-    Extension(principal): Extension<Principal>,
+    Extension(token): Extension<Verified>,
     request_id: RequestId,
     params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,
 ) -> Result<Response, Problem> {
+    let principal = token.principal;
     let params = params.map_err(|rejection| Problem::bad_request(rejection.body_text()))?;
     let path = route.backend_path(&params)?;
     let upstreams = &state.upstreams;
@@ -282,7 +289,7 @@ pub async fn forward_route(
         );
         platform::http::body_problem(&error, too_large)
     })?;
-    state.accounts.check(upstreams, principal, &request_id).await?;
+    state.accounts.check(upstreams, token, &request_id).await?;
     let (base, service) = match route.backend {
         Backend::Users => (&upstreams.users, "user-service"),
         Backend::Orders => (&upstreams.orders, "order-service"),
@@ -306,6 +313,12 @@ pub async fn forward_route(
     *reply.status_mut() = status;
     reply.headers_mut().extend(kept);
     Ok(reply)
+}
+
+/// The account's credentials version user-service sent; 0 (an account never changed)
+/// when it sent none.
+fn credentials_version(headers: &HeaderMap) -> u32 {
+    headers.get(CREDENTIALS_VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 /// A backend's `Retry-After` in seconds, when it sent one.

@@ -29,6 +29,9 @@ pub const API_KEY_HEADER: HeaderName = HeaderName::from_static("x-api-key");
 pub const PRINCIPAL_ID_HEADER: HeaderName = HeaderName::from_static("x-principal-id");
 /// The principal's role, set by the gateway.
 pub const PRINCIPAL_ROLE_HEADER: HeaderName = HeaderName::from_static("x-principal-role");
+/// How often the account's password or e-mail changed, as user-service tells the gateway
+/// (on sign-in and on an account check); a token issued under another count is refused.
+pub const CREDENTIALS_VERSION_HEADER: HeaderName = HeaderName::from_static("x-credentials-version");
 
 /// The development default of `SERVICE_API_KEY`; refused in production.
 pub const DEVELOPMENT_API_KEY: &str = "development-service-key-change-me";

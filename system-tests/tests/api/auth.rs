@@ -332,3 +332,86 @@ async fn tokens_stop_working_within_seconds_of_a_deletion_or_a_role_change() {
     .await;
     println!("a demoted admin's token was refused {:.2} s after the change", changed.elapsed().as_secs_f64());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn changing_ones_password_needs_the_current_one_and_ends_every_earlier_token() {
+    let platform = Platform::start("0").await;
+    let client = &platform.gateway.client;
+    let (user, old_token) = platform.register("careful@example.com").await;
+    let me = platform.url(&format!("/api/users/{}", user["id"].as_str().unwrap()));
+    let change = |body: serde_json::Value| client.put(&me).bearer_auth(&old_token).json(&body).send();
+
+    // A stolen token alone changes neither the password nor the e-mail address.
+    let without = change(serde_json::json!({"password": "NewSecret456!"})).await.unwrap();
+    let problem = assert_problem(without, 400).await;
+    assert_eq!(problem["errors"][0]["field"], "currentPassword", "{problem}");
+    assert_problem(change(serde_json::json!({"email": "thief@example.com"})).await.unwrap(), 400).await;
+    let wrong = change(serde_json::json!({"password": "NewSecret456!", "currentPassword": "Guess123!"})).await.unwrap();
+    assert_problem(wrong, 403).await;
+    assert_eq!(client.get(&me).bearer_auth(&old_token).send().await.unwrap().status(), 200);
+
+    let changed = change(serde_json::json!({"password": "NewSecret456!", "currentPassword": "SecurePass123!"}))
+        .await
+        .unwrap();
+    assert_eq!(changed.status(), 200);
+    let at = std::time::Instant::now();
+    eventually("a token from before the change to be refused", Duration::from_secs(5), || async {
+        let response = client.get(&me).bearer_auth(&old_token).send().await.ok()?;
+        (response.status() == 401).then_some(())
+    })
+    .await;
+    println!("a token from before a password change was refused {:.2} s after it", at.elapsed().as_secs_f64());
+
+    let login = |password: &'static str| {
+        client
+            .post(platform.url("/api/auth/login"))
+            .json(&serde_json::json!({"email": "careful@example.com", "password": password}))
+            .send()
+    };
+    assert_problem(login("SecurePass123!").await.unwrap(), 401).await;
+    let signed_in = login("NewSecret456!").await.unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let new_token = signed_in.json::<serde_json::Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(client.get(&me).bearer_auth(&new_token).send().await.unwrap().status(), 200);
+    // A rename is no change of credentials: the new token lives on.
+    let renamed = client.put(&me).bearer_auth(&new_token).json(&serde_json::json!({"name": "Still Me"})).send();
+    assert_eq!(renamed.await.unwrap().status(), 200);
+    assert_eq!(client.get(&me).bearer_auth(&new_token).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn look_alike_addresses_are_the_same_account() {
+    let platform = Platform::start("0").await;
+    let client = &platform.gateway.client;
+    platform.register("lookalike@example.com").await;
+    for spelling in [
+        "ｌookalike@example.com",
+        "lookalike@ｅxample.com",
+        "\"lookalike\"@example.com",
+        "LOOKALIKE@EXAMPLE.COM",
+        "\"LookAlike\"@Example.com",
+    ] {
+        let register = client
+            .post(platform.url("/api/auth/register"))
+            .json(&serde_json::json!({"email": spelling, "name": "Twin", "password": "SecurePass123!"}))
+            .send()
+            .await
+            .unwrap();
+        assert_problem(register, 409).await;
+    }
+    let cyrillic = client
+        .post(platform.url("/api/auth/register"))
+        .json(&serde_json::json!({"email": "lookаlike@example.com", "name": "Twin", "password": "SecurePass123!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(cyrillic, 400).await;
+    // Any spelling signs in to the one account.
+    let login = client
+        .post(platform.url("/api/auth/login"))
+        .json(&serde_json::json!({"email": "ｌookalike@ＥＸＡＭＰＬＥ.com", "password": "SecurePass123!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+}

@@ -139,7 +139,7 @@ pub async fn spawn_gateway(users: &str, orders: &str) -> Gateway {
 pub fn token_for(role: platform::auth::Role) -> String {
     let settings = api_gateway::Settings::from_env(&Env::default()).unwrap();
     let principal = platform::auth::Principal { id: uuid::Uuid::new_v4(), role };
-    api_gateway::auth::Tokens::new(&settings.jwt).issue(principal).unwrap()
+    api_gateway::auth::Tokens::new(&settings.jwt).issue(principal, 0).unwrap()
 }
 
 pub async fn spawn_gateway_with(users: &str, orders: &str, extra: &[(&str, &str)]) -> Gateway {

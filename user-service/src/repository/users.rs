@@ -136,7 +136,9 @@ pub async fn update(
 ) -> Result<Option<User>, InsertUserError> {
     let row = sqlx::query_as::<_, UserRow>(&format!(
         "UPDATE users SET email = COALESCE($2, email), name = COALESCE($3, name),
-                password_hash = COALESCE($4, password_hash), role = COALESCE($5, role), updated_at = now()
+                password_hash = COALESCE($4, password_hash), role = COALESCE($5, role), updated_at = now(),
+                credentials_version = credentials_version
+                    + CASE WHEN $2::text IS NULL AND $4::text IS NULL THEN 0 ELSE 1 END
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id.as_uuid())
@@ -151,6 +153,17 @@ pub async fn update(
         _ => InsertUserError::Other(anyhow::Error::new(error).context("UPDATE users failed")),
     })?;
     Ok(row.map(User::try_from).transpose()?)
+}
+
+/// The account's credentials version (see the migration that adds it) and password hash;
+/// `None` when there is no such user.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT users", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "users"))]
+pub async fn credentials(executor: impl PgExecutor<'_>, id: UserId) -> anyhow::Result<Option<(i32, String)>> {
+    sqlx::query_as("SELECT credentials_version, password_hash FROM users WHERE id = $1")
+        .bind(id.as_uuid())
+        .fetch_optional(executor)
+        .await
+        .context("SELECT users failed")
 }
 
 /// Deletes the user; false when there was none.

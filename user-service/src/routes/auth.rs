@@ -3,11 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use contracts::api::users::{LoginRequest, RegisterRequest};
+use platform::auth::CREDENTIALS_VERSION_HEADER;
 use platform::http::{ApiJson, Problem, RequestId};
 
 use crate::accounts::{check_credentials, create_user, parse_new_user};
 use crate::domain::{Role, User};
+use crate::repository::users;
 use crate::state::AppState;
 
 /// `POST /auth/register`: a new account always has role `user`.
@@ -20,14 +23,20 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(create_user(&state.pool, &state.hasher, &request_id, &new_user).await?)))
 }
 
-/// `POST /auth/verify` (the gateway's sign-in, same body): the user for these credentials, or one 401 for a wrong e-mail
+/// `POST /auth/verify` (the gateway's sign-in, same body): the user for these credentials,
+/// with their credentials version in a header for the token, or one 401 for a wrong e-mail
 /// address and a wrong password alike.
-pub async fn verify(
-    State(state): State<AppState>,
-    ApiJson(request): ApiJson<LoginRequest>,
-) -> Result<Json<User>, Problem> {
-    check_credentials(&state.pool, &state.hasher, &request.email, request.password)
+pub async fn verify(State(state): State<AppState>, ApiJson(request): ApiJson<LoginRequest>) -> Result<Response, Problem> {
+    let user = check_credentials(&state.pool, &state.hasher, &request.email, request.password)
         .await?
-        .map(Json)
-        .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, Some("wrong e-mail address or password".to_owned())))
+        .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, Some("wrong e-mail address or password".to_owned())))?;
+    with_credentials_version(&state, user).await
+}
+
+/// `user` as JSON, with its account's credentials version in a header for the gateway.
+pub(super) async fn with_credentials_version(state: &AppState, user: User) -> Result<Response, Problem> {
+    let (version, _) = users::credentials(&state.pool, user.id.into())
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("user {} does not exist", user.id)))?;
+    Ok((AppendHeaders([(CREDENTIALS_VERSION_HEADER, version.to_string())]), Json(user)).into_response())
 }

@@ -3,13 +3,14 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::Response;
 use contracts::api::users::{CreateUserRequest, UpdateUserRequest, UserListQuery};
 use platform::auth::{Principal, forbidden};
 use platform::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, RequestId};
 use uuid::Uuid;
 
 use crate::accounts::{CreateUserError, create_user, parse_new_user};
-use crate::domain::{Email, Password, User, UserName};
+use crate::domain::{Email, Password, User, UserName, verify_password};
 use crate::repository::users::{self, InsertUserError, UserChanges};
 use crate::state::AppState;
 
@@ -25,16 +26,18 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(create_user(&state.pool, &state.hasher, &request_id, &new_user).await?)))
 }
 
-/// `GET /users/{id}` (the user themself, or an admin).
+/// `GET /users/{id}` (the user themself, or an admin); the gateway's account check reads
+/// the credentials version in its header.
 pub async fn get(
     State(state): State<AppState>,
     principal: Principal,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Json<User>, Problem> {
+) -> Result<Response, Problem> {
     if !principal.may_access(id) {
         return Err(forbidden());
     }
-    users::find(&state.pool, id.into()).await?.map(Json).ok_or_else(|| not_found(id))
+    let user = users::find(&state.pool, id.into()).await?.ok_or_else(|| not_found(id))?;
+    super::auth::with_credentials_version(&state, user).await
 }
 
 fn not_found(id: Uuid) -> Problem {
@@ -76,6 +79,9 @@ pub async fn update(
     if !errors.is_empty() {
         return Err(Problem::validation(errors));
     }
+    if email.is_some() || password.is_some() {
+        confirm_credentials_change(&state, principal, id, request.current_password).await?;
+    }
     let password_hash = match password {
         Some(password) => Some(state.hasher.run(move || password.hash()).await.map_err(Problem::from)??),
         None => None,
@@ -91,6 +97,34 @@ pub async fn update(
         Ok(None) => Err(not_found(id)),
         Err(InsertUserError::DuplicateEmail) => Err(CreateUserError::DuplicateEmail.into()),
         Err(InsertUserError::Other(error)) => Err(Problem::internal(&error)),
+    }
+}
+
+/// A user changing their own password or e-mail address proves they know the current
+/// password: a stolen token alone cannot take the account over. An admin changing
+/// someone else's needs none, and is logged.
+async fn confirm_credentials_change(
+    state: &AppState,
+    principal: Principal,
+    id: Uuid,
+    current_password: Option<String>,
+) -> Result<(), Problem> {
+    if principal.id != id {
+        tracing::info!(admin = %principal.id, user = %id, "an admin changes a user's password or e-mail address");
+        return Ok(());
+    }
+    let Some(current) = current_password else {
+        return Err(Problem::validation(vec![FieldError::new(
+            "currentPassword",
+            "is required to change your password or e-mail address",
+        )]));
+    };
+    let (_, hash) = users::credentials(&state.pool, id.into()).await?.ok_or_else(|| not_found(id))?;
+    let valid = state.hasher.run(move || verify_password(&current, Some(&hash))).await.map_err(Problem::from)?;
+    if valid {
+        Ok(())
+    } else {
+        Err(Problem::new(StatusCode::FORBIDDEN, Some("the current password is wrong".to_owned())))
     }
 }
 

@@ -92,7 +92,7 @@ pub struct CreateUserRequest {
 /// The fields to change; only an admin changes a role.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Jane Smith"}))]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UpdateUserRequest {
     /// E-mail address.
     #[schema(format = "email", max_length = 255)]
@@ -105,6 +105,10 @@ pub struct UpdateUserRequest {
     pub password: Option<String>,
     /// What the user may do.
     pub role: Option<Role>,
+    /// The current password: required when users change their own password or e-mail
+    /// address (403 when wrong); an admin changing someone else's needs none.
+    #[schema(value_type = Option<String>, format = Password)]
+    pub current_password: Option<String>,
 }
 
 /// The query of `GET /api/users`, newest first.
