@@ -75,13 +75,16 @@ ENV HOST=0.0.0.0
 # Shell form on purpose: ${PORT} is expanded when the check runs.
 # hadolint ignore=DL3025
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
-  CMD curl -fsS -o /dev/null "http://127.0.0.1:${PORT}/health/live" || exit 1
+  CMD curl -fsS -o /dev/null "http://127.0.0.1:${ADMIN_PORT:-${PORT}}/health/live" || exit 1
 
 # One small stage per service with its port: the services' own default PORT
 # (see <service>/src/configuration.rs), set explicitly so HEALTHCHECK knows it.
 FROM runtime AS runtime-api-gateway
 ENV PORT=3005
-EXPOSE 3005
+# Health and metrics on a port of their own, reachable by probes and Prometheus; publish
+# only 3005 to clients.
+ENV ADMIN_PORT=9305 ADMIN_HOST=0.0.0.0
+EXPOSE 3005 9305
 
 FROM runtime AS runtime-user-service
 ENV PORT=3001

@@ -62,7 +62,8 @@ api() {
 }
 
 trace_id() { tr -d '\r' <"$HEADERS" | awk -F': ' 'tolower($1) == "x-trace-id" {print $2}'; }
-gateway_ready() { curl -fsS "$GATEWAY_URL/health/ready" >/dev/null && echo up; }
+# The gateway's health is on its admin port, not the public one: it is up once it serves its API docs.
+gateway_ready() { curl -fsS -o /dev/null "$GATEWAY_URL/api/docs/openapi.json" && echo up; }
 settled_order() { # <token> [order id]
   api GET /api/orders "" "$1" | cut -d' ' -f2- |
     jq -ce --arg id "${2:-}" '.[] | select(($id == "" or .id == $id) and .status != "pending")'

@@ -21,6 +21,9 @@ import uuid
 from datetime import datetime, timezone
 
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
+# The gateway serves /health/* and /metrics on an admin port of its own, this far above its
+# public one (3005 → 9305, the default).
+ADMIN_PORT_OFFSET = 6300
 # This machine's development secrets, exported by bench.sh (infra/scripts/secrets.sh).
 API_KEY = os.environ["SERVICE_API_KEY"]
 ADMIN_PASSWORD = os.environ["ADMIN_PASSWORD"]
@@ -105,11 +108,18 @@ class Stack:
             "USER_SERVICE_URL": f"http://127.0.0.1:{self.ports['user-service']}",
             "ORDER_SERVICE_URL": f"http://127.0.0.1:{self.ports['order-service']}",
         })
+        if service == "api-gateway":
+            env["ADMIN_PORT"] = str(self.probe_port(service))
         if service == "user-service":
             env["DATABASE_NAME"] = self.user_db
         if service == "order-service":
             env["DATABASE_NAME"] = self.order_db
         return env
+
+    def probe_port(self, service):
+        """Where `service` answers /health/* and /metrics."""
+        port = self.ports[service]
+        return port + ADMIN_PORT_OFFSET if service == "api-gateway" else port
 
     def start(self, service, extra_env=None):
         """Starts one service; returns seconds from exec to /health/ready answering 200."""
@@ -119,7 +129,7 @@ class Stack:
         process = subprocess.Popen([os.path.join(self.args.bin_dir, service)], env=env,
                                    stdout=log_file, stderr=log_file)
         self.processes[service] = process
-        url = f"http://127.0.0.1:{self.ports[service]}/health/ready"
+        url = f"http://127.0.0.1:{self.probe_port(service)}/health/ready"
         deadline = started + 60
         while time.perf_counter() < deadline:
             if process.poll() is not None:
@@ -640,7 +650,7 @@ def main():
     results = {"mode": args.mode, "when": datetime.now(timezone.utc).isoformat(), "machine": f"{os.cpu_count()} cores",
                "settings": {"profile": "debug" if smoke else "release", "payment_delay_ms": 0,
                             "partitions": 3, "wrk_connections": connections, "KAFKA_MAX_IN_FLIGHT": "default (64)",
-                            "HASHING_MAX_QUEUED": "default (16)"}}
+                            "HASHING_MAX_QUEUED": "default (64)"}}
 
     stack = Stack(args)
     stack.create_databases()

@@ -1,5 +1,6 @@
 //! api-gateway's settings: read once at start from the environment.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::http::HeaderValue;
@@ -91,8 +92,11 @@ pub struct UpstreamSettings {
 /// Everything api-gateway can be configured with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// `HOST`, `PORT` (3005).
+    /// `HOST`, `PORT` (3005), and the `HTTP_*` connection limits.
     pub http: HttpSettings,
+    /// `ADMIN_HOST` (127.0.0.1), `ADMIN_PORT` (9305): where `/health/*` and `/metrics` are
+    /// served, apart from the public port.
+    pub admin: SocketAddr,
     /// `OTEL_*`, `RUST_LOG`, `APP_ENV`.
     pub telemetry: TelemetrySettings,
     /// `*_SERVICE_URL`, `UPSTREAM_TIMEOUT_MS`.
@@ -130,6 +134,10 @@ impl Settings {
         };
         Ok(Self {
             http: HttpSettings::from_env(env, 3005)?,
+            admin: SocketAddr::new(
+                env.get("ADMIN_HOST", IpAddr::from([127, 0, 0, 1]))?,
+                env.get("ADMIN_PORT", 9305)?,
+            ),
             jwt: JwtSettings::from_env(env, telemetry.environment)?,
             service_key: ServiceKey::from_env(env, telemetry.environment)?,
             limits: LimitSettings {

@@ -151,7 +151,7 @@ fn register() {}
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest, responses(
     (status = 200, description = "Signed in", body = TokenResponse),
     (status = 401, description = "Wrong e-mail address or password", body = Problem, content_type = PROBLEM),
-    (status = 429, description = "Too many attempts from this address", body = Problem, content_type = PROBLEM),
+    (status = 429, description = "Too many attempts from this address, or this account's sign-ins already in progress; `Retry-After` says when to try again", body = Problem, content_type = PROBLEM),
     (status = 503, description = "Password checking at capacity; `Retry-After` says when to try again", body = Problem, content_type = PROBLEM)))]
 fn login() {}
 

@@ -23,7 +23,8 @@ impl Application {
         let limits = RateLimits::new(&settings.limits);
         let api = routes::router(state, limits.clone())
             .layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
-        let mut server = ServerBuilder::new(api).edge_layer(routes::guard_paths);
+        // Health and metrics are for operators and Prometheus: not on the public port.
+        let mut server = ServerBuilder::new(api).admin_listener(settings.admin).edge_layer(routes::guard_paths);
         let shutdown = server.shutdown_token();
         server.spawn(limits.prune(shutdown));
         if !settings.limits.cors_origins.is_empty() {

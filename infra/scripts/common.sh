@@ -98,3 +98,12 @@ service_port() {
     payment-service) echo 3003 ;; api-gateway) echo 3005 ;;
   esac
 }
+
+# probe_port <service>: where it answers /health/* and /metrics (the gateway's admin
+# listener; the others on their own port).
+probe_port() {
+  case "$1" in
+    api-gateway) echo 9305 ;;
+    *) service_port "$1" ;;
+  esac
+}

@@ -8,7 +8,7 @@ PROFILE="${PROFILE:-debug}"
 BIN_DIR="$ROOT/target/$PROFILE"
 
 running() { [ -f "$RUN_DIR/$1.pid" ] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
-ready() { curl -fsS "http://127.0.0.1:$(service_port "$1")/health/ready" >/dev/null; }
+ready() { curl -fsS "http://127.0.0.1:$(probe_port "$1")/health/ready" >/dev/null; }
 
 start() {
   local flags=()

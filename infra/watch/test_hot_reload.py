@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HANDLER = os.path.join(ROOT, "api-gateway", "src", "routes", "index.rs")
 URL = "http://127.0.0.1:3005/api"
 READY = {name: f"http://127.0.0.1:{port}/health/ready" for name, port in
-         {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}.items()}
+         {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 9305}.items()}
 EDITS = 3
 PATTERN = re.compile(r'pub const API_NAME: &str = "([^"]*)";')
 

@@ -64,7 +64,7 @@ pub async fn create_user(
 ) -> Result<User, CreateUserError> {
     let password = new_user.password.clone();
     // Hashed before the transaction: a refusal (503) or failure leaves nothing behind.
-    let hash = hasher.run(move || password.hash()).await??;
+    let hash = hasher.run(new_user.email.as_str(), move || password.hash()).await??;
     let mut transaction = pool.begin().await.context("cannot begin transaction")?;
     let user = users::insert(&mut transaction, new_user, &hash).await.map_err(|e| match e {
         InsertUserError::DuplicateEmail => CreateUserError::DuplicateEmail,
@@ -124,7 +124,8 @@ pub async fn check_credentials(
     let normalised = Email::parse(email).map(|email| email.as_str().to_owned()).unwrap_or_default();
     let found = if normalised.is_empty() { None } else { users::find_credentials(pool, &normalised).await? };
     let stored = found.as_ref().map(|(_, hash)| hash.clone());
-    let valid = hasher.run(move || verify_password(&password, stored.as_deref())).await?;
+    let account = if normalised.is_empty() { email.to_lowercase() } else { normalised };
+    let valid = hasher.run(&account, move || verify_password(&password, stored.as_deref())).await?;
     Ok(found.filter(|_| valid).map(|(user, _)| user))
 }
 
@@ -135,10 +136,10 @@ pub async fn check_credentials(
 pub async fn ensure_admin(pool: &PgPool, hasher: &Hasher, email: &Email, password: &Password) -> anyhow::Result<()> {
     if let Some((user, hash)) = users::find_credentials(pool, email.as_str()).await? {
         let candidate = password.expose().to_owned();
-        let matches = hasher.run(move || verify_password(&candidate, Some(&hash))).await?;
+        let matches = hasher.run(email.as_str(), move || verify_password(&candidate, Some(&hash))).await?;
         if !matches || user.role != Role::Admin {
             let password = password.clone();
-            let hash = hasher.run(move || password.hash()).await??;
+            let hash = hasher.run(email.as_str(), move || password.hash()).await??;
             let changes =
                 users::UserChanges { email: None, name: None, password_hash: Some(hash), role: Some(Role::Admin) };
             users::update(pool, user.id.into(), &changes).await.context("cannot reset the first admin")?;

@@ -6,6 +6,7 @@ use platform::configuration::{ConfigError, Env, Environment, HttpSettings, Telem
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{Email, Password};
+use crate::hashing::HashingLimits;
 
 /// Development defaults of the first admin; production refuses them.
 pub const DEVELOPMENT_ADMIN_EMAIL: &str = "admin@example.com";
@@ -56,24 +57,32 @@ pub struct Settings {
     pub service_key: ServiceKey,
     /// `ADMIN_EMAIL`, `ADMIN_PASSWORD`.
     pub admin: AdminSettings,
-    /// `HASHING_MAX_QUEUED` (16): password hashes that may wait for a hashing thread; a
-    /// sign-up or sign-in beyond that is answered 503 with `Retry-After`.
-    pub hashing_max_queued: usize,
+    /// `HASHING_MAX_QUEUED` (64), `HASHING_MAX_WAIT_MS` (2000), `HASHING_MAX_PER_ACCOUNT`
+    /// (2): admission to password hashing (see [`crate::hashing`]).
+    pub hashing: HashingLimits,
 }
 
 impl Settings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let telemetry = TelemetrySettings::from_env(env, "user-service")?;
-        Ok(Self {
+        let settings = Self {
             http: HttpSettings::from_env(env, 3001)?,
             database: DatabaseSettings::from_env(env, "userdb")?,
             kafka: KafkaSettings::from_env(env, "user-service")?,
             service_key: ServiceKey::from_env(env, telemetry.environment)?,
             admin: AdminSettings::from_env(env, telemetry.environment)?,
-            hashing_max_queued: env.get("HASHING_MAX_QUEUED", 16)?,
+            hashing: HashingLimits {
+                max_queued: env.get("HASHING_MAX_QUEUED", 64)?,
+                max_wait: env.millis("HASHING_MAX_WAIT_MS", 2_000)?,
+                max_per_account: env.get("HASHING_MAX_PER_ACCOUNT", 2)?,
+            },
             telemetry,
-        })
+        };
+        if settings.hashing.max_per_account == 0 {
+            return Err(ConfigError::new("HASHING_MAX_PER_ACCOUNT", "must be at least 1"));
+        }
+        Ok(settings)
     }
 }
 

@@ -30,7 +30,7 @@ impl Application {
         let publisher = EventPublisher::new(&settings.kafka)?;
         let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer()).topics(topics.status());
         let relay = OutboxRelay::new(pool.clone(), &settings.kafka)?;
-        let hasher = Hasher::start(settings.hashing_max_queued)?;
+        let hasher = Hasher::start(settings.hashing)?;
         crate::accounts::ensure_admin(&pool, &hasher, &settings.admin.email, &settings.admin.password).await?;
         let mut server = ServerBuilder::new(routes::router(AppState { pool: pool.clone(), hasher }))
             .service_key(settings.service_key.clone())

@@ -141,6 +141,9 @@ class ServiceSpec:
         if not port:
             raise SystemExit(f"{name}/src/configuration.rs: no HttpSettings::from_env(env, <port>) found")
         self.default_port = int(port.group(1))
+        # A service whose health and metrics have a listener of their own (the gateway).
+        admin = re.search(r'env\.get\("ADMIN_PORT",\s*(\d+)\)', config)
+        self.default_admin_port = int(admin.group(1)) if admin else None
         self.structs = sorted(s for s in structs if re.search(rf"\b{s}::from_env\(", config))
         self.reads: set[str] = set()
         for struct in self.structs:
@@ -161,6 +164,19 @@ class ServiceSpec:
 
     def port(self, env: dict[str, str]) -> int:
         return int(env.get("PORT") or self.default_port)
+
+    def probe_port(self, env: dict[str, str]) -> int:
+        """Where `/health/*` and `/metrics` answer: the admin port, else the service's own."""
+        if self.default_admin_port is None:
+            return self.port(env)
+        return int(env.get("ADMIN_PORT") or self.default_admin_port)
+
+    def check_admin_reachable(self, where: str, env: dict[str, str], report: "Report") -> None:
+        """An admin listener in a container must listen beyond loopback for probes and Prometheus."""
+        if self.default_admin_port is not None:
+            report.check(env.get("ADMIN_HOST") == "0.0.0.0",
+                         f"{where}: {self.name} serves health and metrics on ADMIN_HOST, which must be 0.0.0.0 "
+                         f"in a container (is {env.get('ADMIN_HOST')!r})")
 
 
 def dockerfile_ports(root: Path) -> dict[str, tuple[str | None, list[str]]]:
@@ -254,6 +270,7 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
             report.check(dep in services, f"{where}: {name} depends on unknown service {dep}")
 
     ports_by_host: dict[str, int] = {}
+    probes_by_host: dict[str, int] = {}
     service_keys: dict[str, object] = {}
     instance_ids: dict[str, list[str]] = {}
     for name, spec in specs.items():
@@ -266,14 +283,17 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
                      f"{where}: {name} builds with SERVICE={build_args.get('SERVICE')!r}, expected {name!r}")
         # The port: the one the service listens on, the image's EXPOSE, the mapping, the healthcheck.
         port = spec.port(env)
+        probe_port = spec.probe_port(env)
         ports_by_host[name] = port
+        probes_by_host[name] = probe_port
+        spec.check_admin_reachable(where, env, report)
         stage = image_ports.get(name)
         if report.check(stage is not None, f"Dockerfile: no stage runtime-{name}"):
             env_port, exposed = stage
             report.check(env_port == str(spec.default_port),
                          f"Dockerfile: runtime-{name} sets PORT={env_port}, {name} defaults to {spec.default_port}")
-            report.check(exposed == [str(spec.default_port)],
-                         f"Dockerfile: runtime-{name} exposes {exposed}, {name} listens on {spec.default_port}")
+            listens = [str(p) for p in (spec.default_port, spec.default_admin_port) if p is not None]
+            report.check(exposed == listens, f"Dockerfile: runtime-{name} exposes {exposed}, {name} listens on {listens}")
         targets = [target for _, target in compose_ports(service)]
         report.check(port in targets, f"{where}: {name} listens on {port} but publishes container ports {targets}")
         for var in sorted(env):
@@ -297,7 +317,8 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
                 host, url_port_ = url_port(url)
                 path = urlparse(url).path
                 report.check(path in (LIVE, READY), f"{where}: {name} healthcheck asks {path}, expected {LIVE} or {READY}")
-                report.check(url_port_ == port, f"{where}: {name} healthcheck asks port {url_port_}, it listens on {port}")
+                report.check(url_port_ == probe_port,
+                             f"{where}: {name} healthcheck asks port {url_port_}, its health answers on {probe_port}")
 
     check_same_service_key(where, service_keys, report)
     for instance_id, names in instance_ids.items():
@@ -356,8 +377,8 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
                     host, _, port = target.rpartition(":")
                     if host in specs:
                         scraped.add(host)
-                        report.check(int(port) == ports_by_host.get(host),
-                                     f"infra/prometheus/prometheus.docker.yml: scrapes {target}, {host} listens on {ports_by_host.get(host)}")
+                        report.check(int(port) == probes_by_host.get(host),
+                                     f"infra/prometheus/prometheus.docker.yml: scrapes {target}, {host} serves metrics on {probes_by_host.get(host)}")
                     if job.get("metrics_path", "/metrics") != "/metrics":
                         report.problems.append(f"infra/prometheus/prometheus.docker.yml: job {job.get('job_name')} scrapes {job.get('metrics_path')}, services serve /metrics")
         for name in SERVICES:
@@ -560,9 +581,12 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
                          "one value shared by all replicas makes them fence each other out of the group")
 
         port = spec.port(env)
+        probe_port = spec.probe_port(env)
         listening[name] = port
+        spec.check_admin_reachable(where, env, report)
         named = {p.get("name"): p["containerPort"] for p in container.get("ports") or []}
-        report.check(port in named.values(), f"{where}: {name} listens on {port}, containerPorts are {sorted(named.values())}")
+        for p in {port, probe_port}:
+            report.check(p in named.values(), f"{where}: {name} listens on {p}, containerPorts are {sorted(named.values())}")
 
         def resolve(p: object) -> object:
             return named.get(p, p) if isinstance(p, str) else p
@@ -570,14 +594,15 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
         for probe, expected in (("livenessProbe", LIVE), ("readinessProbe", READY), ("startupProbe", LIVE)):
             if probe == "startupProbe" and probe not in container:
                 continue
-            path, probe_port = probe_path_port(container.get(probe))
+            path, asked = probe_path_port(container.get(probe))
             report.check(path == expected, f"{where}: {name} {probe} asks {path}, expected {expected}")
-            report.check(resolve(probe_port) == port, f"{where}: {name} {probe} asks port {probe_port}, it listens on {port}")
+            report.check(resolve(asked) == probe_port,
+                         f"{where}: {name} {probe} asks port {asked}, its health answers on {probe_port}")
 
         annotations = pod["metadata"].get("annotations") or {}
         report.check(annotations.get("prometheus.io/scrape") == "true", f"{where}: {name} lacks prometheus.io/scrape: \"true\"")
-        report.check(annotations.get("prometheus.io/port") == str(port),
-                     f"{where}: {name} prometheus.io/port is {annotations.get('prometheus.io/port')}, it listens on {port}")
+        report.check(annotations.get("prometheus.io/port") == str(probe_port),
+                     f"{where}: {name} prometheus.io/port is {annotations.get('prometheus.io/port')}, its metrics are on {probe_port}")
         report.check(annotations.get("prometheus.io/path") == "/metrics", f"{where}: {name} prometheus.io/path is not /metrics")
 
         resources = container.get("resources") or {}

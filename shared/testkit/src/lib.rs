@@ -113,6 +113,9 @@ pub fn trusted_client_for(id: Uuid, role: platform::auth::Role) -> reqwest::Clie
 pub struct TestServer {
     /// `http://127.0.0.1:<port>`.
     pub address: String,
+    /// `http://127.0.0.1:<admin port>` when health and metrics have a listener of their
+    /// own, else the same as `address`.
+    pub admin_address: String,
     /// A client for it.
     pub client: reqwest::Client,
     stop: tokio_util::sync::CancellationToken,
@@ -122,6 +125,7 @@ impl TestServer {
     /// Runs `server` in the background.
     pub fn spawn(server: platform::http::Server) -> Self {
         let address = format!("http://127.0.0.1:{}", server.port());
+        let admin_address = server.admin_port().map_or_else(|| address.clone(), |port| format!("http://127.0.0.1:{port}"));
         let stop = tokio_util::sync::CancellationToken::new();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {
@@ -129,7 +133,7 @@ impl TestServer {
                 eprintln!("test server failed: {error:#}");
             }
         });
-        Self { address, client: trusted_client(platform::auth::Role::Admin), stop }
+        Self { address, admin_address, client: trusted_client(platform::auth::Role::Admin), stop }
     }
 
     /// A client without the service key or a principal: what someone going around the gateway has.
@@ -142,9 +146,14 @@ impl TestServer {
         format!("{}{path}", self.address)
     }
 
+    /// `admin_address` + `path`: where `/health/*` and `/metrics` are.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("{}{path}", self.admin_address)
+    }
+
     /// Waits until `/health/ready` says 200 (consumers hold their partitions).
     pub async fn wait_ready(&self) {
-        let url = self.url("/health/ready");
+        let url = self.admin_url("/health/ready");
         eventually("the service to become ready", Duration::from_secs(30), || async {
             let response = self.client.get(&url).send().await.ok()?;
             response.status().is_success().then_some(())

@@ -415,3 +415,90 @@ async fn look_alike_addresses_are_the_same_account() {
         .unwrap();
     assert_eq!(login.status(), 200);
 }
+
+/// A client that connects from `127.0.0.<n>`: the gateway sees a distinct address for each.
+fn client_from(n: u8) -> reqwest::Client {
+    reqwest::Client::builder().local_address(std::net::IpAddr::from([127, 0, 0, n])).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_of_failing_sign_ins_from_many_addresses_keeps_a_valid_one_out_no_longer_than_its_retry_after() {
+    let platform = Platform::start("0").await;
+    platform.register("patient@example.com").await;
+    let login = platform.url("/api/auth/login");
+    let burst: Vec<_> = (0..80u8)
+        .map(|i| {
+            let request = client_from(10 + i)
+                .post(&login)
+                .json(&serde_json::json!({"email": format!("guess-{i}@example.com"), "password": "Wrong-guess1!"}))
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    // The valid sign-in arrives while the burst is in progress, from an address of its own.
+    let patient = client_from(200);
+    let body = serde_json::json!({"email": "patient@example.com", "password": "SecurePass123!"});
+    let mut answer = patient.post(&login).json(&body).send().await.unwrap();
+    let started = std::time::Instant::now();
+    let mut waits = Vec::new();
+    while answer.status() == 503 {
+        let seconds: u64 = answer.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        waits.push(seconds);
+        assert!(waits.len() <= 3, "still refused after waiting {waits:?} s as told");
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
+        answer = patient.post(&login).json(&body).send().await.unwrap();
+    }
+    assert_eq!(answer.status(), 200, "the valid sign-in got {}", answer.status());
+    println!("a valid sign-in amid 80 failing ones got in after {:.2} s (told to wait {waits:?})", started.elapsed().as_secs_f64());
+    let mut refused = 0;
+    for request in burst {
+        let response = request.await.unwrap().unwrap();
+        match response.status().as_u16() {
+            401 => {}
+            503 => {
+                assert!(response.headers().contains_key("retry-after"), "a 503 without Retry-After");
+                assert_problem(response, 503).await;
+                refused += 1;
+            }
+            other => panic!("a failing sign-in got {other}"),
+        }
+    }
+    println!("the burst: {} of 80 answered 401, {refused} refused with 503 and Retry-After", 80 - refused);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guesses_at_one_account_slow_that_account_only() {
+    let platform = Platform::start("0").await;
+    platform.register("target@example.com").await;
+    platform.register("bystander@example.com").await;
+    let login = platform.url("/api/auth/login");
+    let guesses: Vec<_> = (0..12u8)
+        .map(|i| {
+            let request = client_from(30 + i)
+                .post(&login)
+                .json(&serde_json::json!({"email": "target@example.com", "password": format!("Guess-{i}-wrong!")}))
+                .send();
+            tokio::spawn(request)
+        })
+        .collect();
+    let bystander = client_from(250)
+        .post(&login)
+        .json(&serde_json::json!({"email": "bystander@example.com", "password": "SecurePass123!"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bystander.status(), 200, "another account's sign-in was held up");
+    let mut throttled = 0;
+    for guess in guesses {
+        let response = guess.await.unwrap().unwrap();
+        match response.status().as_u16() {
+            401 => {}
+            429 => {
+                assert!(response.headers().contains_key("retry-after"), "a 429 without Retry-After");
+                throttled += 1;
+            }
+            other => panic!("a guess got {other}"),
+        }
+    }
+    assert!(throttled > 0, "12 simultaneous guesses at one account all went to the hashing threads");
+}

@@ -146,6 +146,7 @@ pub async fn spawn_gateway_with(users: &str, orders: &str, extra: &[(&str, &str)
     let env = Env::from_pairs([
         ("PORT", "0"),
         ("HOST", "127.0.0.1"),
+        ("ADMIN_PORT", "0"),
         ("USER_SERVICE_URL", users),
         ("ORDER_SERVICE_URL", orders),
         ("UPSTREAM_TIMEOUT_MS", "5000"),

@@ -41,6 +41,19 @@ async fn the_gateway_is_ready_on_its_own_and_answers_unknown_routes_with_404() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn health_and_metrics_are_served_on_the_admin_listener_only() {
+    let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
+    assert_ne!(gateway.admin_address, gateway.address);
+    for path in ["/metrics", "/health/live", "/health/ready"] {
+        assert_problem(gateway.client.get(gateway.url(path)).send().await.unwrap(), 404).await;
+        let admin = gateway.client.get(gateway.admin_url(path)).send().await.unwrap();
+        assert_eq!(admin.status(), 200, "{path} on the admin listener");
+    }
+    let metrics = gateway.client.get(gateway.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("http_connections_open"), "the admin listener serves the gateway's metrics");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_body_is_413() {
     let gateway = spawn_gateway("http://127.0.0.1:1", "http://127.0.0.1:1").await;
     let body = vec![b'a'; 2 * 1024 * 1024];

@@ -46,10 +46,6 @@ pub(super) async fn accept_until(
     let permits = Arc::new(Semaphore::new(settings.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
-    metrics::gauge!("http_connections_open").set(0.0);
-    for reason in [CLOSED_HEADER_TIMEOUT, CLOSED_IDLE] {
-        metrics::counter!("http_connections_closed_total", "reason" => reason).absolute(0);
-    }
     loop {
         let permit = tokio::select! {
             biased;
@@ -101,6 +97,14 @@ pub(super) async fn accept_until(
             metrics::gauge!("http_connections_open").decrement(1.0);
             drop(permit);
         });
+    }
+}
+
+/// Makes the connection series exist from the start, so dashboards read 0, not "no data".
+pub(super) fn register_metrics() {
+    metrics::gauge!("http_connections_open").set(0.0);
+    for reason in [CLOSED_HEADER_TIMEOUT, CLOSED_IDLE] {
+        metrics::counter!("http_connections_closed_total", "reason" => reason).absolute(0);
     }
 }
 

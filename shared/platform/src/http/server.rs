@@ -13,7 +13,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +33,7 @@ pub struct ServerBuilder {
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
     edge: Vec<EdgeLayer>,
+    admin: Option<SocketAddr>,
 }
 
 /// Middleware that must see every request, routed or not (see [`ServerBuilder::edge_layer`]).
@@ -44,7 +45,17 @@ impl ServerBuilder {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(metrics::report_runtime_metrics(shutdown.clone()));
-        Self { api, readiness: Readiness::default(), tasks, shutdown, edge: Vec::new() }
+        Self { api, readiness: Readiness::default(), tasks, shutdown, edge: Vec::new(), admin: None }
+    }
+
+    /// Serves `/health/*` and `/metrics` on a listener of their own at `address`, and not
+    /// on the API's port: on a service whose port is public (the gateway) they are for
+    /// operators and Prometheus, not for clients. Its connections are bounded apart from
+    /// the API's, so slow clients cannot keep a probe out.
+    #[must_use]
+    pub fn admin_listener(mut self, address: SocketAddr) -> Self {
+        self.admin = Some(address);
+        self
     }
 
     /// The checks behind `/health/ready`.
@@ -99,19 +110,30 @@ impl ServerBuilder {
             None => TcpListener::bind(address).await.with_context(|| format!("failed to bind {address}"))?,
         };
         let port = listener.local_addr().context("listener has no local address")?.port();
-        let router = Router::new()
-            .merge(health::router(self.readiness))
-            .merge(metrics::router())
-            .merge(self.api.layer(axum::middleware::from_fn(run_to_completion)))
-            .fallback(not_found)
-            .method_not_allowed_fallback(method_not_allowed);
+        let probes = Router::new().merge(health::router(self.readiness)).merge(metrics::router());
+        let api = self.api.layer(axum::middleware::from_fn(run_to_completion));
+        let (router, admin) = match self.admin {
+            None => (probes.merge(api), None),
+            Some(address) => {
+                let listener = bind_shared(address)?;
+                let probes = standard_layers(probes.fallback(not_found).method_not_allowed_fallback(method_not_allowed));
+                (api, Some((listener, probes)))
+            }
+        };
+        let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
         let router = self.edge.into_iter().fold(router, |router, layer| layer(router));
         let body_limit = settings.body_read_timeout;
         let router = router.layer(axum::middleware::from_fn(move |request, next| {
             super::deadline::read_body_within(body_limit, request, next)
         }));
+        let admin_port = match &admin {
+            Some((listener, _)) => Some(listener.local_addr().context("admin listener has no local address")?.port()),
+            None => None,
+        };
         Ok(Server {
             listener,
+            admin,
+            admin_port,
             settings: settings.clone(),
             port,
             router: standard_layers(router),
@@ -119,6 +141,17 @@ impl ServerBuilder {
             shutdown: self.shutdown,
         })
     }
+}
+
+/// Binds `address` with `SO_REUSEPORT`: under `make watch` a restarted process binds the
+/// admin port while the one it replaces still finishes its requests.
+fn bind_shared(address: SocketAddr) -> anyhow::Result<TcpListener> {
+    let socket = if address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
+        .context("cannot create the admin socket")?;
+    socket.set_reuseaddr(true).context("cannot set SO_REUSEADDR")?;
+    socket.set_reuseport(true).context("cannot set SO_REUSEPORT")?;
+    socket.bind(address).with_context(|| format!("failed to bind the admin listener {address}"))?;
+    socket.listen(1024).context("cannot listen on the admin socket")
 }
 
 /// Runs the rest of the request (auth and handler) as a task of its own, so a client that
@@ -145,6 +178,9 @@ const ACCEPT_GRACE: Duration = Duration::from_millis(250);
 /// A bound server, ready to run.
 pub struct Server {
     listener: TcpListener,
+    /// The admin listener and its router (health and metrics), when they have their own.
+    admin: Option<(TcpListener, Router)>,
+    admin_port: Option<u16>,
     settings: HttpSettings,
     port: u16,
     router: Router,
@@ -158,6 +194,11 @@ impl Server {
         self.port
     }
 
+    /// The admin listener's port, when health and metrics have their own.
+    pub fn admin_port(&self) -> Option<u16> {
+        self.admin_port
+    }
+
     /// Serves until SIGTERM or Ctrl-C.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(crate::shutdown::signal()).await
@@ -168,8 +209,8 @@ impl Server {
     where
         S: Future<Output = ()> + Send + 'static,
     {
-        let Self { mut listener, settings, port, router, mut tasks, shutdown } = self;
-        tracing::info!(port, "listening");
+        let Self { mut listener, mut admin, admin_port, settings, port, router, mut tasks, shutdown } = self;
+        tracing::info!(port, admin_port, "listening");
         let stop_accepting = CancellationToken::new();
         let graceful = GracefulShutdown::new();
         {
@@ -184,10 +225,17 @@ impl Server {
             });
         }
         // Connections not yet accepted wait in the socket's backlog for whoever takes it over.
-        accept_until(&mut listener, router, &settings, stop_accepting, &graceful).await;
+        super::connections::register_metrics();
+        let public = accept_until(&mut listener, router, &settings, stop_accepting.clone(), &graceful);
+        let probes = async {
+            if let Some((listener, router)) = admin.as_mut() {
+                accept_until(listener, router.clone(), &settings, stop_accepting.clone(), &graceful).await;
+            }
+        };
+        tokio::join!(public, probes);
         tokio::time::sleep(ACCEPT_GRACE).await;
         graceful.shutdown().await;
-        drop(listener);
+        drop((listener, admin));
         tracing::info!("HTTP server stopped; stopping background tasks");
         shutdown.cancel();
         let drained = tokio::time::timeout(TASK_GRACE, async { while tasks.join_next().await.is_some() {} }).await;
