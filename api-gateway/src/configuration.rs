@@ -97,6 +97,10 @@ pub struct Settings {
     /// `ADMIN_HOST` (127.0.0.1), `ADMIN_PORT` (9305): where `/health/*` and `/metrics` are
     /// served, apart from the public port.
     pub admin: SocketAddr,
+    /// `TRUST_CLIENT_TRACE_CONTEXT` (false): whether a client's `traceparent` becomes the
+    /// parent of the request's trace. Off, each public request starts a trace of its own
+    /// and links the client's; on only behind a trusted edge that sets the header itself.
+    pub trust_client_trace_context: bool,
     /// `OTEL_*`, `RUST_LOG`, `APP_ENV`.
     pub telemetry: TelemetrySettings,
     /// `*_SERVICE_URL`, `UPSTREAM_TIMEOUT_MS`.
@@ -134,10 +138,8 @@ impl Settings {
         };
         Ok(Self {
             http: HttpSettings::from_env(env, 3005)?,
-            admin: SocketAddr::new(
-                env.get("ADMIN_HOST", IpAddr::from([127, 0, 0, 1]))?,
-                env.get("ADMIN_PORT", 9305)?,
-            ),
+            admin: SocketAddr::new(env.get("ADMIN_HOST", IpAddr::from([127, 0, 0, 1]))?, env.get("ADMIN_PORT", 9305)?),
+            trust_client_trace_context: env.get("TRUST_CLIENT_TRACE_CONTEXT", false)?,
             jwt: JwtSettings::from_env(env, telemetry.environment)?,
             service_key: ServiceKey::from_env(env, telemetry.environment)?,
             limits: LimitSettings {

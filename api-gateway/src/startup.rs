@@ -2,6 +2,7 @@
 
 use axum::http::{Method, header};
 use platform::http::{Server, ServerBuilder};
+use platform::telemetry::propagation::CallerContext;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{Accounts, RateLimits, Tokens};
@@ -24,7 +25,11 @@ impl Application {
         let api = routes::router(state, limits.clone())
             .layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
         // Health and metrics are for operators and Prometheus: not on the public port.
-        let mut server = ServerBuilder::new(api).admin_listener(settings.admin).edge_layer(routes::guard_paths);
+        let callers = if settings.trust_client_trace_context { CallerContext::Parent } else { CallerContext::Link };
+        let mut server = ServerBuilder::new(api)
+            .admin_listener(settings.admin)
+            .caller_context(callers)
+            .edge_layer(routes::guard_paths);
         let shutdown = server.shutdown_token();
         server.spawn(limits.prune(shutdown));
         if !settings.limits.cors_origins.is_empty() {

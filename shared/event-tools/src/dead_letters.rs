@@ -14,12 +14,12 @@ use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
+use contracts::events::dead_letter_topic;
 use eventing::configuration::KafkaSettings;
+use eventing::kafka::EventPublisher;
 use eventing::kafka::client::{REQUEST_TIMEOUT, base_config, partitions};
 use eventing::kafka::headers;
-use eventing::kafka::EventPublisher;
 use eventing::kafka::headers::header;
-use contracts::events::dead_letter_topic;
 
 const POLL: Duration = Duration::from_millis(500);
 

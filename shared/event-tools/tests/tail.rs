@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use event_tools::tail::{self, Seen, StartAt};
 use eventing::configuration::KafkaSettings;
 use eventing::kafka::ensure_topics;
-use event_tools::tail::{self, Seen, StartAt};
 use platform::configuration::Env;
 use testkit::eventually;
 

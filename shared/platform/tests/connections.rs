@@ -20,15 +20,13 @@ async fn serve(settings: &[(&str, &str)]) -> u16 {
     let mut pairs = vec![("PORT", "0")];
     pairs.extend_from_slice(settings);
     let settings = HttpSettings::from_env(&Env::from_pairs(pairs), 0).unwrap();
-    let api = Router::new()
-        .route("/echo", post(|ApiBytes(body): ApiBytes| async move { body }))
-        .route(
-            "/slow",
-            get(|| async {
-                tokio::time::sleep(Duration::from_millis(1500)).await;
-                "done"
-            }),
-        );
+    let api = Router::new().route("/echo", post(|ApiBytes(body): ApiBytes| async move { body })).route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            "done"
+        }),
+    );
     let server = ServerBuilder::new(api).bind(&settings).await.unwrap();
     let port = server.port();
     tokio::spawn(server.run_until(std::future::pending()));
@@ -150,4 +148,3 @@ async fn slow_clients_within_the_bound_do_not_delay_a_normal_one_and_past_it_the
     let answer = client.get(&url).timeout(Duration::from_secs(10)).send().await.unwrap();
     assert_eq!(answer.status(), 200);
 }
-

@@ -125,7 +125,8 @@ impl TestServer {
     /// Runs `server` in the background.
     pub fn spawn(server: platform::http::Server) -> Self {
         let address = format!("http://127.0.0.1:{}", server.port());
-        let admin_address = server.admin_port().map_or_else(|| address.clone(), |port| format!("http://127.0.0.1:{port}"));
+        let admin_address =
+            server.admin_port().map_or_else(|| address.clone(), |port| format!("http://127.0.0.1:{port}"));
         let stop = tokio_util::sync::CancellationToken::new();
         let signal = stop.clone().cancelled_owned();
         tokio::spawn(async move {

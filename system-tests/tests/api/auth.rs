@@ -350,9 +350,8 @@ async fn changing_ones_password_needs_the_current_one_and_ends_every_earlier_tok
     assert_problem(wrong, 403).await;
     assert_eq!(client.get(&me).bearer_auth(&old_token).send().await.unwrap().status(), 200);
 
-    let changed = change(serde_json::json!({"password": "NewSecret456!", "currentPassword": "SecurePass123!"}))
-        .await
-        .unwrap();
+    let changed =
+        change(serde_json::json!({"password": "NewSecret456!", "currentPassword": "SecurePass123!"})).await.unwrap();
     assert_eq!(changed.status(), 200);
     let at = std::time::Instant::now();
     eventually("a token from before the change to be refused", Duration::from_secs(5), || async {
@@ -449,7 +448,10 @@ async fn a_burst_of_failing_sign_ins_from_many_addresses_keeps_a_valid_one_out_n
         answer = patient.post(&login).json(&body).send().await.unwrap();
     }
     assert_eq!(answer.status(), 200, "the valid sign-in got {}", answer.status());
-    println!("a valid sign-in amid 80 failing ones got in after {:.2} s (told to wait {waits:?})", started.elapsed().as_secs_f64());
+    println!(
+        "a valid sign-in amid 80 failing ones got in after {:.2} s (told to wait {waits:?})",
+        started.elapsed().as_secs_f64()
+    );
     let mut refused = 0;
     for request in burst {
         let response = request.await.unwrap().unwrap();

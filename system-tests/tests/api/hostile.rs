@@ -42,7 +42,8 @@ async fn made_up_methods_do_not_become_metric_labels() {
             assert!((400..500).contains(&status), "{method} {path}: {status}");
         }
     }
-    let metrics = platform.gateway.client.get(platform.gateway.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics =
+        platform.gateway.client.get(platform.gateway.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
     for method in ["FOO", "BREW", "X-INJECT"] {
         assert!(!metrics.contains(&format!("method=\"{method}\"")), "{method} became a label");
     }

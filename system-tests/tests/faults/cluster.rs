@@ -143,6 +143,9 @@ impl Drop for Broker {
 pub struct Service {
     pub name: &'static str,
     pub port: u16,
+    /// Where `/health/*` and `/metrics` answer: the gateway's admin listener has a port of
+    /// its own, the other services use `port`.
+    pub probe_port: u16,
     env: Vec<(String, String)>,
     log: PathBuf,
     child: Option<Child>,
@@ -160,6 +163,11 @@ impl Service {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// `/health/*` and `/metrics` of this service.
+    pub fn probe_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.probe_port)
+    }
+
     pub async fn restart(&mut self) {
         self.spawn();
         self.wait_ready().await;
@@ -171,6 +179,7 @@ impl Service {
         let child = Command::new(binary(self.name))
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PORT", self.port.to_string())
+            .env("ADMIN_PORT", self.probe_port.to_string())
             .env("HOST", "127.0.0.1")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -182,9 +191,11 @@ impl Service {
 
     /// A service started without waiting for readiness (it may not get ready).
     pub fn start_unready(name: &'static str, dir: &std::path::Path, env: Vec<(String, String)>) -> Self {
+        let port = free_port();
         let mut service = Self {
             name,
-            port: free_port(),
+            port,
+            probe_port: if name == "api-gateway" { free_port() } else { port },
             env,
             log: dir.join(format!("{name}.log")),
             child: None,
@@ -199,7 +210,7 @@ impl Service {
             &format!("{} to be ready (log: {})", self.name, self.log.display()),
             Duration::from_secs(60),
             || async {
-                let response = self.client.get(self.url("/health/ready")).send().await.ok()?;
+                let response = self.client.get(self.probe_url("/health/ready")).send().await.ok()?;
                 response.status().is_success().then_some(())
             },
         )
@@ -219,13 +230,13 @@ impl Service {
 
     /// The readiness answer's status and body.
     pub async fn readiness(&self) -> Option<(u16, String)> {
-        let response = self.client.get(self.url("/health/ready")).send().await.ok()?;
+        let response = self.client.get(self.probe_url("/health/ready")).send().await.ok()?;
         let status = response.status().as_u16();
         Some((status, response.text().await.ok()?))
     }
 
     pub async fn ready_status(&self) -> Option<u16> {
-        Some(self.client.get(self.url("/health/ready")).send().await.ok()?.status().as_u16())
+        Some(self.client.get(self.probe_url("/health/ready")).send().await.ok()?.status().as_u16())
     }
 
     /// SIGTERM: the service finishes in-flight work, commits and leaves its consumer group.

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eventing::configuration::KafkaSettings;
 use event_tools::tail::{self, Seen, StartAt};
+use eventing::configuration::KafkaSettings;
 use platform::configuration::Env;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use testkit::eventually;

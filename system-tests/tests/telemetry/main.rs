@@ -84,14 +84,24 @@ async fn one_request_is_one_trace_across_four_services_and_kafka_and_its_logs_po
 
     let request_id = format!("trace-test-{}", uuid::Uuid::new_v4().simple());
     let client = reqwest::Client::new();
+    // A client that tries to join a trace of its choosing, force sampling, and pass
+    // 16 KB of tracestate and 8 KB of baggage (role=admin) down the chain.
+    let client_trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let tracestate = (0..800).map(|i| format!("v{i}=x")).collect::<Vec<_>>().join(",");
+    let baggage = format!("role=admin,padding={}", "p".repeat(8 * 1024));
     let response = client
         .post(gateway.url("/api/auth/register"))
         .header("x-request-id", &request_id)
+        .header("traceparent", format!("00-{client_trace_id}-00f067aa0ba902b7-01"))
+        .header("tracestate", &tracestate)
+        .header("baggage", &baggage)
         .json(&serde_json::json!({"email": "trace@example.com", "name": "Trace Test", "password": "SecurePass123!"}))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 201);
+    let answered_trace_id = response.headers()["x-trace-id"].to_str().unwrap().to_owned();
+    assert_ne!(answered_trace_id, client_trace_id, "a client's traceparent became the request's trace");
 
     // The whole chain has reported once order-service's span for payment.completed arrived.
     let (trace_id, trace) = eventually("the full trace to reach the receiver", Duration::from_secs(60), || async {
@@ -121,6 +131,21 @@ async fn one_request_is_one_trace_across_four_services_and_kafka_and_its_logs_po
     let status_process = span_named(&trace, "order-service", "process payment.completed", CONSUMER);
     let status_update = span_named(&trace, "order-service", "UPDATE orders", CLIENT);
     assert!(gateway_server.parent_span_id.is_empty(), "the gateway starts the trace");
+    assert_eq!(trace_id, answered_trace_id, "X-Trace-Id names the request's trace");
+    assert_eq!(
+        gateway_server.linked_trace_ids,
+        std::slice::from_ref(&client_trace_id),
+        "the client's trace is linked, not joined"
+    );
+    for span in &trace {
+        let text = format!("{:?}", span.attributes);
+        assert!(
+            !text.contains("role=admin") && !text.contains("ppppppppppppppppppppppppppppppppppppppp"),
+            "the client's baggage reached {} / {}",
+            span.service,
+            span.name
+        );
+    }
     for (parent, child) in [
         (gateway_server, gateway_client),
         (gateway_client, user_server),

@@ -17,6 +17,8 @@ pub struct CollectedSpan {
     pub trace_id: String,
     pub span_id: String,
     pub parent_span_id: String,
+    /// The trace ids of the span's links.
+    pub linked_trace_ids: Vec<String>,
     pub attributes: HashMap<String, String>,
     pub resource: HashMap<String, String>,
 }
@@ -65,6 +67,7 @@ impl TraceService for Receiver {
                         trace_id: hex(&span.trace_id),
                         span_id: hex(&span.span_id),
                         parent_span_id: hex(&span.parent_span_id),
+                        linked_trace_ids: span.links.iter().map(|link| hex(&link.trace_id)).collect(),
                         attributes: to_map(&span.attributes),
                         resource: resource.clone(),
                     });

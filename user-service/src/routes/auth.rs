@@ -26,7 +26,10 @@ pub async fn register(
 /// `POST /auth/verify` (the gateway's sign-in, same body): the user for these credentials,
 /// with their credentials version in a header for the token, or one 401 for a wrong e-mail
 /// address and a wrong password alike.
-pub async fn verify(State(state): State<AppState>, ApiJson(request): ApiJson<LoginRequest>) -> Result<Response, Problem> {
+pub async fn verify(
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<LoginRequest>,
+) -> Result<Response, Problem> {
     let user = check_credentials(&state.pool, &state.hasher, &request.email, request.password)
         .await?
         .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, Some("wrong e-mail address or password".to_owned())))?;

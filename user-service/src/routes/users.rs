@@ -83,7 +83,9 @@ pub async fn update(
         confirm_credentials_change(&state, principal, id, request.current_password).await?;
     }
     let password_hash = match password {
-        Some(password) => Some(state.hasher.run(&id.to_string(), move || password.hash()).await.map_err(Problem::from)??),
+        Some(password) => {
+            Some(state.hasher.run(&id.to_string(), move || password.hash()).await.map_err(Problem::from)??)
+        }
         None => None,
     };
     let changes = UserChanges {
@@ -120,8 +122,11 @@ async fn confirm_credentials_change(
         )]));
     };
     let (_, hash) = users::credentials(&state.pool, id.into()).await?.ok_or_else(|| not_found(id))?;
-    let valid =
-        state.hasher.run(&id.to_string(), move || verify_password(&current, Some(&hash))).await.map_err(Problem::from)?;
+    let valid = state
+        .hasher
+        .run(&id.to_string(), move || verify_password(&current, Some(&hash)))
+        .await
+        .map_err(Problem::from)?;
     if valid {
         Ok(())
     } else {

@@ -7,8 +7,8 @@
 //! Reads `KAFKA_BROKERS` and `KAFKA_TOPIC_PREFIX` like the services do.
 
 use anyhow::{Context, bail};
-use eventing::configuration::KafkaSettings;
 use event_tools::dead_letters;
+use eventing::configuration::KafkaSettings;
 use platform::configuration::Env;
 
 const USAGE: &str = "usage: platform-dlq list <topic> | platform-dlq replay <topic> [--dry-run]";

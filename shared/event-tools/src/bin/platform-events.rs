@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use contracts::events::{ALL_TOPICS, dead_letter_topic};
-use eventing::configuration::KafkaSettings;
 use event_tools::tail::{self, StartAt};
+use eventing::configuration::KafkaSettings;
 use platform::configuration::Env;
 
 const USAGE: &str = "usage: platform-events [--from-beginning] [--json] [--payload-chars N] [topic …]";

@@ -1,6 +1,6 @@
 //! The middleware stack every service's router gets, outermost first:
-//! request id → server span (continuing the caller's trace) → RED metrics →
-//! panic catcher → handler.
+//! request id → server span (continuing or linking the caller's trace, see
+//! [`CallerContext`]) → RED metrics → panic catcher → handler.
 
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,19 @@ use super::Problem;
 use super::extract::{has_encoded_nul, refuse_nul};
 use super::problem::InternalError;
 use super::request_id::{REQUEST_ID_HEADER, set_request_id};
-use crate::telemetry::propagation;
+use crate::telemetry::propagation::{self, CallerContext};
 
 /// The response header naming the request's trace id.
 pub const TRACE_ID_HEADER: axum::http::HeaderName = axum::http::HeaderName::from_static("x-trace-id");
 
-/// Wraps `router` in the platform's standard middleware.
+/// Wraps `router` in the platform's standard middleware; callers' spans are parents.
 pub fn standard_layers(router: Router) -> Router {
+    standard_layers_with(router, CallerContext::Parent)
+}
+
+/// Wraps `router` in the platform's standard middleware, treating callers' trace
+/// context as `callers` says.
+pub fn standard_layers_with(router: Router, callers: CallerContext) -> Router {
     router
         .layer(CatchPanicLayer::custom(|_panic| {
             tracing::error!("handler panicked");
@@ -34,7 +40,11 @@ pub fn standard_layers(router: Router) -> Router {
         .layer(middleware::from_fn(refuse_encoded_nul))
         .layer(middleware::from_fn(record_metrics))
         .layer(
-            TraceLayer::new_for_http().make_span_with(make_span).on_request(()).on_response(on_response).on_failure(()),
+            TraceLayer::new_for_http()
+                .make_span_with(move |request: &Request<Body>| make_span(request, callers))
+                .on_request(())
+                .on_response(on_response)
+                .on_failure(()),
         )
         .layer(middleware::from_fn(set_request_id))
 }
@@ -71,7 +81,7 @@ fn is_probe(route: &str) -> bool {
     route.starts_with("/health") || route == "/metrics"
 }
 
-fn make_span(request: &Request<Body>) -> Span {
+fn make_span(request: &Request<Body>, callers: CallerContext) -> Span {
     let route = route_of(request);
     let method = request.method().as_str();
     let request_id = request.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -86,7 +96,7 @@ fn make_span(request: &Request<Body>) -> Span {
         request_id,
         http.response.status_code = field::Empty,
     );
-    propagation::set_parent_from_http(&span, request.headers());
+    propagation::adopt_caller_context(&span, request.headers(), callers);
     span
 }
 

@@ -13,7 +13,7 @@ mod server;
 
 pub use deadline::{BodyTimedOut, body_problem};
 pub use extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
-pub use layers::{TRACE_ID_HEADER, inject_trace_context, standard_layers};
+pub use layers::{TRACE_ID_HEADER, inject_trace_context, standard_layers, standard_layers_with};
 pub use paging::Page;
 pub use problem::{FieldError, Problem};
 pub use request_id::{REQUEST_ID_HEADER, RequestId};

@@ -18,10 +18,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::connections::accept_until;
-use super::{Problem, standard_layers};
+use super::{Problem, standard_layers, standard_layers_with};
 use crate::configuration::HttpSettings;
 use crate::health::{self, Readiness};
 use crate::metrics;
+use crate::telemetry::propagation::CallerContext;
 
 /// How long background tasks get to finish after shutdown was asked for.
 const TASK_GRACE: Duration = Duration::from_secs(10);
@@ -34,6 +35,7 @@ pub struct ServerBuilder {
     shutdown: CancellationToken,
     edge: Vec<EdgeLayer>,
     admin: Option<SocketAddr>,
+    callers: CallerContext,
 }
 
 /// Middleware that must see every request, routed or not (see [`ServerBuilder::edge_layer`]).
@@ -45,7 +47,15 @@ impl ServerBuilder {
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
         tasks.spawn(metrics::report_runtime_metrics(shutdown.clone()));
-        Self { api, readiness: Readiness::default(), tasks, shutdown, edge: Vec::new(), admin: None }
+        Self {
+            api,
+            readiness: Readiness::default(),
+            tasks,
+            shutdown,
+            edge: Vec::new(),
+            admin: None,
+            callers: CallerContext::Parent,
+        }
     }
 
     /// Serves `/health/*` and `/metrics` on a listener of their own at `address`, and not
@@ -55,6 +65,14 @@ impl ServerBuilder {
     #[must_use]
     pub fn admin_listener(mut self, address: SocketAddr) -> Self {
         self.admin = Some(address);
+        self
+    }
+
+    /// How the request's span treats the caller's trace context (by default the caller's
+    /// span is its parent; a public port links it instead).
+    #[must_use]
+    pub fn caller_context(mut self, callers: CallerContext) -> Self {
+        self.callers = callers;
         self
     }
 
@@ -116,7 +134,8 @@ impl ServerBuilder {
             None => (probes.merge(api), None),
             Some(address) => {
                 let listener = bind_shared(address)?;
-                let probes = standard_layers(probes.fallback(not_found).method_not_allowed_fallback(method_not_allowed));
+                let probes =
+                    standard_layers(probes.fallback(not_found).method_not_allowed_fallback(method_not_allowed));
                 (api, Some((listener, probes)))
             }
         };
@@ -136,7 +155,7 @@ impl ServerBuilder {
             admin_port,
             settings: settings.clone(),
             port,
-            router: standard_layers(router),
+            router: standard_layers_with(router, self.callers),
             tasks: self.tasks,
             shutdown: self.shutdown,
         })

@@ -7,7 +7,9 @@
 
 use axum::http::HeaderMap;
 use opentelemetry::global;
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
@@ -17,11 +19,53 @@ pub fn inject_http(span: &Span, headers: &mut HeaderMap) {
     global::get_text_map_propagator(|propagator| propagator.inject_context(&context, &mut HeaderInjector(headers)));
 }
 
-/// Makes the caller's span (from incoming HTTP headers) the parent of `span`.
-pub fn set_parent_from_http(span: &Span, headers: &HeaderMap) {
-    let parent = global::get_text_map_propagator(|propagator| propagator.extract(&HeaderExtractor(headers)));
-    // Fails only when no OpenTelemetry layer is installed (export disabled): nothing to join then.
-    let _ = span.set_parent(parent);
+/// Most `tracestate` members and bytes a caller may send (W3C Trace Context, level 1).
+const TRACESTATE_MAX_MEMBERS: usize = 32;
+const TRACESTATE_MAX_BYTES: usize = 512;
+
+/// How a server treats the trace context its callers send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CallerContext {
+    /// A trusted caller's span is the parent of the request's span (the platform's own
+    /// services calling each other).
+    #[default]
+    Parent,
+    /// An untrusted caller's span is only linked: the request starts a trace of its own,
+    /// so no client can join, pollute or force the sampling of the platform's traces
+    /// (OpenTelemetry's advice for public endpoints). Its baggage is ignored.
+    Link,
+}
+
+/// Applies `policy` to `span` with the caller's context from `headers`. Either way the
+/// caller's `baggage` is dropped and a `tracestate` beyond W3C's limits is ignored, so
+/// nothing a client sends grows the headers of the calls and events the request causes.
+pub fn adopt_caller_context(span: &Span, headers: &HeaderMap, policy: CallerContext) {
+    let mut trace_headers = HeaderMap::new();
+    for name in ["traceparent", "tracestate"] {
+        if let Some(value) = headers.get(name) {
+            trace_headers.insert(name, value.clone());
+        }
+    }
+    let oversized = trace_headers.get("tracestate").is_some_and(|state| {
+        state.len() > TRACESTATE_MAX_BYTES || state.as_bytes().split(|b| *b == b',').count() > TRACESTATE_MAX_MEMBERS
+    });
+    if oversized {
+        trace_headers.remove("tracestate");
+    }
+    let caller = TraceContextPropagator::new().extract(&HeaderExtractor(&trace_headers));
+    match policy {
+        // Fails only when no OpenTelemetry layer is installed (export disabled): nothing to join then.
+        CallerContext::Parent => {
+            let _ = span.set_parent(caller);
+        }
+        CallerContext::Link => {
+            use opentelemetry::trace::TraceContextExt as _;
+            let linked = caller.span().span_context().clone();
+            if linked.is_valid() {
+                span.add_link(linked);
+            }
+        }
+    }
 }
 
 /// The current span's context as a header map, to store beside an outbox row.
