@@ -12,6 +12,7 @@ a backend's only once the old one has exited. Every build asks for all four serv
 cargo's feature unification never changes between builds. A build that fails leaves the running
 processes alone.
 """
+import fcntl
 import os
 import signal
 import socket
@@ -22,6 +23,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
+# The gateway's admin listener (ADMIN_PORT), handed over as a second socket.
+ADMIN_PORTS = {"api-gateway": (9305,)}
 # The crates under shared/ and the services built on each (docs/architecture.md);
 # testkit is for tests only, so a change there restarts nothing.
 SHARED = {
@@ -60,31 +63,36 @@ def snapshot(paths):
     return stamp
 
 
+def listening_socket(port):
+    """A socket listening on 127.0.0.1:`port`, held here across the service's restarts."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(1024)
+    return sock
+
+
 class Service:
     def __init__(self, name, port, env):
         self.name, self.env = name, env
-        self.socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.socket.bind(("127.0.0.1", port))
-        self.socket.listen(1024)
+        # The API's port, then (the gateway's) admin port for /health/* and /metrics.
+        self.sockets = [listening_socket(port)] + [listening_socket(p) for p in ADMIN_PORTS.get(name, ())]
         self.process = None
 
     def start(self):
-        fd = self.socket.fileno()
+        fds = [s.fileno() for s in self.sockets]
 
-        def hand_over_socket():
-            # dup2 makes an inheritable copy at fd 3; every other descriptor of this
-            # process is non-inheritable (PEP 446), so close_fds=False passes just that one.
-            # The first socket opened here may already be fd 3: dup2(3, 3) does nothing,
-            # so it would keep its close-on-exec flag, and the service would find fd 3
-            # closed ("invalid inherited socket: fd 3 is not a socket", user-service's
-            # failure under make watch). It is made inheritable instead.
-            if fd == 3:
-                os.set_inheritable(3, True)
-            else:
-                os.dup2(fd, 3)
+        def hand_over_sockets():
+            # Inheritable copies at fds 3, 4, …; every other descriptor of this process is
+            # non-inheritable (PEP 446), so close_fds=False passes just those. Each is first
+            # copied above 10, so that placing one never overwrites another still to place
+            # (the first socket opened here may itself be fd 3 or 4).
+            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in fds]
+            for index, fd in enumerate(high):
+                os.dup2(fd, 3 + index)
+                os.close(fd)
 
-        env = dict(self.env, LISTEN_FDS="1")
+        env = dict(self.env, LISTEN_FDS=str(len(fds)))
         # Each service its own database, and the broker the scripts point at (common.sh).
         database = {"user-service": "USER_DATABASE_NAME", "order-service": "ORDER_DATABASE_NAME"}.get(self.name)
         if database and database in env:
@@ -92,7 +100,7 @@ class Service:
         if "KAFKA_PORT" in env:
             env["KAFKA_BROKERS"] = f"{env.get('KAFKA_HOST', '127.0.0.1')}:{env['KAFKA_PORT']}"
         self.process = subprocess.Popen([os.path.join(ROOT, "target", "debug", self.name)], env=env,
-                                        preexec_fn=hand_over_socket, close_fds=False)
+                                        preexec_fn=hand_over_sockets, close_fds=False)
         log(f"{self.name} started (pid {self.process.pid})")
 
     def stop(self):

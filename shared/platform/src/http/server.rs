@@ -13,7 +13,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -113,27 +113,19 @@ impl ServerBuilder {
         self.tasks.spawn(task);
     }
 
-    /// Binds the listener; port 0 picks a free port (tests). A socket handed over by a
-    /// supervisor (`LISTEN_FDS`, as systemd or `make watch` pass it) is used instead, so
-    /// a restarted process takes over the connections queued on the same socket.
+    /// Binds the listeners; port 0 picks a free port (tests). Sockets handed over by a
+    /// supervisor (`LISTEN_FDS`, as systemd or `make watch` pass them) are used instead,
+    /// so a restarted process takes over the connections queued on them.
     pub async fn bind(self, settings: &HttpSettings) -> anyhow::Result<Server> {
-        let address = SocketAddr::new(settings.host, settings.port);
-        let inherited = listenfd::ListenFd::from_env().take_tcp_listener(0).context("invalid inherited socket")?;
-        let listener = match inherited {
-            Some(listener) => {
-                listener.set_nonblocking(true).context("cannot make the inherited socket non-blocking")?;
-                tracing::info!("serving on an inherited socket");
-                TcpListener::from_std(listener).context("cannot use the inherited socket")?
-            }
-            None => TcpListener::bind(address).await.with_context(|| format!("failed to bind {address}"))?,
-        };
+        let mut inherited = listenfd::ListenFd::from_env();
+        let listener = take_or_bind(&mut inherited, 0, SocketAddr::new(settings.host, settings.port)).await?;
         let port = listener.local_addr().context("listener has no local address")?.port();
         let probes = Router::new().merge(health::router(self.readiness)).merge(metrics::router());
         let api = self.api.layer(axum::middleware::from_fn(run_to_completion));
         let (router, admin) = match self.admin {
             None => (probes.merge(api), None),
             Some(address) => {
-                let listener = bind_shared(address)?;
+                let listener = take_or_bind(&mut inherited, 1, address).await?;
                 let probes =
                     standard_layers(probes.fallback(not_found).method_not_allowed_fallback(method_not_allowed));
                 (api, Some((listener, probes)))
@@ -162,15 +154,23 @@ impl ServerBuilder {
     }
 }
 
-/// Binds `address` with `SO_REUSEPORT`: under `make watch` a restarted process binds the
-/// admin port while the one it replaces still finishes its requests.
-fn bind_shared(address: SocketAddr) -> anyhow::Result<TcpListener> {
-    let socket = if address.is_ipv4() { TcpSocket::new_v4() } else { TcpSocket::new_v6() }
-        .context("cannot create the admin socket")?;
-    socket.set_reuseaddr(true).context("cannot set SO_REUSEADDR")?;
-    socket.set_reuseport(true).context("cannot set SO_REUSEPORT")?;
-    socket.bind(address).with_context(|| format!("failed to bind the admin listener {address}"))?;
-    socket.listen(1024).context("cannot listen on the admin socket")
+/// The socket handed over at `index` (`LISTEN_FDS`), else a new one bound to `address`.
+/// Under `make watch` (or systemd) the supervisor holds the sockets: a restarted process
+/// takes over the connections queued on them, and none is reset in between. The API's
+/// socket is the first, an admin listener's the second.
+async fn take_or_bind(
+    inherited: &mut listenfd::ListenFd,
+    index: usize,
+    address: SocketAddr,
+) -> anyhow::Result<TcpListener> {
+    match inherited.take_tcp_listener(index).context("invalid inherited socket")? {
+        Some(listener) => {
+            listener.set_nonblocking(true).context("cannot make the inherited socket non-blocking")?;
+            tracing::info!(index, "serving on an inherited socket");
+            TcpListener::from_std(listener).context("cannot use the inherited socket")
+        }
+        None => TcpListener::bind(address).await.with_context(|| format!("failed to bind {address}")),
+    }
 }
 
 /// Runs the rest of the request (auth and handler) as a task of its own, so a client that
