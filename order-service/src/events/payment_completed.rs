@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use contracts::events::{PaymentCompleted, PaymentStatus};
+use contracts::money::Money;
 use eventing::idempotency::first_delivery;
 use eventing::kafka::{HandlerError, Incoming};
 
@@ -9,8 +10,10 @@ use crate::domain::OrderStatus;
 use crate::repository::orders;
 use crate::state::AppState;
 
-/// Applies the payment's outcome; an order already final is left alone, and a
-/// redelivered event is recognised by its id.
+/// Applies the payment's outcome. Trusts nothing for being on the broker: a payment for
+/// an unknown order, or whose amount or owner is not the order's, is refused (dead-lettered
+/// with the reason, counted, nothing changed). An order already final is left alone, and
+/// a redelivered event is recognised by its id.
 pub async fn on_payment_completed(state: AppState, message: Incoming<PaymentCompleted>) -> Result<(), HandlerError> {
     let payment = &message.event;
     let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
@@ -21,28 +24,45 @@ pub async fn on_payment_completed(state: AppState, message: Incoming<PaymentComp
         PaymentStatus::Completed => OrderStatus::Paid,
         PaymentStatus::Failed => OrderStatus::PaymentFailed,
     };
-    let Some(previous) = orders::transition(&mut *transaction, payment.order_id, next).await? else {
-        // Rolled back with the processed mark, so a replay from the dead-letter topic is handled afresh.
-        return Err(HandlerError::Permanent(anyhow::anyhow!(
-            "payment {} is for unknown order {}",
-            payment.payment_id,
-            payment.order_id
-        )));
+    let found =
+        orders::settle(&mut *transaction, payment.order_id, payment.user_id, payment.amount.cents(), next).await?;
+    // A refusal rolls back with the processed mark, so a replay from the dead-letter topic is handled afresh.
+    let Some(order) = found else {
+        return Err(refuse(
+            "unknown_order",
+            format!("payment {} is for unknown order {}", payment.payment_id, payment.order_id),
+        ));
     };
-    transaction.commit().await.context("cannot commit the status change")?;
-    match previous {
-        previous if previous.can_become(next) => {
-            metrics::counter!("order_status_changes_total", "status" => next.as_str()).increment(1);
-            if next == OrderStatus::Paid {
-                metrics::counter!("order_revenue_cents_total")
-                    .increment(u64::try_from(payment.amount.cents()).unwrap_or(0));
-            }
-            tracing::info!(order_id = %payment.order_id, status = next.as_str(), "order status updated");
-            Ok(())
-        }
-        previous => {
-            tracing::info!(order_id = %payment.order_id, status = previous.as_str(), "order already final; payment event ignored");
-            Ok(())
-        }
+    if order.total_cents != payment.amount.cents() || order.user_id != payment.user_id {
+        return Err(refuse(
+            "not_the_order",
+            format!(
+                "payment {} of {} by user {} does not match order {} (total {}, owner {})",
+                payment.payment_id,
+                payment.amount,
+                payment.user_id,
+                payment.order_id,
+                Money::from_cents(order.total_cents).map(|total| total.to_string()).unwrap_or_default(),
+                order.user_id
+            ),
+        ));
     }
+    transaction.commit().await.context("cannot commit the status change")?;
+    if !order.previous.can_become(next) {
+        tracing::info!(order_id = %payment.order_id, status = order.previous.as_str(), "order already final; payment event ignored");
+        return Ok(());
+    }
+    metrics::counter!("order_status_changes_total", "status" => next.as_str()).increment(1);
+    if next == OrderStatus::Paid {
+        metrics::counter!("order_revenue_cents_total").increment(u64::try_from(payment.amount.cents()).unwrap_or(0));
+    }
+    tracing::info!(order_id = %payment.order_id, status = next.as_str(), "order status updated");
+    Ok(())
+}
+
+/// A payment event refused for what it says: counted by `reason`, then dead-lettered.
+fn refuse(reason: &'static str, detail: String) -> HandlerError {
+    metrics::counter!("payments_refused_total", "reason" => reason).increment(1);
+    tracing::warn!(reason, detail, "payment event refused");
+    HandlerError::Permanent(anyhow::anyhow!(detail))
 }

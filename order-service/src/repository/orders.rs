@@ -201,6 +201,51 @@ pub async fn transition(
     previous.map(|s| OrderStatus::parse(&s).with_context(|| format!("unknown status {s:?}"))).transpose()
 }
 
+/// What a payment found of its order.
+#[derive(Debug, Clone, Copy)]
+pub struct PaymentTarget {
+    /// The status the order had.
+    pub previous: OrderStatus,
+    /// Its total, in cents.
+    pub total_cents: i64,
+    /// Its owner.
+    pub user_id: Uuid,
+}
+
+/// Moves a `pending` order to `next` for a payment of `amount_cents` by `user_id`, but only
+/// when both are the order's own: a payment that names another amount or owner changes
+/// nothing. Returns what the order was, or `None` when there is no such order.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "UPDATE orders", db.system.name = "postgresql", db.operation.name = "UPDATE", db.collection.name = "orders"))]
+pub async fn settle(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+    amount_cents: i64,
+    next: OrderStatus,
+) -> anyhow::Result<Option<PaymentTarget>> {
+    let found: Option<(String, i64, Uuid)> = sqlx::query_as(
+        "WITH current AS (SELECT id, status, total_cents, user_id FROM orders WHERE id = $1 FOR UPDATE),
+              due AS (SELECT c.status = 'pending' AND c.total_cents = $3 AND c.user_id = $4 AS ok FROM current c)
+         UPDATE orders o SET status = CASE WHEN due.ok THEN $2 ELSE o.status END,
+                             updated_at = CASE WHEN due.ok THEN now() ELSE o.updated_at END
+         FROM current c, due WHERE o.id = c.id
+         RETURNING c.status, c.total_cents, c.user_id",
+    )
+    .bind(id)
+    .bind(next.as_str())
+    .bind(amount_cents)
+    .bind(user_id)
+    .fetch_optional(executor)
+    .await
+    .context("UPDATE order status for a payment failed")?;
+    found
+        .map(|(status, total_cents, user_id)| {
+            let previous = OrderStatus::parse(&status).with_context(|| format!("unknown status {status:?}"))?;
+            Ok(PaymentTarget { previous, total_cents, user_id })
+        })
+        .transpose()
+}
+
 /// Order counts and sums per status.
 #[derive(Debug, sqlx::FromRow)]
 pub struct StatusTotals {

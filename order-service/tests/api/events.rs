@@ -20,7 +20,8 @@ fn payment(order: &serde_json::Value, status: PaymentStatus) -> PaymentCompleted
         payment_id: Uuid::new_v4(),
         order_id: order["id"].as_str().unwrap().parse().unwrap(),
         user_id: order["userId"].as_str().unwrap().parse().unwrap(),
-        amount: Money::from_cents(1000).unwrap(),
+        amount: serde_json::from_value(order["totalAmount"].clone())
+            .unwrap_or_else(|_| Money::from_cents(1000).unwrap()),
         status,
         completed_at: Utc::now(),
     }
@@ -121,6 +122,33 @@ async fn a_payment_for_an_unknown_order_is_dead_lettered() {
     let dead_letters = TopicProbe::new(&app.topic("payment.completed.dlq"));
     let letter = dead_letters.next_matching(Duration::from_secs(20), |_| true).await;
     assert!(header_of(&letter, "x-dlq-error").is_some_and(|e| e.contains("unknown order")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_payment_that_is_not_the_orders_own_is_dead_lettered_and_changes_nothing() {
+    let app = spawn_app().await;
+    let user_id = Uuid::new_v4();
+    app.publish(&user_created(user_id)).await;
+    let order = app.wait_for_order(user_id, |s| s == "pending").await;
+    let dead_letters = TopicProbe::new(&app.topic("payment.completed.dlq"));
+
+    // A forged payment of 0.01 for the order, then one by another user for its full total.
+    let mut cheap = payment(&order, PaymentStatus::Completed);
+    cheap.amount = Money::from_cents(1).unwrap();
+    app.publish(&cheap).await;
+    let letter = dead_letters.next_matching(Duration::from_secs(20), |_| true).await;
+    assert!(header_of(&letter, "x-dlq-error").is_some_and(|e| e.contains("does not match order")), "{letter:?}");
+    let mut stranger = payment(&order, PaymentStatus::Failed);
+    stranger.user_id = Uuid::new_v4();
+    app.publish(&stranger).await;
+    dead_letters.next_matching(Duration::from_secs(20), |_| true).await;
+    assert_eq!(app.orders_of(user_id).await[0]["status"], "pending", "a refused payment changed the order");
+
+    // The order's own payment still settles it.
+    app.publish(&payment(&order, PaymentStatus::Completed)).await;
+    app.wait_for_order(user_id, |s| s == "paid").await;
+    let metrics = app.client().get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(metric_sum(&metrics, "payments_refused_total"), 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
