@@ -9,8 +9,9 @@ use platform::configuration::{ConfigError, Env};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgConnectOptions;
 
-/// How to reach the service's own PostgreSQL database.
-#[derive(Clone)]
+/// How to reach the service's own PostgreSQL database. Its `Debug` shows the URL as
+/// `[REDACTED]` (a `SecretString`).
+#[derive(Debug, Clone)]
 pub struct DatabaseSettings {
     /// Server URL without the database (`DATABASE_URL`); may hold a password, hence secret.
     pub server_url: SecretString,
@@ -20,16 +21,6 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long a request waits for a pooled connection (`DATABASE_ACQUIRE_TIMEOUT_MS`).
     pub acquire_timeout: Duration,
-}
-
-impl std::fmt::Debug for DatabaseSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DatabaseSettings")
-            .field("server_url", &"[redacted]")
-            .field("name", &self.name)
-            .field("max_connections", &self.max_connections)
-            .finish_non_exhaustive()
-    }
 }
 
 impl DatabaseSettings {

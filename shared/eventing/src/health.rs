@@ -26,16 +26,12 @@ impl ConsumerStatus {
     pub fn set_subscribed(&self, subscribed: bool) {
         self.subscribed.store(subscribed, Ordering::Release);
     }
-
-    /// Whether the consumer holds a live group assignment.
-    pub fn is_subscribed(&self) -> bool {
-        self.subscribed.load(Ordering::Acquire)
-    }
 }
 
 impl Check for ConsumerStatus {
     fn check(&self) -> CheckFuture<'_> {
-        let result = if self.is_subscribed() { Ok(()) } else { Err("not subscribed".to_owned()) };
+        let subscribed = self.subscribed.load(Ordering::Acquire);
+        let result = if subscribed { Ok(()) } else { Err("not subscribed".to_owned()) };
         Box::pin(std::future::ready(result))
     }
 }

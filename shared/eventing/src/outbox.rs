@@ -152,33 +152,19 @@ impl OutboxRelay {
     }
 
     /// Relays until `shutdown`, then returns (unpublished rows wait for the next start).
-    /// The backlog gauges and pruning keep their schedule while a long backlog drains.
     pub async fn run(self, shutdown: CancellationToken) {
+        // On a task of its own, so the backlog gauges and pruning keep their schedule while
+        // a long backlog drains.
+        let housekeeping = tokio::spawn(housekeeping(self.pool.clone(), shutdown.clone()));
         let mut listener = None;
         let mut failures = 0u32;
-        let mut gauges = tokio::time::interval(GAUGES_EVERY);
-        let mut prune = tokio::time::interval(PRUNE_EVERY);
-        for timer in [&mut gauges, &mut prune] {
-            timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        }
         loop {
             if listener.is_none() {
                 listener = self.listen().await;
             }
-            let drained = {
-                let drain = self.drain();
-                tokio::pin!(drain);
-                loop {
-                    tokio::select! {
-                        () = shutdown.cancelled() => {
-                            tracing::info!("outbox relay stopped");
-                            return;
-                        }
-                        result = &mut drain => break result,
-                        _ = gauges.tick() => self.record_backlog().await,
-                        _ = prune.tick() => self.prune().await,
-                    }
-                }
+            let drained = tokio::select! {
+                () = shutdown.cancelled() => break,
+                result = self.drain() => result,
             };
             match drained {
                 Ok(()) => failures = 0,
@@ -193,8 +179,6 @@ impl OutboxRelay {
             let pause = if failures == 0 { SWEEP_EVERY } else { SWEEP_EVERY * failures.min(5) };
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                _ = gauges.tick() => self.record_backlog().await,
-                _ = prune.tick() => self.prune().await,
                 notified = wait_for_notification(&mut listener) => {
                     if !notified {
                         listener = None;
@@ -203,6 +187,7 @@ impl OutboxRelay {
                 () = tokio::time::sleep(pause) => {}
             }
         }
+        let _ = housekeeping.await;
         tracing::info!("outbox relay stopped");
     }
 
@@ -312,29 +297,45 @@ impl OutboxRelay {
         };
         Ok(self.publisher.dispatch(&outgoing)?)
     }
+}
 
-    async fn prune(&self) {
-        let pruned =
-            sqlx::query(&format!("DELETE FROM outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"))
-                .execute(&self.pool)
-                .await;
-        if let Err(error) = pruned {
-            tracing::warn!(%error, "cannot prune published outbox rows");
+/// Refreshes the backlog gauges every [`GAUGES_EVERY`] and prunes published rows every
+/// [`PRUNE_EVERY`], until `shutdown`.
+async fn housekeeping(pool: PgPool, shutdown: CancellationToken) {
+    let mut gauges = tokio::time::interval(GAUGES_EVERY);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    for timer in [&mut gauges, &mut prune] {
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = gauges.tick() => record_backlog(&pool).await,
+            _ = prune.tick() => prune_published(&pool).await,
         }
     }
+}
 
-    async fn record_backlog(&self) {
-        let backlog: Result<(i64, Option<f64>), _> = sqlx::query_as(
-            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
-             FROM outbox WHERE published_at IS NULL",
-        )
-        .fetch_one(&self.pool)
+async fn prune_published(pool: &PgPool) {
+    let pruned = sqlx::query(&format!("DELETE FROM outbox WHERE published_at < now() - interval '{KEEP_PUBLISHED}'"))
+        .execute(pool)
         .await;
-        if let Ok((pending, oldest)) = backlog {
-            #[allow(clippy::cast_precision_loss)]
-            metrics::gauge!("outbox_pending_events").set(pending as f64);
-            metrics::gauge!("outbox_oldest_pending_age_seconds").set(oldest.unwrap_or(0.0).max(0.0));
-        }
+    if let Err(error) = pruned {
+        tracing::warn!(%error, "cannot prune published outbox rows");
+    }
+}
+
+async fn record_backlog(pool: &PgPool) {
+    let backlog: Result<(i64, Option<f64>), _> = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await;
+    if let Ok((pending, oldest)) = backlog {
+        #[allow(clippy::cast_precision_loss)]
+        metrics::gauge!("outbox_pending_events").set(pending as f64);
+        metrics::gauge!("outbox_oldest_pending_age_seconds").set(oldest.unwrap_or(0.0).max(0.0));
     }
 }
 

@@ -204,13 +204,8 @@ impl EventPublisher {
             request_id: request_id.as_str(),
             parent: None,
         };
-        self.publish_outgoing(&outgoing).await?;
+        self.dispatch(&outgoing)?.await?;
         Ok(event_id)
-    }
-
-    /// Publishes a serialised event with its metadata and waits for the acknowledgement.
-    pub async fn publish_outgoing(&self, event: &OutgoingEvent<'_>) -> Result<(), PublishError> {
-        self.dispatch(event)?.await
     }
 
     /// Hands a serialised event to the producer and returns at once; the returned future
