@@ -1,9 +1,8 @@
 //! The one use case both the API and the `user.created` handler share: store an
 //! order and, in the same transaction, its `order.created` event.
 
-use anyhow::Context;
 use chrono::{SubsecRound, Utc};
-use contracts::events::OrderItem;
+use contracts::events::{EventTooLarge, OrderItem};
 use eventing::outbox;
 use platform::http::{FieldError, Problem, RequestId};
 use sqlx::PgConnection;
@@ -22,6 +21,9 @@ pub enum PlaceOrderError {
     /// The user is not one order-service knows (never announced, or deleted).
     #[error("unknown or deleted user {0}")]
     UnknownUser(Uuid),
+    /// Its `order.created` event would exceed the events' size limit.
+    #[error(transparent)]
+    TooLarge(EventTooLarge),
     /// Anything else.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
@@ -35,6 +37,9 @@ impl From<PlaceOrderError> for Problem {
                 axum::http::StatusCode::UNPROCESSABLE_ENTITY,
                 Some(format!("user {id} does not exist or was deleted")),
             ),
+            PlaceOrderError::TooLarge(too_large) => {
+                Problem::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, Some(too_large.to_string()))
+            }
             PlaceOrderError::Unexpected(error) => Problem::internal(&error),
         }
     }
@@ -67,7 +72,12 @@ pub async fn place_order(
         created_at: now,
         updated_at: now,
     };
-    let mut event = outbox::prepare(&order_created(&candidate), request_id).context("cannot prepare order.created")?;
+    let mut event = outbox::prepare(&order_created(&candidate), request_id).map_err(|error| {
+        match error.downcast::<EventTooLarge>() {
+            Ok(too_large) => PlaceOrderError::TooLarge(too_large),
+            Err(error) => PlaceOrderError::Unexpected(error.context("cannot prepare order.created")),
+        }
+    })?;
     event.event_id = order_created_event_id(candidate.id);
     let Some(stored) = orders::insert_with_event(&mut *connection, &candidate, &event).await? else {
         if kind == OrderKind::Standard {
@@ -79,4 +89,52 @@ pub async fn place_order(
     metrics::counter!("orders_created_total", "kind" => kind.as_str()).increment(1);
     tracing::info!(order_id = %stored.id, user_id = %stored.user_id, kind = kind.as_str(), total = %stored.total_amount, "order placed");
     Ok(Some(stored))
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::api::orders::CreateOrderRequest;
+    use contracts::events::MAX_EVENT_BYTES;
+
+    use super::*;
+
+    /// The largest order validation lets through: 100 lines, each with the longest product
+    /// id, the highest quantity and the highest price.
+    fn largest_valid_order() -> Order {
+        let line = serde_json::json!({"productId": format!("product-{}", "x".repeat(92)), "quantity": 9999, "price": 999999.99});
+        let request: CreateOrderRequest =
+            serde_json::from_value(serde_json::json!({"userId": Uuid::new_v4(), "items": vec![line; 100]})).unwrap();
+        let order = NewOrder::try_from(request).unwrap();
+        let now = Utc::now();
+        Order {
+            id: Uuid::new_v4(),
+            user_id: order.user_id,
+            items: order
+                .items
+                .iter()
+                .map(|i| OrderItem {
+                    product_id: i.product_id.as_str().to_owned(),
+                    quantity: i.quantity,
+                    price: i.price,
+                })
+                .collect(),
+            total_amount: order.total(),
+            status: OrderStatus::Pending,
+            kind: OrderKind::Standard,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    #[test]
+    fn the_largest_valid_order_fits_the_event_limit_with_room() {
+        // The longest request id the platform keeps, and the largest trace context a
+        // caller's span can give (W3C's limits, which is what the gateway forwards).
+        let request_id = RequestId::parse_or_generate(Some(&"r".repeat(128)));
+        let event = outbox::prepare(&order_created(&largest_valid_order()), &request_id).unwrap();
+        let trace_context = "traceparent".len() + 55 + "tracestate".len() + 512;
+        let bytes = event.payload.to_string().len() + event.key.len() + request_id.as_str().len() + trace_context + 512;
+        println!("the largest valid order.created is about {bytes} bytes; the limit is {MAX_EVENT_BYTES}");
+        assert!(bytes * 2 <= MAX_EVENT_BYTES, "{bytes} bytes leave less than half the limit free");
+    }
 }

@@ -25,6 +25,9 @@ pub async fn on_user_created(state: AppState, message: Incoming<UserCreated>) ->
             return Err(HandlerError::Permanent(anyhow::anyhow!("welcome order is invalid: {errors:?}")));
         }
         Err(PlaceOrderError::Unexpected(error)) => return Err(HandlerError::Transient(error)),
+        Err(PlaceOrderError::TooLarge(too_large)) => {
+            return Err(HandlerError::Permanent(anyhow::anyhow!("welcome order refused: {too_large}")));
+        }
         Err(PlaceOrderError::UnknownUser(id)) => {
             return Err(HandlerError::Permanent(anyhow::anyhow!("a welcome order is never refused as unknown ({id})")));
         }

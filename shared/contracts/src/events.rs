@@ -150,6 +150,33 @@ impl Event for PaymentCompleted {
     }
 }
 
+/// The most bytes one event may take on the broker, body and headers together. Far
+/// above the largest event the API's validation allows (an order of 100 lines of the
+/// longest product ids and highest prices is about a quarter of it), and small enough that
+/// no record grows past what consumers fetch in a few requests.
+pub const MAX_EVENT_BYTES: usize = 64 * 1024;
+
+/// An event that would exceed [`MAX_EVENT_BYTES`]; refused before it is stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventTooLarge {
+    /// The event's type.
+    pub event_type: &'static str,
+    /// Its size, body and headers.
+    pub bytes: usize,
+}
+
+impl std::fmt::Display for EventTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} would be {} bytes, over the {MAX_EVENT_BYTES}-byte limit of an event",
+            self.event_type, self.bytes
+        )
+    }
+}
+
+impl std::error::Error for EventTooLarge {}
+
 /// Base names of every topic the platform uses, for creating them at start.
 pub const ALL_TOPICS: [&str; 4] =
     [UserCreated::TOPIC, UserDeleted::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC];

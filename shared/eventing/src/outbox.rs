@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use crate::configuration::KafkaSettings;
 use crate::kafka::{Acknowledgement, EventPublisher, OutgoingEvent};
-use contracts::events::Event;
+use contracts::events::{Event, EventTooLarge, MAX_EVENT_BYTES};
 use platform::http::RequestId;
 use platform::telemetry::propagation;
 
@@ -73,19 +73,32 @@ pub struct PreparedEvent {
     pub headers: HashMap<String, String>,
 }
 
-/// Prepares `event` for the outbox with the current trace context and `request_id`.
+/// Prepares `event` for the outbox with the current trace context and `request_id`. An
+/// event over [`MAX_EVENT_BYTES`] is refused with [`EventTooLarge`] (a request that would
+/// make one gets a 4xx), so no stored event can outgrow what the broker and consumers take.
 pub fn prepare<E: Event>(event: &E, request_id: &RequestId) -> anyhow::Result<PreparedEvent> {
     let mut headers = propagation::capture_current();
     headers.insert(crate::kafka::REQUEST_ID_HEADER.to_owned(), request_id.as_str().to_owned());
+    let payload = serde_json::to_value(event).with_context(|| format!("cannot serialise {}", E::TYPE))?;
+    // What the message will carry: the body, its key, the stored headers and the envelope's.
+    let bytes = payload.to_string().len()
+        + headers.iter().map(|(name, value)| name.len() + value.len()).sum::<usize>()
+        + ENVELOPE_BYTES;
+    if bytes > MAX_EVENT_BYTES {
+        return Err(EventTooLarge { event_type: E::TYPE, bytes }.into());
+    }
     Ok(PreparedEvent {
         event_id: Uuid::new_v4(),
         topic: E::TOPIC,
         event_type: E::TYPE,
         key: event.key().to_string(),
-        payload: serde_json::to_value(event).with_context(|| format!("cannot serialise {}", E::TYPE))?,
+        payload,
         headers,
     })
 }
+
+/// An upper bound of the CloudEvents headers and key the publisher adds to every message.
+const ENVELOPE_BYTES: usize = 512;
 
 /// Writes `event` to the outbox within the caller's transaction, with the current
 /// trace context and `request_id`, and returns its event id.
@@ -344,5 +357,28 @@ async fn wait_for_notification(listener: &mut Option<PgListener>) -> bool {
     match listener {
         Some(listener) => listener.recv().await.is_ok(),
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use contracts::events::{MAX_EVENT_BYTES, UserCreated};
+
+    use super::*;
+
+    #[test]
+    fn an_event_over_the_limit_is_refused_before_it_is_stored() {
+        let user = |name: String| UserCreated {
+            user_id: Uuid::new_v4(),
+            email: "big@example.com".to_owned(),
+            name,
+            created_at: Utc::now(),
+        };
+        let request_id = RequestId::parse_or_generate(None);
+        assert!(prepare(&user("Ordinary Name".to_owned()), &request_id).is_ok());
+        let error = prepare(&user("x".repeat(MAX_EVENT_BYTES)), &request_id).unwrap_err();
+        let too_large = error.downcast_ref::<EventTooLarge>().expect("refused as too large");
+        assert_eq!(too_large.event_type, UserCreated::TYPE);
+        assert!(too_large.bytes > MAX_EVENT_BYTES);
     }
 }
