@@ -3,7 +3,9 @@
 # bench/report.md and bench/results.json. BENCH_MODE=smoke (make test) runs
 # every step briefly on the debug build to prove the harness works; it judges
 # no timings. BENCH_MODE=flood runs only the order flood (compare settings such as
-# KAFKA_FETCH_MAX_BYTES=262144 side by side) and writes flood.json outside the tree. BENCH_BIN_DIR runs prebuilt binaries instead (say, an earlier
+# KAFKA_FETCH_MAX_BYTES=262144 side by side) and writes flood.json outside the tree;
+# BENCH_MODE=hop runs only the gateway's hop and its profile, and writes hop.json there
+# too. BENCH_BIN_DIR runs prebuilt binaries instead (say, an earlier
 # commit's, for a before/after comparison) and BENCH_OUT writes elsewhere.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -17,6 +19,11 @@ VENV="${XDG_CACHE_HOME:-$HOME/.cache}/rust-event-platform/bench-venv"
 if ! command -v wrk >/dev/null; then
   say "Installing wrk (Debian)"
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+fi
+# perf samples the gateway under load; without it the report leaves its profile out.
+if [ "$MODE" != smoke ] && ! command -v perf >/dev/null; then
+  say "Installing perf (Debian)"
+  apt-get install -y -qq linux-perf >/dev/null 2>&1 || say "perf is not installable here: the report goes without the gateway's profile"
 fi
 command -v pgbench >/dev/null || die "pgbench is missing (apt-get install postgresql-contrib or postgresql-client)"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import confluent_kafka' 2>/dev/null; then
@@ -50,6 +57,7 @@ fi
 out="${BENCH_OUT:-$ROOT/bench}"
 [ "$MODE" = smoke ] && out="$STATE_DIR/bench-smoke"
 [ "$MODE" = flood ] && out="${BENCH_OUT:-$STATE_DIR/bench-flood}"
+[ "$MODE" = hop ] && out="${BENCH_OUT:-$STATE_DIR/bench-hop}"
 mkdir -p "$out"
 "$VENV/bin/python" "$ROOT/bench/harness.py" --mode "$MODE" --bin-dir "$BIN_DIR" \
   --database-url "$DATABASE_URL" --brokers "$KAFKA_HOST:$BENCH_BROKER_PORT" \

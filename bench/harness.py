@@ -20,6 +20,9 @@ import urllib.request
 import uuid
 from datetime import datetime, timezone
 
+import gateway_hop
+from load import median_runs, wrk
+
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
 # The gateway serves /health/* and /metrics on an admin port of its own, this far above its
 # public one (3005 → 9305, the default).
@@ -33,7 +36,6 @@ BUDGETS = {
     "idle_rss_mib": 20,
     "load_rss_mib": 64,
     "start_to_ready_s": 0.5,
-    "gateway_added_p50_ms": 0.3,
     "order_chain_margin_ms": 5,
     "settle_over_accept": 0.9,
     "flood_drain_s": 2.0,
@@ -166,33 +168,6 @@ class Stack:
     def drop_databases(self):
         for db in (self.user_db, self.order_db):
             psql(self.args.database_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-
-
-def wrk(url, duration, connections, headers=(), script=None):
-    """Runs wrk; returns requests/s, p50 and p99 in ms, and non-2xx/socket errors."""
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency"]
-    for header in headers:
-        command += ["-H", header]
-    if script:
-        command += ["-s", script]
-    output = subprocess.run(command + [url], check=True, capture_output=True, text=True).stdout
-
-    def latency(label):
-        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
-        value, unit = float(match.group(1)), match.group(2)
-        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    errors = 0
-    if match := re.search(r"Non-2xx or 3xx responses: (\d+)", output):
-        errors += int(match.group(1))
-    if match := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output):
-        errors += sum(int(g) for g in match.groups())
-    return {"rps": rps, "p50_ms": latency("50"), "p99_ms": latency("99"), "errors": errors}
-
-
-def median_runs(runs):
-    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 class RssSampler(threading.Thread):
@@ -615,6 +590,24 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
             "waited_s": settled_at - ended, "cpu_cores_used": cpu, "chain_mean_ms": chain_ms}
 
 
+def hop_step(args, stack, sampler, gateway, token, admin_id, smoke):
+    """The gateway's hop (bench/gateway_hop.py), then perf's view of the gateway under the read load."""
+    log("Gateway hop: a read and a write, through the gateway and straight to the service, at 1 and 16 connections")
+    sampler.step = "gateway hop"
+    duration, repeats = (1, 1) if smoke else (5, 3)
+    hop = gateway_hop.measure(stack.ports, gateway, token, admin_id, API_KEY, ORDER_BODY_ITEMS, duration, repeats,
+                              (1, 4) if smoke else (1, 16))
+    if not smoke:
+        log("  profiling the gateway under the read load (perf)")
+        url, bearer = f"{gateway}/api/users/{admin_id}", [f"Authorization: Bearer {token}"]
+        hop["profile"] = gateway_hop.profile(stack.processes["api-gateway"].pid, lambda: wrk(url, 10, 16, bearer))
+    for kind in ("read", "write"):
+        for connections, f in hop[kind].items():
+            log(f"  {kind} at {connections}: {f['gateway']['rps']:.0f} vs {f['direct']['rps']:.0f} req/s direct "
+                f"({f['ratio_rps']:.2f}), p50 +{f['added_p50_ms']:.3f} ms")
+    return hop
+
+
 def flood_step(args, stack, gateway, token, user_count, duration, connections):
     """Signs `user_count` users up, waits for their welcome orders, then floods."""
     log(f"Order flood: POST /api/orders at full speed across {user_count} users, then until every order settled "
@@ -636,7 +629,7 @@ def flood_step(args, stack, gateway, token, user_count, duration, connections):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["full", "smoke", "flood"], default="full",
+    parser.add_argument("--mode", choices=["full", "smoke", "flood", "hop"], default="full",
                         help="flood: only the order flood (to compare settings), printed and written to flood.json")
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--database-url", required=True)
@@ -666,6 +659,16 @@ def main():
                             {"email": "admin@example.com", "password": ADMIN_PASSWORD})
         admin = json.loads(body)
         token, admin_id = admin["access_token"], admin["user"]["id"]
+
+        if args.mode == "hop":
+            results["gateway_hop"] = hop_step(args, stack, sampler, gateway, token, admin_id, smoke)
+            results["pgbench_write"] = pgbench_write(args, duration, connections)
+            lines, budgets = gateway_hop.report(results["gateway_hop"], results["pgbench_write"],
+                                                sampler.peaks.get("gateway hop", {}).get("api-gateway", 0))
+            with open(os.path.join(args.out, "hop.json"), "w") as out:
+                json.dump(results, out, indent=2)
+            print("\n".join(lines + [""] + [f"{verdict(ok)}  {name}: {measured}" for name, ok, measured in budgets]))
+            return
 
         if args.mode == "flood":
             results["flood"] = flood_step(args, stack, gateway, token, 50, 15, connections)
@@ -712,18 +715,9 @@ def main():
         sb = results["signup_burst"]
         log(f"  {sb['created_201']} × 201, {sb['refused_503']} × 503; exactly one welcome order each: {sb['exactly_one_each']}")
 
-        log("Read path: GET /api/users/{id} through the gateway, straight to user-service, and pgbench -S")
-        sampler.step = "read path"
-        via_gateway = median_runs([wrk(f"{gateway}/api/users/{admin_id}", duration, connections,
-                                       [f"Authorization: Bearer {token}"]) for _ in range(repeats)])
-        direct = median_runs([wrk(f"http://127.0.0.1:3001/users/{admin_id}", duration, connections,
-                                  [f"X-Api-Key: {API_KEY}", f"X-Principal-Id: {admin_id}", "X-Principal-Role: admin"])
-                              for _ in range(repeats)])
+        results["gateway_hop"] = hop_step(args, stack, sampler, gateway, token, admin_id, smoke)
         postgres = median_runs([pgbench_read(args, duration) for _ in range(repeats)])
-        results["read"] = {"gateway": via_gateway, "direct": direct, "pgbench_select": postgres,
-                           "gateway_over_direct_rps": via_gateway["rps"] / direct["rps"],
-                           "direct_over_pgbench_tps": direct["rps"] / postgres["tps"],
-                           "gateway_added_p50_ms": via_gateway["p50_ms"] - direct["p50_ms"]}
+        results["read_pgbench_select"] = postgres
 
         log("Write path's limit: pgbench running order-service's insert statement")
         sampler.step = "pgbench write"
@@ -790,7 +784,10 @@ def write_report(args, r):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as out:
         json.dump(r, out, indent=2)
-    read, hop, broker, flood = r["read"], r["hop"], r["broker"], r["flood"]
+    hop, broker, flood = r["hop"], r["broker"], r["flood"]
+    gateway_peak = r["peak_rss_mib"].get("gateway hop", {}).get("api-gateway", 0)
+    hop_lines, hop_budgets = gateway_hop.report(r["gateway_hop"], r["pgbench_write"], gateway_peak)
+    hop_lines.append("")
     backlog, hot = broker["backlog_drain"], r["hot_key"]
     hot_slowest = "—" if hot["others_max_s"] is None else f"{hot['others_max_s']:.2f}"
     chain, demo, burst, pgw = r["order_chain"], r["demo"], r["signup_burst"], r["pgbench_write"]
@@ -849,12 +846,9 @@ def write_report(args, r):
         "|---|---|---|---|---|---|---|",
         f"| {burst['sent']} | {burst['created_201']} | {burst['refused_503']} | {burst['other_or_no_answer']} | {burst['welcome_orders']} | "
         f"{'yes' if burst['exactly_one_each'] else 'NO'} | {r['peak_rss_mib'].get('sign-up burst', {}).get('user-service', 0):.1f} |", "",
-        "## Read path: authenticated `GET /api/users/{id}`", "",
-        "| | req/s | p50 ms | p99 ms | errors |", "|---|---|---|---|---|",
-        f"| through the gateway | {read['gateway']['rps']:.0f} | {read['gateway']['p50_ms']:.2f} | {read['gateway']['p99_ms']:.2f} | {read['gateway']['errors']:.0f} |",
-        f"| straight to user-service | {read['direct']['rps']:.0f} | {read['direct']['p50_ms']:.2f} | {read['direct']['p99_ms']:.2f} | {read['direct']['errors']:.0f} |",
-        f"| PostgreSQL primary-key select (`pgbench -S`, 16 clients) | {read['pgbench_select']['tps']:.0f} | avg {read['pgbench_select']['latency_avg_ms']:.2f} | | |",
-        "", f"The gateway adds {read['gateway_added_p50_ms']:.2f} ms to p50.", "",
+        *hop_lines,
+        f"PostgreSQL's primary-key select (`pgbench -S`, 16 clients) in the same run: {r['read_pgbench_select']['tps']:.0f} tps "
+        f"(avg {r['read_pgbench_select']['latency_avg_ms']:.2f} ms).", "",
         "## Footprint: peak RSS (MiB) per step", "",
         "| step | " + " | ".join(SERVICES) + " |", "|---|" + "---|" * len(SERVICES),
     ]
@@ -888,8 +882,9 @@ def write_report(args, r):
          f"{burst['welcome_orders']} for {burst['created_201']}"),
         ("each service idle RSS ≤ 20 MiB", max(r["idle_rss_mib"].values()) <= BUDGETS["idle_rss_mib"], f"max {max(r['idle_rss_mib'].values()):.1f} MiB"),
         ("each service start → ready ≤ 0.5 s", max(r["start_to_ready_s"].values()) <= BUDGETS["start_to_ready_s"], f"max {max(r['start_to_ready_s'].values()):.3f} s"),
-        ("no errors under load", read["gateway"]["errors"] + read["direct"]["errors"] + flood["errors"] == 0,
-         f"{read['gateway']['errors'] + read['direct']['errors'] + flood['errors']:.0f}"),
+        *hop_budgets,
+        ("no errors under load", gateway_hop.errors(r["gateway_hop"]) + flood["errors"] == 0,
+         f"{gateway_hop.errors(r['gateway_hop']) + flood['errors']:.0f}"),
     ]
     lines += ["", "## Budgets", "", "| budget | verdict | measured |", "|---|---|---|"]
     lines += [f"| {name} | {verdict(ok)} | {measured} |" for name, ok, measured in budgets]

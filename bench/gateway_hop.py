@@ -1,0 +1,167 @@
+"""The gateway's hop: the same calls through the gateway and straight to the service behind
+it, a read and a write, at one and at 16 connections; and where the gateway's CPU time goes
+under the read load, sampled with perf.
+
+Gateway and direct runs alternate, so that whatever drifts during the run (the machine, the
+database's caches, the event chain the writes start) weighs on both sides alike.
+"""
+import collections
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+from load import median_runs, post_script, wrk
+
+# Crates whose names say nothing about where the time goes: a symbol is charged to the
+# first crate in it that is not one of these (`core::ptr::drop_in_place<reqwest::…>` is reqwest's).
+WRAPPERS = {"core", "alloc", "std", "impl", "dyn"}
+ALLOCATOR = re.compile(r"malloc|free|realloc|calloc|_rjem_|je_|sdallocx|tikv_jemalloc")
+COPIES = re.compile(r"^(__)?mem(cpy|move|set|cmp)")
+
+
+def measure(ports, gateway, token, principal_id, api_key, order_items, duration, repeats, connection_counts):
+    """{kind: {connections: {"gateway": figures, "direct": figures}}} for kind read and write."""
+    scripts = tempfile.mkdtemp(prefix="bench-hop-")
+    body = json.dumps({"userId": principal_id, "items": order_items})
+    as_service = {"X-Api-Key": api_key, "X-Principal-Id": principal_id, "X-Principal-Role": "admin"}
+    bearer = {"Authorization": f"Bearer {token}"}
+    calls = {
+        "read": {
+            "gateway": (f"{gateway}/api/users/{principal_id}", bearer, None),
+            "direct": (f"http://127.0.0.1:{ports['user-service']}/users/{principal_id}", as_service, None),
+        },
+        "write": {
+            "gateway": (f"{gateway}/api/orders", {}, post_script(
+                os.path.join(scripts, "gateway.lua"), body, {**bearer, "Content-Type": "application/json"})),
+            "direct": (f"http://127.0.0.1:{ports['order-service']}/orders", {}, post_script(
+                os.path.join(scripts, "direct.lua"), body, {**as_service, "Content-Type": "application/json"})),
+        },
+    }
+    results = {}
+    for kind, sides in calls.items():
+        results[kind] = {}
+        for connections in connection_counts:
+            runs = {side: [] for side in sides}
+            for _ in range(repeats):
+                for side, (url, headers, script) in sides.items():
+                    runs[side].append(wrk(url, duration, connections,
+                                          [f"{name}: {value}" for name, value in headers.items()], script))
+            figures = {side: median_runs(side_runs) for side, side_runs in runs.items()}
+            figures["ratio_rps"] = figures["gateway"]["rps"] / figures["direct"]["rps"]
+            figures["added_p50_ms"] = figures["gateway"]["p50_ms"] - figures["direct"]["p50_ms"]
+            results[kind][str(connections)] = figures
+    return results
+
+
+def profile(pid, load):
+    """Samples `pid`'s CPU with perf while `load()` runs. Returns the share of samples (%)
+    of the top symbols and of the crates they belong to, or None without perf."""
+    if not shutil.which("perf"):
+        return None
+    data = os.path.join(tempfile.mkdtemp(prefix="bench-perf-"), "perf.data")
+    record = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-o", data, "-p", str(pid)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    try:
+        load()
+    finally:
+        record.send_signal(signal.SIGINT)
+        record.wait(timeout=60)
+    report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "symbol", "--stdio",
+                             "--percent-limit", "0.05"], capture_output=True, text=True).stdout
+    shutil.rmtree(os.path.dirname(data), ignore_errors=True)
+    symbols = []
+    for line in report.splitlines():
+        if match := re.match(r"^\s+([\d.]+)%\s+\[([.k])\]\s+(.+?)\s*$", line):
+            symbols.append((float(match.group(1)), match.group(2) == "k", match.group(3)))
+    areas = collections.Counter()
+    for share, kernel, symbol in symbols:
+        areas[area(symbol, kernel)] += share
+    return {
+        "samples_note": "self time, cpu-clock at 1999 Hz",
+        "top_symbols": [{"percent": share, "symbol": shorten(symbol)} for share, _, symbol in symbols[:15]],
+        "by_area": [{"percent": share, "area": name} for name, share in areas.most_common(15)],
+    }
+
+
+def area(symbol, kernel):
+    """What a sampled symbol is part of: the kernel, the allocator, memory copies, or a crate."""
+    if kernel:
+        return "kernel (syscalls, TCP, scheduling)"
+    if ALLOCATOR.search(symbol) and "::" not in symbol:
+        return "allocator"
+    if COPIES.match(symbol):
+        return "memory copies"
+    for crate in re.findall(r"(?:^|[<\s&(,*])([a-z_][a-z0-9_]*)::", symbol):
+        if crate not in WRAPPERS:
+            return crate
+    return "std" if "::" in symbol else "other (libc, unresolved)"
+
+
+def shorten(symbol, limit=110):
+    """A symbol short enough for a table row: generic arguments dropped, then cut."""
+    previous = None
+    while previous != symbol:  # innermost first; `<T as Trait>::f` is no generic argument
+        previous, symbol = symbol, re.sub(r"(?<=[A-Za-z0-9_])(?<!drop_in_place)<[^<>]*>", "", symbol)
+    return symbol if len(symbol) <= limit else symbol[:limit - 1] + "…"
+
+
+BUDGETS = {
+    "read_ratio_16": 0.7,
+    "read_added_p50_ms_16": 0.4,
+    "read_added_p50_ms_1": 0.08,
+    "write_ratio_16": 0.9,
+    "write_direct_over_pgbench": 0.8,
+    "gateway_peak_rss_mib": 32,
+}
+
+
+def report(hop, pgbench_write, gateway_peak_rss_mib):
+    """The report's section on the hop, and its budgets as (name, ok, measured)."""
+    lines = ["## The gateway's hop: the same call through the gateway and straight to its service", "",
+             "| call | connections | via gateway req/s | direct req/s | ratio | gateway p50 / p99 ms | direct p50 / p99 ms | added p50 ms |",
+             "|---|---|---|---|---|---|---|---|"]
+    names = {"read": "`GET /api/users/{id}` → user-service", "write": "`POST /api/orders` → order-service"}
+    for kind, by_connections in ((k, hop[k]) for k in ("read", "write")):
+        for connections, f in by_connections.items():
+            g, d = f["gateway"], f["direct"]
+            lines.append(f"| {names[kind]} | {connections} | {g['rps']:.0f} | {d['rps']:.0f} | {f['ratio_rps']:.2f} | "
+                         f"{g['p50_ms']:.3f} / {g['p99_ms']:.2f} | {d['p50_ms']:.3f} / {d['p99_ms']:.2f} | {f['added_p50_ms']:.3f} |")
+    lines += ["", f"`pgbench` of order-service's insert statement at the same concurrency: {pgbench_write['tps']:.0f} tps "
+              f"(avg {pgbench_write['latency_avg_ms']:.2f} ms). The gateway's peak RSS over these runs: {gateway_peak_rss_mib:.1f} MiB."]
+    if profile := hop.get("profile"):
+        lines += ["", "Where the gateway's CPU time goes under the 16-connection read load (perf, "
+                  f"{profile['samples_note']}), by area:", "",
+                  "| area | % of samples |", "|---|---|"]
+        lines += [f"| {row['area']} | {row['percent']:.1f} |" for row in profile["by_area"]]
+        lines += ["", "Top symbols:", "", "| % | symbol |", "|---|---|"]
+        lines += [f"| {row['percent']:.2f} | `{row['symbol']}` |" for row in profile["top_symbols"]]
+    read16, read1, write16 = hop["read"].get("16"), hop["read"].get("1"), hop["write"].get("16")
+    budgets = []
+    if read16 and read1 and write16:
+        direct_over_pgbench = write16["direct"]["rps"] / pgbench_write["tps"]
+        budgets = [
+            ("reads at 16 connections: gateway ≥ 0.7 × direct req/s", read16["ratio_rps"] >= BUDGETS["read_ratio_16"],
+             f"{read16['ratio_rps']:.2f}"),
+            ("reads at 16 connections: gateway adds ≤ 0.4 ms to p50",
+             read16["added_p50_ms"] <= BUDGETS["read_added_p50_ms_16"], f"{read16['added_p50_ms']:.3f} ms"),
+            ("reads at 1 connection: gateway adds ≤ 0.08 ms to p50",
+             read1["added_p50_ms"] <= BUDGETS["read_added_p50_ms_1"], f"{read1['added_p50_ms']:.3f} ms"),
+            ("POST /api/orders at 16 connections: gateway ≥ 0.9 × direct req/s",
+             write16["ratio_rps"] >= BUDGETS["write_ratio_16"], f"{write16['ratio_rps']:.2f}"),
+            ("POST /orders straight to order-service ≥ 0.8 × pgbench of its statement",
+             direct_over_pgbench >= BUDGETS["write_direct_over_pgbench"], f"{direct_over_pgbench:.2f}"),
+            ("gateway peak RSS ≤ 32 MiB under the hop's loads", gateway_peak_rss_mib <= BUDGETS["gateway_peak_rss_mib"],
+             f"{gateway_peak_rss_mib:.1f} MiB"),
+        ]
+    return lines, budgets
+
+
+def errors(hop):
+    """Non-2xx answers and socket errors over every run of the hop."""
+    return sum(f[side]["errors"] for kind in ("read", "write") for f in hop[kind].values() for side in ("gateway", "direct"))
