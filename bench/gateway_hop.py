@@ -77,7 +77,7 @@ def profile(pid, load):
     shutil.rmtree(os.path.dirname(data), ignore_errors=True)
     symbols = []
     for line in report.splitlines():
-        if match := re.match(r"^\s+([\d.]+)%\s+\[([.k])\]\s+(.+?)\s*$", line):
+        if match := re.match(r"^\s+([\d.]+)%\s+\[([.k])\]\s+(.+?)(\s+-\s+-)?\s*$", line):
             symbols.append((float(match.group(1)), match.group(2) == "k", match.group(3)))
     areas = collections.Counter()
     for share, kernel, symbol in symbols:

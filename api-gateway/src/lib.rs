@@ -8,6 +8,7 @@ pub mod conformance;
 pub mod docs;
 pub mod routes;
 pub mod startup;
+pub mod upstream;
 
 pub use configuration::Settings;
 pub use startup::Application;

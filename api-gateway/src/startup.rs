@@ -1,5 +1,7 @@
 //! Wiring: tokens, rate limits, the upstream client, CORS, routes and the server.
 
+use std::sync::Arc;
+
 use axum::http::{Method, header};
 use platform::http::{Server, ServerBuilder};
 use platform::telemetry::propagation::CallerContext;
@@ -7,7 +9,8 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::{Accounts, RateLimits, Tokens};
 use crate::configuration::Settings;
-use crate::routes::{self, AppState, Upstreams};
+use crate::routes::{self, AppState};
+use crate::upstream::Upstreams;
 
 /// Builds api-gateway. The result is a bound [`Server`]: `port()`, `run_until_stopped()`, `run_until(signal)`.
 pub struct Application;
@@ -16,10 +19,10 @@ impl Application {
     /// Builds the upstream client and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         platform::metrics::handle();
-        let upstreams =
-            Upstreams::new(&settings.upstreams, settings.service_key.clone(), settings.limits.max_body_bytes)?;
+        let upstreams = Upstreams::new(&settings.upstreams, &settings.service_key, settings.limits.max_body_bytes)?;
         let accounts = Accounts::new(settings.jwt.status_ttl, 100_000);
-        let state = AppState { upstreams, tokens: Tokens::new(&settings.jwt), accounts };
+        let state =
+            AppState { upstreams: Arc::new(upstreams), tokens: Arc::new(Tokens::new(&settings.jwt)), accounts };
         // One body limit for every route, the auth routes included.
         let limits = RateLimits::new(&settings.limits);
         let api = routes::router(state, limits.clone())

@@ -11,7 +11,7 @@ use contracts::events::UserDeleted;
 use crate::domain::{Email, NewUser, Password, Role, User, UserId, UserName, verify_password};
 use crate::events::user_created;
 use crate::hashing::{Hasher, HashingError};
-use crate::repository::users::{self, InsertUserError};
+use crate::repository::users::{self, CredentialsVersion, InsertUserError};
 
 /// Why a user could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -118,15 +118,15 @@ pub async fn check_credentials(
     hasher: &Hasher,
     email: &str,
     password: String,
-) -> Result<Option<User>, CheckCredentialsError> {
+) -> Result<Option<(User, CredentialsVersion)>, CheckCredentialsError> {
     // Any spelling of the address finds its account (see [`Email`]); one that is no
     // address at all finds none, after the same hashing work.
     let normalised = Email::parse(email).map(|email| email.as_str().to_owned()).unwrap_or_default();
     let found = if normalised.is_empty() { None } else { users::find_credentials(pool, &normalised).await? };
-    let stored = found.as_ref().map(|(_, hash)| hash.clone());
+    let stored = found.as_ref().map(|found| found.password_hash.clone());
     let account = if normalised.is_empty() { email.to_lowercase() } else { normalised };
     let valid = hasher.run(&account, move || verify_password(&password, stored.as_deref())).await?;
-    Ok(found.filter(|_| valid).map(|(user, _)| user))
+    Ok(found.filter(|_| valid).map(|found| (found.user, found.version)))
 }
 
 /// Creates the first admin from settings when no user has its e-mail address yet, and
@@ -134,7 +134,7 @@ pub async fn check_credentials(
 /// the settings, generated per machine for a native run, are the source of truth for
 /// the bootstrap account.
 pub async fn ensure_admin(pool: &PgPool, hasher: &Hasher, email: &Email, password: &Password) -> anyhow::Result<()> {
-    if let Some((user, hash)) = users::find_credentials(pool, email.as_str()).await? {
+    if let Some(users::Credentials { user, password_hash: hash, .. }) = users::find_credentials(pool, email.as_str()).await? {
         let candidate = password.expose().to_owned();
         let matches = hasher.run(email.as_str(), move || verify_password(&candidate, Some(&hash))).await?;
         if !matches || user.role != Role::Admin {

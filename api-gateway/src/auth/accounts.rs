@@ -8,14 +8,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, StatusCode};
 use moka::future::Cache;
-use platform::auth::Role;
+use platform::auth::{CREDENTIALS_VERSION_HEADER, Principal, Role};
 use platform::http::{Problem, RequestId};
 use uuid::Uuid;
 
 use super::Verified;
-use crate::routes::Upstreams;
+use crate::upstream::{Call, Service, Upstreams};
 
 /// What user-service says of an account now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ impl Accounts {
         let principal = token.principal;
         let state = self
             .cache
-            .try_get_with(principal.id, upstreams.account_state(principal, request_id))
+            .try_get_with(principal.id, account_state(upstreams, principal, request_id))
             .await
             .map_err(|error: Arc<Problem>| (*error).clone())?;
         match state {
@@ -58,6 +59,42 @@ impl Accounts {
             AccountState::Gone => Err(revoked("the account no longer exists")),
         }
     }
+}
+
+/// The account's state as user-service has it, asked as the principal itself (every
+/// account may read its own record).
+async fn account_state(upstreams: &Upstreams, principal: Principal, request_id: &RequestId) -> Result<AccountState, Problem> {
+    let path = format!("/users/{}", principal.id);
+    let call = Call {
+        service: Service::Users,
+        method: Method::GET,
+        path: &path,
+        query: None,
+        headers: HeaderMap::new(),
+        principal: Some(principal),
+        body: Body::empty(),
+    };
+    let (status, headers, body) = upstreams.fetch(call, request_id).await?;
+    match status {
+        StatusCode::OK => {
+            #[derive(serde::Deserialize)]
+            struct Account {
+                role: Role,
+            }
+            let account: Account = serde_json::from_slice(&body).map_err(|e| {
+                Problem::internal(&anyhow::anyhow!(e).context("user-service answered without a role"))
+            })?;
+            Ok(AccountState::Active(account.role, credentials_version(&headers)))
+        }
+        StatusCode::NOT_FOUND => Ok(AccountState::Gone),
+        status => Err(Problem::internal(&anyhow::anyhow!("user-service answered {status} for an account check"))),
+    }
+}
+
+/// The account's credentials version user-service sent; 0 (an account never changed)
+/// when it sent none.
+pub fn credentials_version(headers: &HeaderMap) -> u32 {
+    headers.get(CREDENTIALS_VERSION_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
 }
 
 fn revoked(detail: &str) -> Problem {

@@ -57,7 +57,6 @@ pub enum TokenError {
 }
 
 /// Issues and checks tokens.
-#[derive(Clone)]
 pub struct Tokens {
     encoding: EncodingKey,
     decoding: DecodingKey,

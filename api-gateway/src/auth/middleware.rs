@@ -1,5 +1,7 @@
 //! `Authorization: Bearer <token>` → the request's [`Principal`], or a 401.
 
+use std::sync::Arc;
+
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -16,7 +18,7 @@ fn unauthorized(detail: &str) -> Response {
 
 /// Middleware: requires a valid bearer token and stores what it says in the request: its
 /// [`platform::auth::Principal`] and the whole [`super::Verified`].
-pub async fn authenticate(State(tokens): State<Tokens>, mut request: Request, next: Next) -> Response {
+pub async fn authenticate(State(tokens): State<Arc<Tokens>>, mut request: Request, next: Next) -> Response {
     let token = request
         .headers()
         .get(header::AUTHORIZATION)

@@ -7,7 +7,7 @@ mod jwt;
 mod middleware;
 mod rate_limit;
 
-pub use accounts::{AccountState, Accounts};
+pub use accounts::{AccountState, Accounts, credentials_version};
 pub use jwt::{Claims, TokenError, Tokens, Verified};
 pub use middleware::authenticate;
 pub use rate_limit::{RateLimits, limit_by_client_address, limit_by_principal};

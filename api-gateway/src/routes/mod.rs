@@ -6,24 +6,28 @@ mod index;
 mod path_guard;
 mod proxy;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::middleware::{from_fn, from_fn_with_state};
 use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use utoipa::OpenApi;
 
-pub use proxy::{Backend, FORWARDED_ROUTES, ForwardedRoute, Upstreams};
+pub use proxy::{FORWARDED_ROUTES, ForwardedRoute};
 
 use crate::auth::{Accounts, RateLimits, Tokens, authenticate, limit_by_client_address, limit_by_principal};
 use crate::conformance::{Conformance, check_answers};
 use crate::docs::ApiDoc;
+use crate::upstream::Upstreams;
 
-/// What the gateway's handlers share.
+/// What the gateway's handlers share. Every layer and handler gets a clone per request,
+/// so it is a few reference counts, never a copy of keys, sets or strings.
 #[derive(Clone)]
 pub struct AppState {
     /// The backends.
-    pub upstreams: Upstreams,
+    pub upstreams: Arc<Upstreams>,
     /// Token issuing and checking.
-    pub tokens: Tokens,
+    pub tokens: Arc<Tokens>,
     /// Whether a token's account still exists with its role.
     pub accounts: Accounts,
 }

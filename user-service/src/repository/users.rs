@@ -26,6 +26,7 @@ struct UserRow {
     role: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    credentials_version: i32,
 }
 
 impl TryFrom<UserRow> for User {
@@ -42,7 +43,29 @@ impl TryFrom<UserRow> for User {
     }
 }
 
-const COLUMNS: &str = "id, email, name, role, created_at, updated_at";
+const COLUMNS: &str = "id, email, name, role, created_at, updated_at, credentials_version";
+
+/// An account's credentials version: counted up by every change of its password or e-mail
+/// address, and named by each token, so that a change retires every earlier token.
+pub type CredentialsVersion = u32;
+
+impl UserRow {
+    fn versioned(self) -> anyhow::Result<(User, CredentialsVersion)> {
+        let version = CredentialsVersion::try_from(self.credentials_version).context("negative credentials version")?;
+        Ok((User::try_from(self)?, version))
+    }
+}
+
+/// What sign-in checks a password against: the user, their password hash and the
+/// credentials version a token for them names.
+pub struct Credentials {
+    /// The account.
+    pub user: User,
+    /// The stored hash.
+    pub password_hash: String,
+    /// The version a token issued now carries.
+    pub version: CredentialsVersion,
+}
 
 /// Inserts a user within `transaction`.
 #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "INSERT users", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "users"))]
@@ -68,15 +91,15 @@ pub async fn insert(
     Ok(User::try_from(row)?)
 }
 
-/// The user with `id`, if any.
+/// The user with `id` and their credentials version, if any: one query serves both.
 #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT users", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "users"))]
-pub async fn find(executor: impl PgExecutor<'_>, id: UserId) -> anyhow::Result<Option<User>> {
+pub async fn find(executor: impl PgExecutor<'_>, id: UserId) -> anyhow::Result<Option<(User, CredentialsVersion)>> {
     sqlx::query_as::<_, UserRow>(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
         .bind(id.as_uuid())
         .fetch_optional(executor)
         .await
         .context("SELECT user by id failed")?
-        .map(User::try_from)
+        .map(UserRow::versioned)
         .transpose()
 }
 
@@ -98,7 +121,7 @@ pub async fn list(executor: impl PgExecutor<'_>, limit: i64, offset: i64) -> any
 
 /// The user with `email` (in any letter case) and their password hash, for verification.
 #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT users", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "users"))]
-pub async fn find_credentials(executor: impl PgExecutor<'_>, email: &str) -> anyhow::Result<Option<(User, String)>> {
+pub async fn find_credentials(executor: impl PgExecutor<'_>, email: &str) -> anyhow::Result<Option<Credentials>> {
     #[derive(sqlx::FromRow)]
     struct Row {
         #[sqlx(flatten)]
@@ -111,7 +134,11 @@ pub async fn find_credentials(executor: impl PgExecutor<'_>, email: &str) -> any
             .fetch_optional(executor)
             .await
             .context("SELECT user by e-mail failed")?;
-    row.map(|row| Ok((User::try_from(row.user)?, row.password_hash))).transpose()
+    row.map(|row| {
+        let (user, version) = row.user.versioned()?;
+        Ok(Credentials { user, password_hash: row.password_hash, version })
+    })
+    .transpose()
 }
 
 /// Changes to a user; `None` leaves a field as it is.
@@ -155,15 +182,14 @@ pub async fn update(
     Ok(row.map(User::try_from).transpose()?)
 }
 
-/// The account's credentials version (see the migration that adds it) and password hash;
-/// `None` when there is no such user.
+/// The account's password hash; `None` when there is no such user.
 #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "SELECT users", db.system.name = "postgresql", db.operation.name = "SELECT", db.collection.name = "users"))]
-pub async fn credentials(executor: impl PgExecutor<'_>, id: UserId) -> anyhow::Result<Option<(i32, String)>> {
-    sqlx::query_as("SELECT credentials_version, password_hash FROM users WHERE id = $1")
+pub async fn password_hash(executor: impl PgExecutor<'_>, id: UserId) -> anyhow::Result<Option<String>> {
+    sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(id.as_uuid())
         .fetch_optional(executor)
         .await
-        .context("SELECT users failed")
+        .context("SELECT password hash failed")
 }
 
 /// Deletes the user; false when there was none.

@@ -10,7 +10,7 @@ use platform::http::{ApiJson, Problem, RequestId};
 
 use crate::accounts::{check_credentials, create_user, parse_new_user};
 use crate::domain::{Role, User};
-use crate::repository::users;
+use crate::repository::users::CredentialsVersion;
 use crate::state::AppState;
 
 /// `POST /auth/register`: a new account always has role `user`.
@@ -30,16 +30,13 @@ pub async fn verify(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Response, Problem> {
-    let user = check_credentials(&state.pool, &state.hasher, &request.email, request.password)
+    let (user, version) = check_credentials(&state.pool, &state.hasher, &request.email, request.password)
         .await?
         .ok_or_else(|| Problem::new(StatusCode::UNAUTHORIZED, Some("wrong e-mail address or password".to_owned())))?;
-    with_credentials_version(&state, user).await
+    Ok(with_credentials_version(user, version))
 }
 
 /// `user` as JSON, with its account's credentials version in a header for the gateway.
-pub(super) async fn with_credentials_version(state: &AppState, user: User) -> Result<Response, Problem> {
-    let (version, _) = users::credentials(&state.pool, user.id.into())
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("user {} does not exist", user.id)))?;
-    Ok((AppendHeaders([(CREDENTIALS_VERSION_HEADER, version.to_string())]), Json(user)).into_response())
+pub(super) fn with_credentials_version(user: User, version: CredentialsVersion) -> Response {
+    (AppendHeaders([(CREDENTIALS_VERSION_HEADER, version.to_string())]), Json(user)).into_response()
 }

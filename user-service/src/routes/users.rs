@@ -36,8 +36,8 @@ pub async fn get(
     if !principal.may_access(id) {
         return Err(forbidden());
     }
-    let user = users::find(&state.pool, id.into()).await?.ok_or_else(|| not_found(id))?;
-    super::auth::with_credentials_version(&state, user).await
+    let (user, version) = users::find(&state.pool, id.into()).await?.ok_or_else(|| not_found(id))?;
+    Ok(super::auth::with_credentials_version(user, version))
 }
 
 fn not_found(id: Uuid) -> Problem {
@@ -121,7 +121,7 @@ async fn confirm_credentials_change(
             "is required to change your password or e-mail address",
         )]));
     };
-    let (_, hash) = users::credentials(&state.pool, id.into()).await?.ok_or_else(|| not_found(id))?;
+    let hash = users::password_hash(&state.pool, id.into()).await?.ok_or_else(|| not_found(id))?;
     let valid = state
         .hasher
         .run(&id.to_string(), move || verify_password(&current, Some(&hash)))

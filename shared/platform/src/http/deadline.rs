@@ -1,6 +1,7 @@
 //! A whole request body must arrive within `HTTP_BODY_READ_TIMEOUT_MS` of the request's
 //! start: a client sending a byte every few seconds gets a 408 problem and its connection
-//! closed, instead of holding a handler and a connection for as long as it likes.
+//! closed, instead of holding a handler and a connection for as long as it likes. The same
+//! deadline bounds any streamed body ([`within`]), such as a backend's answer a proxy passes on.
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -11,6 +12,7 @@ use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
+use axum::BoxError;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::Sleep;
 
@@ -18,14 +20,22 @@ use super::Problem;
 
 /// The error a body reports once its deadline passed.
 #[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within {0:?}")]
+#[error("the body did not arrive within {0:?}")]
 pub struct BodyTimedOut(Duration);
 
 /// Middleware: gives the request's body a deadline `limit` from now.
 pub(super) async fn read_body_within(limit: Duration, request: Request, next: Next) -> Response {
     let (parts, body) = request.into_parts();
-    let body = Body::new(Deadline { inner: body, sleep: Box::pin(tokio::time::sleep(limit)), limit });
-    next.run(Request::from_parts(parts, body)).await
+    next.run(Request::from_parts(parts, within(body, limit))).await
+}
+
+/// `body`, failing with [`BodyTimedOut`] unless it has been read whole within `limit` from now.
+pub fn within<B>(body: B, limit: Duration) -> Body
+where
+    B: HttpBody<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    Body::new(Deadline { inner: body, sleep: Box::pin(tokio::time::sleep(limit)), limit })
 }
 
 /// The problem for a body that could not be read: 408 (connection closed) when its
@@ -41,19 +51,23 @@ pub fn body_problem(error: &(dyn std::error::Error + 'static), otherwise: Proble
     otherwise
 }
 
-struct Deadline {
-    inner: Body,
+struct Deadline<B> {
+    inner: B,
     sleep: Pin<Box<Sleep>>,
     limit: Duration,
 }
 
-impl HttpBody for Deadline {
+impl<B> HttpBody for Deadline<B>
+where
+    B: HttpBody<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     type Data = Bytes;
     type Error = axum::Error;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
-            return Poll::Ready(frame);
+            return Poll::Ready(frame.map(|frame| frame.map_err(axum::Error::new)));
         }
         if self.sleep.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut(self.limit)))));

@@ -11,7 +11,7 @@ mod problem;
 mod request_id;
 mod server;
 
-pub use deadline::{BodyTimedOut, body_problem};
+pub use deadline::{BodyTimedOut, body_problem, within as body_within};
 pub use extract::{ApiBytes, ApiJson, ApiPath, ApiQuery};
 pub use layers::{TRACE_ID_HEADER, inject_trace_context, standard_layers, standard_layers_with};
 pub use paging::Page;
