@@ -24,12 +24,15 @@ ALLOCATOR = re.compile(r"malloc|free|realloc|calloc|_rjem_|je_|sdallocx|tikv_jem
 COPIES = re.compile(r"^(__)?mem(cpy|move|set|cmp)")
 
 
-def measure(ports, gateway, token, principal_id, api_key, order_items, duration, repeats, connection_counts):
-    """{kind: {connections: {"gateway": figures, "direct": figures}}} for kind read and write."""
+def measure(ports, pids, gateway, token, principal_id, api_key, order_items, duration, repeats, connection_counts):
+    """{kind: {connections: {"gateway": figures, "direct": figures}}} for kind read and write.
+    Each side's figures include the CPU time per request of the gateway and of the service
+    behind it (µs), from `pids`."""
     scripts = tempfile.mkdtemp(prefix="bench-hop-")
     body = json.dumps({"userId": principal_id, "items": order_items})
     as_service = {"X-Api-Key": api_key, "X-Principal-Id": principal_id, "X-Principal-Role": "admin"}
     bearer = {"Authorization": f"Bearer {token}"}
+    backends = {"read": "user-service", "write": "order-service"}
     calls = {
         "read": {
             "gateway": (f"{gateway}/api/users/{principal_id}", bearer, None),
@@ -49,8 +52,13 @@ def measure(ports, gateway, token, principal_id, api_key, order_items, duration,
             runs = {side: [] for side in sides}
             for _ in range(repeats):
                 for side, (url, headers, script) in sides.items():
-                    runs[side].append(wrk(url, duration, connections,
-                                          [f"{name}: {value}" for name, value in headers.items()], script))
+                    watched = {"gateway": pids["api-gateway"], "service": pids[backends[kind]]}
+                    before = {name: cpu_seconds(pid) for name, pid in watched.items()}
+                    run = wrk(url, duration, connections, [f"{name}: {value}" for name, value in headers.items()], script)
+                    requests = run["rps"] * duration
+                    for name, pid in watched.items():
+                        run[f"{name}_cpu_us_per_request"] = (cpu_seconds(pid) - before[name]) / requests * 1e6
+                    runs[side].append(run)
             figures = {side: median_runs(side_runs) for side, side_runs in runs.items()}
             figures["ratio_rps"] = figures["gateway"]["rps"] / figures["direct"]["rps"]
             figures["added_p50_ms"] = figures["gateway"]["p50_ms"] - figures["direct"]["p50_ms"]
@@ -58,14 +66,25 @@ def measure(ports, gateway, token, principal_id, api_key, order_items, duration,
     return results
 
 
+def cpu_seconds(pid):
+    """User and system CPU time `pid` has used so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def profile(pid, load):
     """Samples `pid`'s CPU with perf while `load()` runs. Returns the share of samples (%)
     of the top symbols and of the crates they belong to, or None without perf."""
     if not shutil.which("perf"):
         return None
-    data = os.path.join(tempfile.mkdtemp(prefix="bench-perf-"), "perf.data")
-    record = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", "-o", data, "-p", str(pid)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # BENCH_PERF_DATA keeps the recording for `perf report`; BENCH_PERF_ARGS adds to the
+    # recording's options (`--call-graph dwarf` for callers and callees).
+    kept = os.environ.get("BENCH_PERF_DATA")
+    data = kept or os.path.join(tempfile.mkdtemp(prefix="bench-perf-"), "perf.data")
+    extra = os.environ.get("BENCH_PERF_ARGS", "").split()
+    record = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-F", "1999", *extra, "-o", data,
+                               "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     try:
         load()
@@ -74,7 +93,8 @@ def profile(pid, load):
         record.wait(timeout=60)
     report = subprocess.run(["perf", "report", "-i", data, "--no-children", "--sort", "symbol", "--stdio",
                              "--percent-limit", "0.05"], capture_output=True, text=True).stdout
-    shutil.rmtree(os.path.dirname(data), ignore_errors=True)
+    if not kept:
+        shutil.rmtree(os.path.dirname(data), ignore_errors=True)
     symbols = []
     for line in report.splitlines():
         if match := re.match(r"^\s+([\d.]+)%\s+\[([.k])\]\s+(.+?)(\s+-\s+-)?\s*$", line):
@@ -124,14 +144,15 @@ BUDGETS = {
 def report(hop, pgbench_write, gateway_peak_rss_mib):
     """The report's section on the hop, and its budgets as (name, ok, measured)."""
     lines = ["## The gateway's hop: the same call through the gateway and straight to its service", "",
-             "| call | connections | via gateway req/s | direct req/s | ratio | gateway p50 / p99 ms | direct p50 / p99 ms | added p50 ms |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| call | connections | via gateway req/s | direct req/s | ratio | gateway p50 / p99 ms | direct p50 / p99 ms | added p50 ms | CPU µs a request: gateway / service |",
+             "|---|---|---|---|---|---|---|---|---|"]
     names = {"read": "`GET /api/users/{id}` → user-service", "write": "`POST /api/orders` → order-service"}
     for kind, by_connections in ((k, hop[k]) for k in ("read", "write")):
         for connections, f in by_connections.items():
             g, d = f["gateway"], f["direct"]
             lines.append(f"| {names[kind]} | {connections} | {g['rps']:.0f} | {d['rps']:.0f} | {f['ratio_rps']:.2f} | "
-                         f"{g['p50_ms']:.3f} / {g['p99_ms']:.2f} | {d['p50_ms']:.3f} / {d['p99_ms']:.2f} | {f['added_p50_ms']:.3f} |")
+                         f"{g['p50_ms']:.3f} / {g['p99_ms']:.2f} | {d['p50_ms']:.3f} / {d['p99_ms']:.2f} | {f['added_p50_ms']:.3f} | "
+                         f"{g['gateway_cpu_us_per_request']:.0f} / {g['service_cpu_us_per_request']:.0f} |")
     lines += ["", f"`pgbench` of order-service's insert statement at the same concurrency: {pgbench_write['tps']:.0f} tps "
               f"(avg {pgbench_write['latency_avg_ms']:.2f} ms). The gateway's peak RSS over these runs: {gateway_peak_rss_mib:.1f} MiB."]
     if profile := hop.get("profile"):

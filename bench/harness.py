@@ -595,7 +595,8 @@ def hop_step(args, stack, sampler, gateway, token, admin_id, smoke):
     log("Gateway hop: a read and a write, through the gateway and straight to the service, at 1 and 16 connections")
     sampler.step = "gateway hop"
     duration, repeats = (1, 1) if smoke else (5, 3)
-    hop = gateway_hop.measure(stack.ports, gateway, token, admin_id, API_KEY, ORDER_BODY_ITEMS, duration, repeats,
+    pids = {s: p.pid for s, p in stack.processes.items()}
+    hop = gateway_hop.measure(stack.ports, pids, gateway, token, admin_id, API_KEY, ORDER_BODY_ITEMS, duration, repeats,
                               (1, 4) if smoke else (1, 16))
     if not smoke:
         log("  profiling the gateway under the read load (perf)")

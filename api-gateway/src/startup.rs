@@ -21,8 +21,7 @@ impl Application {
         platform::metrics::handle();
         let upstreams = Upstreams::new(&settings.upstreams, &settings.service_key, settings.limits.max_body_bytes)?;
         let accounts = Accounts::new(settings.jwt.status_ttl, 100_000);
-        let state =
-            AppState { upstreams: Arc::new(upstreams), tokens: Arc::new(Tokens::new(&settings.jwt)), accounts };
+        let state = AppState { upstreams, tokens: Arc::new(Tokens::new(&settings.jwt)), accounts };
         // One body limit for every route, the auth routes included.
         let limits = RateLimits::new(&settings.limits);
         let api = routes::router(state, limits.clone())

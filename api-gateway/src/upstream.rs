@@ -123,7 +123,11 @@ impl Upstreams {
     }
 
     /// Makes `call` and reads the backend's whole answer (for the gateway's own use).
-    pub async fn fetch(&self, call: Call<'_>, request_id: &RequestId) -> Result<(StatusCode, HeaderMap, Bytes), Problem> {
+    pub async fn fetch(
+        &self,
+        call: Call<'_>,
+        request_id: &RequestId,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), Problem> {
         let deadline = Instant::now() + self.timeout;
         let service = call.service;
         let response = self.send(call, request_id, deadline).await?;
@@ -138,7 +142,12 @@ impl Upstreams {
     }
 
     /// Sends `call` and waits for the answer's head until `deadline`.
-    async fn send(&self, call: Call<'_>, request_id: &RequestId, deadline: Instant) -> Result<Response<Incoming>, Problem> {
+    async fn send(
+        &self,
+        call: Call<'_>,
+        request_id: &RequestId,
+        deadline: Instant,
+    ) -> Result<Response<Incoming>, Problem> {
         let Call { service, method, path, query, mut headers, principal, body } = call;
         let uri = self.uri(service, path, query)?;
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {

@@ -134,7 +134,9 @@ pub async fn check_credentials(
 /// the settings, generated per machine for a native run, are the source of truth for
 /// the bootstrap account.
 pub async fn ensure_admin(pool: &PgPool, hasher: &Hasher, email: &Email, password: &Password) -> anyhow::Result<()> {
-    if let Some(users::Credentials { user, password_hash: hash, .. }) = users::find_credentials(pool, email.as_str()).await? {
+    if let Some(users::Credentials { user, password_hash: hash, .. }) =
+        users::find_credentials(pool, email.as_str()).await?
+    {
         let candidate = password.expose().to_owned();
         let matches = hasher.run(email.as_str(), move || verify_password(&candidate, Some(&hash))).await?;
         if !matches || user.role != Role::Admin {

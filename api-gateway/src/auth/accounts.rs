@@ -63,7 +63,11 @@ impl Accounts {
 
 /// The account's state as user-service has it, asked as the principal itself (every
 /// account may read its own record).
-async fn account_state(upstreams: &Upstreams, principal: Principal, request_id: &RequestId) -> Result<AccountState, Problem> {
+async fn account_state(
+    upstreams: &Upstreams,
+    principal: Principal,
+    request_id: &RequestId,
+) -> Result<AccountState, Problem> {
     let path = format!("/users/{}", principal.id);
     let call = Call {
         service: Service::Users,
@@ -81,9 +85,8 @@ async fn account_state(upstreams: &Upstreams, principal: Principal, request_id: 
             struct Account {
                 role: Role,
             }
-            let account: Account = serde_json::from_slice(&body).map_err(|e| {
-                Problem::internal(&anyhow::anyhow!(e).context("user-service answered without a role"))
-            })?;
+            let account: Account = serde_json::from_slice(&body)
+                .map_err(|e| Problem::internal(&anyhow::anyhow!(e).context("user-service answered without a role")))?;
             Ok(AccountState::Active(account.role, credentials_version(&headers)))
         }
         StatusCode::NOT_FOUND => Ok(AccountState::Gone),

@@ -11,13 +11,13 @@ use contracts::api::users::{TokenResponse, User};
 use platform::auth::Principal;
 use platform::http::{ApiBytes, Problem, RequestId};
 
-use super::AppState;
+use super::{AppState, SharedState};
 use crate::auth::credentials_version;
 use crate::upstream::{Call, Service, Upstreams};
 
 /// `POST /api/auth/register` `{email, password, name}` → 201 with a token; the account has role `user`.
 pub async fn register(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     request_id: RequestId,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,
@@ -28,7 +28,7 @@ pub async fn register(
 
 /// `POST /api/auth/login` `{email, password}` → 200 with a token; one 401 for any wrong credential.
 pub async fn login(
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     request_id: RequestId,
     headers: HeaderMap,
     ApiBytes(body): ApiBytes,

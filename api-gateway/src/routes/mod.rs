@@ -20,20 +20,23 @@ use crate::conformance::{Conformance, check_answers};
 use crate::docs::ApiDoc;
 use crate::upstream::Upstreams;
 
-/// What the gateway's handlers share. Every layer and handler gets a clone per request,
-/// so it is a few reference counts, never a copy of keys, sets or strings.
-#[derive(Clone)]
+/// What the gateway's handlers share, behind one reference count ([`SharedState`]): every
+/// layer and handler takes a clone per request, which must not copy keys, sets or strings.
 pub struct AppState {
     /// The backends.
-    pub upstreams: Arc<Upstreams>,
+    pub upstreams: Upstreams,
     /// Token issuing and checking.
     pub tokens: Arc<Tokens>,
     /// Whether a token's account still exists with its role.
     pub accounts: Accounts,
 }
 
+/// The state the router hands its handlers.
+pub type SharedState = Arc<AppState>;
+
 /// The public API routes.
 pub fn router(state: AppState, limits: RateLimits) -> Router {
+    let state = Arc::new(state);
     let sign_in = Router::new()
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
@@ -62,7 +65,7 @@ pub fn guard_paths(router: Router) -> Router {
 }
 
 /// The handler for one table entry, on exactly the methods the backend serves there.
-fn forwarder(route: &'static ForwardedRoute) -> MethodRouter<AppState> {
+fn forwarder(route: &'static ForwardedRoute) -> MethodRouter<SharedState> {
     let filter = route
         .methods
         .iter()

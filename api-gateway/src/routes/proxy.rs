@@ -10,7 +10,7 @@ use axum::response::Response;
 use platform::http::{Problem, RequestId};
 use uuid::Uuid;
 
-use super::AppState;
+use super::SharedState;
 use crate::auth::Verified;
 use crate::upstream::{Call, Service, too_large};
 
@@ -90,7 +90,7 @@ impl ForwardedRoute {
 /// made with the body streaming through and the answer streaming back.
 pub async fn forward_route(
     route: &'static ForwardedRoute,
-    State(state): State<AppState>,
+    State(state): State<SharedState>,
     Extension(token): Extension<Verified>,
     request_id: RequestId,
     params: Result<RawPathParams, RawPathParamsRejection>,

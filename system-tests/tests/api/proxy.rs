@@ -82,3 +82,49 @@ async fn the_auth_routes_have_the_same_body_limit_and_error_shape() {
         }
     }
 }
+
+/// A backend that answers the gateway's account check and says how many body bytes it got.
+async fn counting_backend() -> String {
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route("/users/{id}", get(|| async { axum::Json(serde_json::json!({"role": "admin"})) }))
+        .route(
+            "/users",
+            post(|body: axum::body::Bytes| async move {
+                (axum::http::StatusCode::CREATED, axum::Json(serde_json::json!({"received": body.len()})))
+            }),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    address
+}
+
+/// A body of `size` bytes sent in 64 KiB chunks, with no declared length.
+fn chunked(size: usize) -> reqwest::Body {
+    let chunks = (0..size.div_ceil(65_536)).map(move |i| {
+        let chunk = axum::body::Bytes::from(vec![b' '; 65_536.min(size - i * 65_536)]);
+        Ok::<_, std::io::Error>(http_body::Frame::data(chunk))
+    });
+    reqwest::Body::wrap(http_body_util::StreamBody::new(futures::stream::iter(chunks)))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_stream_through_whole_and_one_past_the_limit_without_a_length_is_413() {
+    let backend = counting_backend().await;
+    let gateway = spawn_gateway(&backend, &backend).await;
+    let token = token_for(Role::Admin);
+    let send = |body: reqwest::Body| {
+        let request = gateway.client.post(gateway.url("/api/users")).bearer_auth(&token);
+        request.header("content-type", "application/json").body(body).send()
+    };
+    let within = send(chunked(1_000_000)).await.unwrap();
+    assert_eq!(within.status(), 201);
+    let answer: serde_json::Value = within.json().await.unwrap();
+    assert_eq!(answer["received"], 1_000_000, "the backend got the whole streamed body");
+    assert_problem(send(chunked(3 * 1024 * 1024)).await.unwrap(), 413).await;
+    // The gateway and its pooled connection to the backend both still work.
+    let after = send(chunked(10)).await.unwrap();
+    assert_eq!(after.status(), 201);
+}
