@@ -153,7 +153,7 @@ def report(hop, pgbench_write, gateway_peak_rss_mib):
             lines.append(f"| {names[kind]} | {connections} | {g['rps']:.0f} | {d['rps']:.0f} | {f['ratio_rps']:.2f} | "
                          f"{g['p50_ms']:.3f} / {g['p99_ms']:.2f} | {d['p50_ms']:.3f} / {d['p99_ms']:.2f} | {f['added_p50_ms']:.3f} | "
                          f"{g['gateway_cpu_us_per_request']:.0f} / {g['service_cpu_us_per_request']:.0f} |")
-    lines += ["", f"`pgbench` of order-service's insert statement at the same concurrency: {pgbench_write['tps']:.0f} tps "
+    lines += ["", f"`pgbench` of order-service's insert statement at the same concurrency, right after the writes: {pgbench_write['tps']:.0f} tps "
               f"(avg {pgbench_write['latency_avg_ms']:.2f} ms). The gateway's peak RSS over these runs: {gateway_peak_rss_mib:.1f} MiB."]
     if profile := hop.get("profile"):
         lines += ["", "Where the gateway's CPU time goes under the 16-connection read load (perf, "
