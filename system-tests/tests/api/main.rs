@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
 
+mod accounts;
 mod auth;
 mod chain;
 mod docs;
