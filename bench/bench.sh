@@ -57,6 +57,7 @@ fi
 out="${BENCH_OUT:-$ROOT/bench}"
 [ "$MODE" = smoke ] && out="$STATE_DIR/bench-smoke"
 [ "$MODE" = flood ] && out="${BENCH_OUT:-$STATE_DIR/bench-flood}"
+[ "$MODE" = chain ] && out="${BENCH_OUT:-$STATE_DIR/bench-chain}"
 [ "$MODE" = hop ] && out="${BENCH_OUT:-$STATE_DIR/bench-hop}"
 mkdir -p "$out"
 "$VENV/bin/python" "$ROOT/bench/harness.py" --mode "$MODE" --bin-dir "$BIN_DIR" \

@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 from datetime import datetime, timezone
 
+import chain_stages
 import gateway_hop
 from load import median_runs, wrk
 
@@ -351,6 +352,7 @@ def order_chain(args, stack, gateway, token, user_id, rate, duration):
         with lock:
             sends[json.loads(body)["id"]] = sent
 
+    before = chain_scrape(stack)
     paced(rate, duration, one)
     ids = ",".join(f"'{i}'" for i in sends)
     rows = wait_rows(args, stack.order_db,
@@ -358,12 +360,14 @@ def order_chain(args, stack, gateway, token, user_id, rate, duration):
                      f"WHERE status = 'paid' AND id IN ({ids})",
                      lambda r: len(r.splitlines()) >= len(sends), 60)
     paid = {fields[0]: (float(fields[1]), float(fields[2])) for fields in (line.split("|") for line in rows.splitlines() if line)}
+    means = chain_means(before, chain_scrape(stack))
     chain = sorted((settled - stored) * 1000 for stored, settled in paid.values())
     from_send = sorted((paid[o][1] - sends[o]) * 1000 for o in paid)
     p99 = lambda xs: xs[max(0, int(len(xs) * 0.99) - 1)]
     return {"rate_per_s": rate, "orders": len(sends), "settled": len(paid),
             "p50_ms": statistics.median(chain), "p99_ms": p99(chain),
-            "from_send_p50_ms": statistics.median(from_send), "from_send_p99_ms": p99(from_send)}
+            "from_send_p50_ms": statistics.median(from_send), "from_send_p99_ms": p99(from_send),
+            "stages": chain_stages.stages(args.brokers, stack.prefix, paid), "mean_ms": means}
 
 
 def simultaneous_signups(args, stack, gateway, count):
@@ -536,6 +540,23 @@ def mean_ms(before, after, name, topic):
 CHAIN_METRICS = ("kafka_produce_duration_seconds", "kafka_handler_duration_seconds")
 
 
+def chain_scrape(stack):
+    """The chain's handler and produce histograms of order-service and payment-service, now."""
+    return {s: metric_sums(f"http://127.0.0.1:{stack.ports[s]}/metrics", CHAIN_METRICS, stack.prefix)
+            for s in ("order-service", "payment-service")}
+
+
+def chain_means(before, after):
+    """Where a settlement's time went between two [`chain_scrape`]s: each step's mean, in ms."""
+    steps = {
+        "payment-service: handling order.created": ("payment-service", "kafka_handler_duration_seconds", "order.created"),
+        "payment-service: producing payment.completed": ("payment-service", "kafka_produce_duration_seconds", "payment.completed"),
+        "order-service: handling payment.completed": ("order-service", "kafka_handler_duration_seconds", "payment.completed"),
+        "order-service: producing order.created (relay)": ("order-service", "kafka_produce_duration_seconds", "order.created"),
+    }
+    return {step: mean_ms(before[s], after[s], name, topic) for step, (s, name, topic) in steps.items()}
+
+
 def order_flood(args, stack, gateway, token, users, duration, connections):
     """`duration` s of POST /api/orders at full speed across `users`, then the wait until
     every order it placed reached a final status."""
@@ -555,8 +576,7 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
         pids["broker (nisshi)"] = broker_pid
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     since = psql(args.database_url, "SELECT EXTRACT(EPOCH FROM clock_timestamp())", stack.order_db)
-    scrapes = {s: f"http://127.0.0.1:{stack.ports[s]}/metrics" for s in ("order-service", "payment-service")}
-    before = {s: metric_sums(url, CHAIN_METRICS, stack.prefix) for s, url in scrapes.items()}
+    before = chain_scrape(stack)
     started = time.time()
     load = wrk(f"{gateway}/api/orders", duration, connections, script=script)
     ended = time.time()
@@ -566,19 +586,8 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
                     f"FROM orders WHERE {window}",
                     lambda r: int(r.split("|")[1]) == 0, 180)
     settled_at = time.time()
-    after = {s: metric_sums(url, CHAIN_METRICS, stack.prefix) for s, url in scrapes.items()}
-    # Where a settlement's time goes: each key's events are handled one after another, so
-    # the chain carries about (keys in flight) ÷ (time per event) events per second.
-    chain_ms = {
-        "payment-service: handling order.created": mean_ms(before["payment-service"], after["payment-service"],
-                                                            "kafka_handler_duration_seconds", "order.created"),
-        "payment-service: producing payment.completed": mean_ms(before["payment-service"], after["payment-service"],
-                                                               "kafka_produce_duration_seconds", "payment.completed"),
-        "order-service: handling payment.completed": mean_ms(before["order-service"], after["order-service"],
-                                                              "kafka_handler_duration_seconds", "payment.completed"),
-        "order-service: producing order.created (relay)": mean_ms(before["order-service"], after["order-service"],
-                                                                  "kafka_produce_duration_seconds", "order.created"),
-    }
+    after = chain_scrape(stack)
+    chain_ms = chain_means(before, after)
     placed, pending, last = row.split("|")
     placed, pending, last = int(placed), int(pending), float(last)
     cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (settled_at - started) for name, pid in pids.items()}
@@ -611,6 +620,34 @@ def hop_step(args, stack, sampler, gateway, token, admin_id, smoke):
     return hop
 
 
+def chain_step(args, stack, sampler, gateway, token, admin_id, smoke, results):
+    """The broker's own hop, then orders at 10/s timed from stored to paid, stage by stage."""
+    log("Event chain: one produce → consume hop on the same broker")
+    sampler.step = "hop"
+    results["hop"] = kafka_hop(args.brokers, stack.prefix, 20 if smoke else 200)
+    log("Chain latency: POST /api/orders → paid at 10/s")
+    sampler.step = "chain latency"
+    results["order_chain"] = c = order_chain(args, stack, gateway, token, admin_id, 10, 1 if smoke else 10)
+    log(f"  stored → paid p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms; from the send p50 {c['from_send_p50_ms']:.1f} ms "
+        f"(hop p50 {results['hop']['p50_ms']:.2f} ms); stages {c['stages']}; means {c['mean_ms']}")
+
+
+def chain_stage_lines(chain):
+    """The report's lines on where the chain's time goes, from the records' own timestamps."""
+    st, means = chain.get("stages") or {}, chain.get("mean_ms") or {}
+    if not st:
+        return []
+    mean = lambda step: f"{means[step]:.2f}" if means.get(step) is not None else "-"
+    return [
+        "| stage (p50 over the orders, ms resolution) | ms | inside it |", "|---|---|---|",
+        f"| relay: stored → `order.created` handed over | {st['relay_p50_ms']:.1f} | |",
+        f"| payment: → `payment.completed` handed over | {st['payment_p50_ms']:.1f} | broker stores the first "
+        f"(relay's acknowledgement, mean {mean('order-service: producing order.created (relay)')} ms), payment-service fetches it |",
+        f"| settle: → order paid | {st['settle_p50_ms']:.1f} | broker stores the second (acknowledgement, mean "
+        f"{mean('payment-service: producing payment.completed')} ms), order-service fetches and handles it (mean "
+        f"{mean('order-service: handling payment.completed')} ms) |", ""]
+
+
 def flood_step(args, stack, gateway, token, user_count, duration, connections):
     """Signs `user_count` users up, waits for their welcome orders, then floods."""
     log(f"Order flood: POST /api/orders at full speed across {user_count} users, then until every order settled "
@@ -632,7 +669,7 @@ def flood_step(args, stack, gateway, token, user_count, duration, connections):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["full", "smoke", "flood", "hop"], default="full",
+    parser.add_argument("--mode", choices=["full", "smoke", "flood", "hop", "chain"], default="full",
                         help="flood: only the order flood (to compare settings), printed and written to flood.json")
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--database-url", required=True)
@@ -672,6 +709,12 @@ def main():
             print("\n".join(lines + [""] + [f"{verdict(ok)}  {name}: {measured}" for name, ok, measured in budgets]))
             return
 
+        if args.mode == "chain":
+            chain_step(args, stack, sampler, gateway, token, admin_id, smoke, results)
+            with open(os.path.join(args.out, "chain.json"), "w") as out:
+                json.dump(results, out, indent=2)
+            return
+
         if args.mode == "flood":
             results["flood"] = flood_step(args, stack, gateway, token, 50, 15, connections)
             with open(os.path.join(args.out, "flood.json"), "w") as out:
@@ -686,16 +729,7 @@ def main():
         log(f"  produce pipelined {b['pipelined_produce_per_s']:.0f}/s, serial {b['serial_produce_per_s']:.0f}/s; "
             f"consume {b['consume_per_s']:.0f}/s")
 
-        log("Event chain: one produce → consume hop on the same broker")
-        sampler.step = "hop"
-        results["hop"] = kafka_hop(args.brokers, stack.prefix, 20 if smoke else 200)
-
-        log("Chain latency: POST /api/orders → paid at 10/s")
-        sampler.step = "chain latency"
-        results["order_chain"] = order_chain(args, stack, gateway, token, admin_id, 10, 1 if smoke else 10)
-        c = results["order_chain"]
-        log(f"  stored → paid p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms; from the send p50 {c['from_send_p50_ms']:.1f} ms "
-            f"(hop p50 {results['hop']['p50_ms']:.2f} ms)")
+        chain_step(args, stack, sampler, gateway, token, admin_id, smoke, results)
 
         log(f"Demo settings: {3 if smoke else 20} sign-ups at once with a 1 s payment delay")
         sampler.step = "demo settings"
@@ -838,6 +872,7 @@ def write_report(args, r):
         f"{chain.get('from_send_p50_ms', float('nan')):.1f} | {chain.get('from_send_p99_ms', float('nan')):.1f} |", "",
         "Stored → paid is the event chain: the outbox relay, `order.created`, the payment, `payment.completed` and "
         "the status change; the second pair adds the HTTP request through the gateway.", "",
+        *chain_stage_lines(chain),
         "## Demo settings: 20 sign-ups at once, 1 s simulated payment", "",
         f"{demo['settled']} of {demo['users']} welcome orders settled; the last one "
         f"{'—' if demo_drain is None else f'{demo_drain:.2f}'} s after the last 201.", "",
