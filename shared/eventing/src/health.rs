@@ -4,41 +4,50 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
 use platform::health::{CHECK_TIMEOUT, Check, Readiness};
 use rdkafka::producer::{FutureProducer, Producer};
 use sqlx::PgPool;
 
-use crate::kafka::TopicStatus;
-
 type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
 
+/// A check's latest verdict, set by whatever watches the thing checked: the topic keeper,
+/// or a consumer's rebalance callbacks. Cheap to clone; fails until first set.
+#[derive(Debug, Clone)]
+pub struct Status(Arc<RwLock<Result<(), String>>>);
+
 /// What a consumer tells readiness: whether the group gave it its partitions.
-#[derive(Debug, Clone, Default)]
-pub struct ConsumerStatus {
-    subscribed: Arc<AtomicBool>,
+pub type ConsumerStatus = Status;
+
+impl Default for Status {
+    fn default() -> Self {
+        Self(Arc::new(RwLock::new(Err("not checked yet".to_owned()))))
+    }
 }
 
-impl ConsumerStatus {
-    /// Records whether the consumer holds a live group assignment.
+impl Status {
+    /// Records the latest verdict: `Err(problem)` while the thing checked is not right.
+    pub fn set(&self, verdict: Result<(), String>) {
+        if let Ok(mut slot) = self.0.write() {
+            *slot = verdict;
+        }
+    }
+
+    /// Records whether a consumer holds a live group assignment.
     pub fn set_subscribed(&self, subscribed: bool) {
-        self.subscribed.store(subscribed, Ordering::Release);
+        self.set(if subscribed { Ok(()) } else { Err("not subscribed".to_owned()) });
+    }
+
+    /// The latest verdict.
+    pub fn get(&self) -> Result<(), String> {
+        self.0.read().map_or_else(|_| Err("status unavailable".to_owned()), |slot| slot.clone())
     }
 }
 
-impl Check for ConsumerStatus {
+impl Check for Status {
     fn check(&self) -> CheckFuture<'_> {
-        let subscribed = self.subscribed.load(Ordering::Acquire);
-        let result = if subscribed { Ok(()) } else { Err("not subscribed".to_owned()) };
-        Box::pin(std::future::ready(result))
-    }
-}
-
-impl Check for TopicStatus {
-    fn check(&self) -> CheckFuture<'_> {
-        Box::pin(std::future::ready(TopicStatus::check(self)))
+        Box::pin(std::future::ready(self.get()))
     }
 }
 
@@ -88,7 +97,7 @@ pub trait ReadinessExt: Sized {
     fn kafka(self, producer: FutureProducer) -> Self;
     /// Checks that the service's topics exist (`kafka_topics`; see [`crate::kafka::TopicKeeper`]).
     #[must_use]
-    fn topics(self, status: TopicStatus) -> Self;
+    fn topics(self, status: Status) -> Self;
     /// Checks that a consumer of `group` holds its assignment (`consumer:<group>`).
     #[must_use]
     fn consumer(self, group: &str, status: ConsumerStatus) -> Self;
@@ -101,7 +110,7 @@ impl ReadinessExt for Readiness {
     fn kafka(self, producer: FutureProducer) -> Self {
         self.with("kafka", KafkaBroker(producer))
     }
-    fn topics(self, status: TopicStatus) -> Self {
+    fn topics(self, status: Status) -> Self {
         self.with("kafka_topics", status)
     }
     fn consumer(self, group: &str, status: ConsumerStatus) -> Self {

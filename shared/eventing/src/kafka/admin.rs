@@ -14,7 +14,7 @@
 //! recognised and skipped.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -27,31 +27,8 @@ use super::client::{REQUEST_TIMEOUT, base_config};
 use super::loss::{Certificates, replay_outbox};
 use super::resets::LogResets;
 use crate::configuration::KafkaSettings;
+use crate::health::Status;
 use contracts::events::dead_letter_topic;
-
-/// What readiness reports about the topics: `None` when every needed topic exists.
-#[derive(Debug, Clone)]
-pub struct TopicStatus(Arc<RwLock<Option<String>>>);
-
-impl TopicStatus {
-    fn new() -> Self {
-        Self(Arc::new(RwLock::new(Some("not checked yet".to_owned()))))
-    }
-
-    fn set(&self, problem: Option<String>) {
-        if let Ok(mut slot) = self.0.write() {
-            *slot = problem;
-        }
-    }
-
-    /// `Err(reason)` while a needed topic is missing or the broker cannot be asked.
-    pub fn check(&self) -> Result<(), String> {
-        match self.0.read() {
-            Ok(slot) => slot.clone().map_or(Ok(()), Err),
-            Err(_) => Err("status unavailable".to_owned()),
-        }
-    }
-}
 
 /// One topic the service needs, with the retention it should have.
 #[derive(Debug, Clone)]
@@ -68,7 +45,7 @@ pub struct TopicKeeper {
     admin: Arc<AdminClient<DefaultClientContext>>,
     needed: Vec<Needed>,
     settings: KafkaSettings,
-    status: TopicStatus,
+    status: Status,
     /// The service's outbox, replayed when one of its topics lost its log.
     outbox: Option<sqlx::PgPool>,
     /// Topics this keeper found missing since the last pass (and created, or saw created).
@@ -107,7 +84,7 @@ impl TopicKeeper {
             admin,
             needed,
             settings: settings.clone(),
-            status: TopicStatus::new(),
+            status: Status::default(),
             outbox: None,
             created: std::sync::Mutex::new(Vec::new()),
             resets: tokio::sync::watch::Sender::new(BTreeMap::new()),
@@ -137,7 +114,7 @@ impl TopicKeeper {
     }
 
     /// The status readiness reads.
-    pub fn status(&self) -> TopicStatus {
+    pub fn status(&self) -> Status {
         self.status.clone()
     }
 
@@ -181,7 +158,7 @@ impl TopicKeeper {
         let deadline = tokio::time::Instant::now() + REQUEST_TIMEOUT;
         loop {
             let result = self.reconcile().await;
-            self.status.set(result.clone().err());
+            self.status.set(result.clone());
             match result {
                 Err(problem) if tokio::time::Instant::now() < deadline && !problem.starts_with("broker") => {
                     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -236,7 +213,7 @@ impl TopicKeeper {
                 }
             }
             first_pass &= result.is_err();
-            self.status.set(result.err());
+            self.status.set(result);
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 () = tokio::time::sleep(self.settings.topic_check_interval) => {}
@@ -289,15 +266,10 @@ impl TopicKeeper {
             self.admin.create_topics(&new_topics, &self.options()).await.context("create_topics request failed")?;
         for result in results {
             match result {
-                Ok(name) => {
-                    let partitions = topics.iter().find(|topic| topic.name == name).map(|topic| topic.partitions);
-                    tracing::info!(topic = name, partitions, "topic created");
-                    if let Ok(mut created) = self.created.lock() {
-                        created.push(name);
-                    }
-                }
-                // Another service recreated it since our look: its log restarted all the same.
-                Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                // Already existing: another service recreated it since our look, and its log
+                // restarted all the same.
+                Ok(name) | Err((name, RDKafkaErrorCode::TopicAlreadyExists)) => {
+                    tracing::info!(topic = name, "topic created");
                     if let Ok(mut created) = self.created.lock() {
                         created.push(name);
                     }

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::client::base_config;
-use super::group::{GroupConsumer, GroupContext, commit_now};
+use super::group::{GroupConsumer, GroupContext, commit_now, store_position};
 use super::handler::{ErasedHandler, EventMeta, HandlerError, Incoming, LaneOf};
 use super::handling::Handling;
 use super::partition::PartitionWorker;
@@ -326,10 +326,7 @@ impl EventConsumer {
         for key in &moved {
             flow.senders.remove(key);
             self.workers.retire(key);
-            let mut list = TopicPartitionList::new();
-            if list.add_partition_offset(&key.0, key.1, Offset::Offset(0)).is_ok()
-                && let Err(error) = self.consumer.store_offsets(&list)
-            {
+            if let Err(error) = store_position(&self.consumer, &key.0, key.1, 0) {
                 tracing::debug!(%error, topic = key.0, partition = key.1, "cannot store the rewound position");
             }
             if flow.backlog.remove(key).is_some() {

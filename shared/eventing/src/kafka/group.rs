@@ -4,7 +4,7 @@
 
 use rdkafka::consumer::{Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
-use rdkafka::{ClientContext, TopicPartitionList};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::workers::Workers;
 use crate::health::ConsumerStatus;
@@ -79,6 +79,13 @@ pub(super) fn commit_now<C: Consumer<GroupContext>>(consumer: &C, what: &str) {
     {
         tracing::warn!(%error, "{what} failed");
     }
+}
+
+/// Stores `position` as where the partition is read from next; auto-commit sends it.
+pub(super) fn store_position(consumer: &GroupConsumer, topic: &str, partition: i32, position: i64) -> KafkaResult<()> {
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(position))?;
+    consumer.store_offsets(&list)
 }
 
 /// "No offset stored" is routine when nothing new was handled since the last commit.

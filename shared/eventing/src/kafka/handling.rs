@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rdkafka::Message;
-use rdkafka::message::{Header, Headers, OwnedHeaders, OwnedMessage};
+use rdkafka::message::OwnedMessage;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 use uuid::Uuid;
@@ -129,28 +129,14 @@ impl Handling {
                             }
                             tracing::info!("dependencies are back; resuming");
                         }
+                        // Not the message's fault: retried without spending an attempt.
                         HandlerError::Unavailable(error) => {
-                            let delay = backoff(self.settings.retry_base, attempt.min(6));
-                            tracing::warn!(
-                                error = format!("{error:#}"),
-                                delay_ms = delay.as_millis() as u64,
-                                "a dependency is unavailable; retrying without spending an attempt"
-                            );
-                            metrics::counter!("kafka_handler_retries_total", "topic" => topic.clone()).increment(1);
-                            if !pause(delay, shutdown).await {
+                            if !self.retry(&topic, &error, attempt.min(6), shutdown).await {
                                 return Outcome::Interrupted;
                             }
                         }
                         HandlerError::Transient(error) if attempt < max_attempts => {
-                            let delay = backoff(self.settings.retry_base, attempt);
-                            tracing::warn!(
-                                error = format!("{error:#}"),
-                                attempt,
-                                delay_ms = delay.as_millis() as u64,
-                                "handler failed; retrying"
-                            );
-                            metrics::counter!("kafka_handler_retries_total", "topic" => topic.clone()).increment(1);
-                            if !pause(delay, shutdown).await {
+                            if !self.retry(&topic, &error, attempt, shutdown).await {
                                 return Outcome::Interrupted;
                             }
                             attempt += 1;
@@ -162,6 +148,16 @@ impl Handling {
         };
         tracing::Span::current().record("otel.status_code", "ERROR");
         self.dead_letter(message, &meta, &error, attempt, first_failure.unwrap_or_else(Utc::now), shutdown).await
+    }
+
+    /// Logs and counts a retry, then waits the backoff of its `step`; false when shutdown
+    /// came first.
+    async fn retry(&self, topic: &str, error: &anyhow::Error, step: u32, shutdown: &CancellationToken) -> bool {
+        let delay = backoff(self.settings.retry_base, step);
+        let delay_ms = delay.as_millis() as u64;
+        tracing::warn!(error = format!("{error:#}"), step, delay_ms, "handler failed; retrying");
+        metrics::counter!("kafka_handler_retries_total", "topic" => topic.to_owned()).increment(1);
+        pause(delay, shutdown).await
     }
 
     async fn dependency_down(&self) -> bool {
@@ -204,26 +200,19 @@ impl Handling {
         metrics::counter!("kafka_dead_letters_total", "topic" => meta.topic.clone()).increment(1);
         let key = message.key().and_then(|k| std::str::from_utf8(k).ok()).unwrap_or_default().to_owned();
         let payload = message.payload().unwrap_or_default();
+        let dlq_headers = message
+            .headers()
+            .cloned()
+            .unwrap_or_default()
+            .insert(header(headers::DLQ_ORIGINAL_TOPIC, &meta.topic))
+            .insert(header(headers::DLQ_ORIGINAL_PARTITION, &meta.partition.to_string()))
+            .insert(header(headers::DLQ_ORIGINAL_OFFSET, &meta.offset.to_string()))
+            .insert(header(headers::DLQ_ERROR, &reason))
+            .insert(header(headers::DLQ_ATTEMPTS, &attempts.to_string()))
+            .insert(header(headers::DLQ_FIRST_FAILURE, &first_failure.to_rfc3339()));
         let mut retry = 0;
         loop {
-            let mut dlq_headers = OwnedHeaders::new();
-            if let Some(original) = message.headers() {
-                for h in original.iter() {
-                    dlq_headers = dlq_headers.insert(Header { key: h.key, value: h.value });
-                }
-            }
-            let partition = meta.partition.to_string();
-            let offset = meta.offset.to_string();
-            let attempts_text = attempts.to_string();
-            let first = first_failure.to_rfc3339();
-            dlq_headers = dlq_headers
-                .insert(header(headers::DLQ_ORIGINAL_TOPIC, &meta.topic))
-                .insert(header(headers::DLQ_ORIGINAL_PARTITION, &partition))
-                .insert(header(headers::DLQ_ORIGINAL_OFFSET, &offset))
-                .insert(header(headers::DLQ_ERROR, &reason))
-                .insert(header(headers::DLQ_ATTEMPTS, &attempts_text))
-                .insert(header(headers::DLQ_FIRST_FAILURE, &first));
-            match self.publisher.send(&dlq, &key, payload, dlq_headers).await {
+            match self.publisher.send(&dlq, &key, payload, dlq_headers.clone()).await {
                 Ok(()) => return Outcome::DeadLettered,
                 Err(error) => {
                     retry += 1;

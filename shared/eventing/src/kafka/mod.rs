@@ -24,7 +24,7 @@ mod resets;
 mod rewind;
 mod workers;
 
-pub use admin::{TopicKeeper, TopicStatus, ensure_topics};
+pub use admin::{TopicKeeper, ensure_topics};
 pub use consumer::{ConsumerBuilder, EventConsumer};
 pub use handler::{EventMeta, HandlerError, Incoming};
 pub use headers::REQUEST_ID as REQUEST_ID_HEADER;

@@ -28,13 +28,12 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
-use rdkafka::consumer::Consumer;
 use rdkafka::message::OwnedMessage;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::group::GroupConsumer;
+use super::group::{GroupConsumer, store_position};
 use super::handling::{Handling, Outcome};
 use super::workers::{STOP_GRACE, WorkerHandle};
 
@@ -217,12 +216,7 @@ impl PartitionWorker {
     fn store(&self, tracker: &mut OffsetTracker, handle: &WorkerHandle) {
         handle.unless_retired(|| {
             let Some(position) = tracker.advance() else { return };
-            let mut list = TopicPartitionList::new();
-            if let Err(error) = list.add_partition_offset(&self.topic, self.partition, Offset::Offset(position)) {
-                tracing::warn!(%error, "cannot build the offset list");
-                return;
-            }
-            if let Err(error) = self.consumer.store_offsets(&list) {
+            if let Err(error) = store_position(&self.consumer, &self.topic, self.partition, position) {
                 // After the partition was taken away: its new owner redelivers, handlers are idempotent.
                 tracing::debug!(%error, topic = self.topic, partition = self.partition, "cannot store offset");
             }

@@ -79,9 +79,9 @@ pub type Acknowledgement = std::pin::Pin<Box<dyn Future<Output = Result<(), Publ
 /// Publishes events and dead letters for one service. Cheap to clone.
 #[derive(Clone)]
 pub struct EventPublisher {
-    /// Replaced after a fatal error or a timeout (see [`EventPublisher::renew_after`]).
-    producer: Arc<RwLock<FutureProducer>>,
-    renewed: Arc<RwLock<Instant>>,
+    /// The producer in use and when it started; replaced after a fatal error or a timeout
+    /// (see [`EventPublisher::renew_after`]).
+    session: Arc<RwLock<(FutureProducer, Instant)>>,
     config: Arc<ClientConfig>,
     settings: Arc<KafkaSettings>,
 }
@@ -109,8 +109,7 @@ impl EventPublisher {
             .set("topic.metadata.refresh.interval.ms", settings.topic_check_interval.as_millis().to_string());
         let producer: FutureProducer = config.create().context("cannot create Kafka producer")?;
         Ok(Self {
-            producer: Arc::new(RwLock::new(producer)),
-            renewed: Arc::new(RwLock::new(Instant::now())),
+            session: Arc::new(RwLock::new((producer, Instant::now()))),
             config: Arc::new(config),
             settings: Arc::new(settings.clone()),
         })
@@ -118,7 +117,7 @@ impl EventPublisher {
 
     /// The producer in use (readiness checks ask it for metadata).
     pub fn producer(&self) -> FutureProducer {
-        self.producer.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.session.read().unwrap_or_else(PoisonError::into_inner).0.clone()
     }
 
     /// Replaces the producer after a send failed with `error`, when that can help:
@@ -136,18 +135,16 @@ impl EventPublisher {
         if fatal.is_none() && !timed_out {
             return;
         }
-        let mut slot = self.producer.write().unwrap_or_else(PoisonError::into_inner);
-        let mut renewed = self.renewed.write().unwrap_or_else(PoisonError::into_inner);
+        let mut session = self.session.write().unwrap_or_else(PoisonError::into_inner);
         // Whoever notices first renews it; the others find a new one in its place.
         let stale = if fatal.is_some() {
-            slot.client().fatal_error().is_some()
+            session.0.client().fatal_error().is_some()
         } else {
-            renewed.elapsed() >= self.settings.produce_timeout
+            session.1.elapsed() >= self.settings.produce_timeout
         };
         if stale {
             tracing::warn!(?fatal, %error, "the producer cannot go on; a new one takes its place");
-            self.replace(&mut slot);
-            *renewed = Instant::now();
+            self.replace(&mut session);
         }
     }
 
@@ -156,17 +153,15 @@ impl EventPublisher {
     /// the new one sends. The outbox relay renews after a batch with a failure, so that a
     /// key's rows sent again never follow a later row of the old session.
     pub(crate) fn renew(&self) {
-        let mut slot = self.producer.write().unwrap_or_else(PoisonError::into_inner);
-        self.replace(&mut slot);
-        *self.renewed.write().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        self.replace(&mut self.session.write().unwrap_or_else(PoisonError::into_inner));
     }
 
-    fn replace(&self, slot: &mut FutureProducer) {
+    fn replace(&self, session: &mut (FutureProducer, Instant)) {
         match self.config.create::<FutureProducer>() {
             Ok(fresh) => {
                 metrics::counter!("kafka_producer_renewals_total").increment(1);
                 // Dropping the old one purges what it still queues; those sends fail.
-                *slot = fresh;
+                *session = (fresh, Instant::now());
             }
             Err(error) => tracing::warn!(%error, "cannot create a new producer; trying again at the next send"),
         }
