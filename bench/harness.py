@@ -25,6 +25,9 @@ import gateway_hop
 from load import median_runs, wrk
 
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
+# The services with a database of their own, and the word in the name of the run's copy
+# (<name>_<word>_<stamp>).
+DATABASES = {"user-service": "users", "order-service": "orders", "payment-service": "payments"}
 # The gateway serves /health/* and /metrics on an admin port of its own, this far above its
 # public one (3005 → 9305, the default).
 ADMIN_PORT_OFFSET = 6300
@@ -89,7 +92,9 @@ class Stack:
         self.args = args
         self.ports = ports or SERVICES
         stamp = datetime.now().strftime("%Y%m%d%H%M%S")
-        self.user_db, self.order_db = f"{name}_users_{stamp}", f"{name}_orders_{stamp}"
+        self.databases = {service: f"{name}_{word}_{stamp}" for service, word in DATABASES.items()}
+        self.user_db, self.order_db = self.databases["user-service"], self.databases["order-service"]
+        self.payment_db = self.databases["payment-service"]
         self.prefix = f"{name}{stamp}."
         self.processes = {}
         self.slow_stops = []
@@ -113,10 +118,8 @@ class Stack:
         })
         if service == "api-gateway":
             env["ADMIN_PORT"] = str(self.probe_port(service))
-        if service == "user-service":
-            env["DATABASE_NAME"] = self.user_db
-        if service == "order-service":
-            env["DATABASE_NAME"] = self.order_db
+        if service in self.databases:
+            env["DATABASE_NAME"] = self.databases[service]
         return env
 
     def probe_port(self, service):
@@ -163,11 +166,11 @@ class Stack:
             self.stop(service)
 
     def create_databases(self):
-        for db in (self.user_db, self.order_db):
+        for db in self.databases.values():
             psql(self.args.database_url, f'CREATE DATABASE "{db}"')
 
     def drop_databases(self):
-        for db in (self.user_db, self.order_db):
+        for db in self.databases.values():
             psql(self.args.database_url, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
 
 

@@ -11,6 +11,7 @@ KAFKA_PORT="${KAFKA_PORT:-9092}"
 DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}"
 USER_DATABASE_NAME="${USER_DATABASE_NAME:-userdb}"
 ORDER_DATABASE_NAME="${ORDER_DATABASE_NAME:-orderdb}"
+PAYMENT_DATABASE_NAME="${PAYMENT_DATABASE_NAME:-paymentdb}"
 SERVICES=(user-service order-service payment-service api-gateway)
 mkdir -p "$LOG_DIR" "$RUN_DIR"
 

@@ -33,6 +33,7 @@ start() {
     case "$service" in
       user-service) database=(DATABASE_NAME="$USER_DATABASE_NAME") ;;
       order-service) database=(DATABASE_NAME="$ORDER_DATABASE_NAME") ;;
+      payment-service) database=(DATABASE_NAME="$PAYMENT_DATABASE_NAME") ;;
     esac
     nohup env RUST_LOG="${RUST_LOG:-info}" KAFKA_BROKERS="$KAFKA_HOST:$KAFKA_PORT" "${database[@]}" \
       KAFKA_GROUP_INSTANCE_ID="${KAFKA_GROUP_INSTANCE_ID:-$(hostname)-$service}" \

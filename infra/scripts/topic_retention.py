@@ -8,7 +8,8 @@ The services create their topics with cleanup.policy=delete and retention.ms
 code) keep whatever they had; a broker that does not offer the legacy AlterConfigs the
 services' own repair uses would leave them so. This sets, on each of
 the platform's topics that exists (user.created, user.deleted, order.created,
-payment.completed and each one's `<topic>.dlq`, all behind KAFKA_TOPIC_PREFIX):
+order.cancelled, payment.completed, payment.refunded and each one's `<topic>.dlq`, all
+behind KAFKA_TOPIC_PREFIX):
 
     cleanup.policy=delete
     retention.ms=$KAFKA_RETENTION_MS       (3600000, 1 h)     on the event topics
@@ -41,7 +42,8 @@ from kafka_check import Connection, Unhealthy  # noqa: E402
 from kafka_wire import KafkaError, alter_topic, describe_topic, topic_names  # noqa: E402
 
 # shared/contracts/src/events.rs ALL_TOPICS; dead-letter topics are `<topic>.dlq` (dead_letter_topic).
-BASE_TOPICS = ("user.created", "user.deleted", "order.created", "payment.completed")
+BASE_TOPICS = ("user.created", "user.deleted", "order.created", "order.cancelled", "payment.completed",
+               "payment.refunded")
 DEFAULT_RETENTION_MS = 3_600_000
 DEFAULT_DLQ_RETENTION_MS = 7 * 24 * 3_600_000
 

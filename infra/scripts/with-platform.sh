@@ -12,7 +12,8 @@ source "$(dirname "$0")/common.sh"
 
 TEST_KAFKA_PORT="${TEST_KAFKA_PORT:-19096}"
 BROKER_NAME=broker-platform-test
-export USER_DATABASE_NAME=test_platform_userdb ORDER_DATABASE_NAME=test_platform_orderdb
+export USER_DATABASE_NAME=test_platform_userdb ORDER_DATABASE_NAME=test_platform_orderdb \
+  PAYMENT_DATABASE_NAME=test_platform_paymentdb
 
 if grep -q running <<<"$("$ROOT/infra/scripts/services.sh" status)"; then
   say "Stopping the running services: the test gets a platform of its own (start yours again with \`make up\`)"
@@ -20,7 +21,7 @@ if grep -q running <<<"$("$ROOT/infra/scripts/services.sh" status)"; then
 fi
 drop_databases() {
   local db
-  for db in "$USER_DATABASE_NAME" "$ORDER_DATABASE_NAME"; do
+  for db in "$USER_DATABASE_NAME" "$ORDER_DATABASE_NAME" "$PAYMENT_DATABASE_NAME"; do
     psql "$DATABASE_URL/postgres" -qc "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
   done
 }

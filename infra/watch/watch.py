@@ -94,7 +94,8 @@ class Service:
 
         env = dict(self.env, LISTEN_FDS=str(len(fds)))
         # Each service its own database, and the broker the scripts point at (common.sh).
-        database = {"user-service": "USER_DATABASE_NAME", "order-service": "ORDER_DATABASE_NAME"}.get(self.name)
+        database = {"user-service": "USER_DATABASE_NAME", "order-service": "ORDER_DATABASE_NAME",
+                    "payment-service": "PAYMENT_DATABASE_NAME"}.get(self.name)
         if database and database in env:
             env["DATABASE_NAME"] = env[database]
         if "KAFKA_PORT" in env:

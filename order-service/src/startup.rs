@@ -1,6 +1,8 @@
 //! Wiring: database, Kafka topics, the consumer, routes and the server.
 
-use contracts::events::{Event, OrderCreated, PaymentCompleted, UserCreated, UserDeleted};
+use contracts::events::{
+    Event, OrderCancelled, OrderCreated, PaymentCompleted, PaymentRefunded, UserCreated, UserDeleted,
+};
 use eventing::health::{ConsumerStatus, ReadinessExt};
 use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
 use eventing::outbox::OutboxRelay;
@@ -9,7 +11,7 @@ use platform::http::{Server, ServerBuilder};
 use sqlx::migrate::Migrator;
 
 use crate::configuration::Settings;
-use crate::events::{on_payment_completed, on_user_created, on_user_deleted};
+use crate::events::{on_payment_completed, on_payment_refunded, on_user_created, on_user_deleted};
 use crate::routes;
 use crate::state::AppState;
 
@@ -29,19 +31,28 @@ impl Application {
         let pool = eventing::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
         let topics = TopicKeeper::start(
             &settings.kafka,
-            &[UserCreated::TOPIC, UserDeleted::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC],
+            &[
+                UserCreated::TOPIC,
+                UserDeleted::TOPIC,
+                OrderCreated::TOPIC,
+                OrderCancelled::TOPIC,
+                PaymentCompleted::TOPIC,
+                PaymentRefunded::TOPIC,
+            ],
         )
         .await?
         .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
         let state = AppState { pool: pool.clone() };
 
-        let (on_user, on_deleted, on_payment) = (state.clone(), state.clone(), state.clone());
+        let (on_user, on_deleted) = (state.clone(), state.clone());
+        let (on_payment, on_refund) = (state.clone(), state.clone());
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
             .rewind_on(topics.log_resets())
             .on(move |message| on_user_created(on_user.clone(), message))
             .on(move |message| on_user_deleted(on_deleted.clone(), message))
             .on(move |message| on_payment_completed(on_payment.clone(), message))
+            .on(move |message| on_payment_refunded(on_refund.clone(), message))
             .pause_while_down(Readiness::default().postgres(pool.clone()));
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use eventing::configuration::KafkaSettings;
+use eventing::configuration::{DatabaseSettings, KafkaSettings};
 use platform::configuration::{ConfigError, Env, HttpSettings, TelemetrySettings};
 
 /// How the simulated payment provider behaves.
@@ -19,6 +19,8 @@ pub struct PaymentSettings {
 pub struct Settings {
     /// `HOST`, `PORT` (3003).
     pub http: HttpSettings,
+    /// `DATABASE_*` (database `paymentdb`).
+    pub database: DatabaseSettings,
     /// `KAFKA_*`.
     pub kafka: KafkaSettings,
     /// `OTEL_*`, `RUST_LOG`, `APP_ENV`.
@@ -36,6 +38,7 @@ impl Settings {
         }
         Ok(Self {
             http: HttpSettings::from_env(env, 3003)?,
+            database: DatabaseSettings::from_env(env, "paymentdb")?,
             kafka: KafkaSettings::from_env(env, "payment-service")?,
             telemetry: TelemetrySettings::from_env(env, "payment-service")?,
             payment: PaymentSettings { delay: env.millis("PAYMENT_DELAY_MS", 1_000)?, failure_rate },

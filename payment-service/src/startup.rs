@@ -1,17 +1,21 @@
-//! Wiring: Kafka topics, the consumer and the server (no database: a payment's
-//! outcome is a pure function of its order).
+//! Wiring: database, Kafka topics, the consumer, the outbox relay and the server.
 
 use std::sync::Arc;
 
-use contracts::events::{Event, OrderCreated, PaymentCompleted};
+use contracts::events::{Event, OrderCancelled, OrderCreated, PaymentCompleted, PaymentRefunded};
 use eventing::health::{ConsumerStatus, ReadinessExt};
 use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
+use eventing::outbox::OutboxRelay;
 use platform::health::Readiness;
 use platform::http::{Server, ServerBuilder};
+use sqlx::migrate::Migrator;
 
 use crate::configuration::Settings;
-use crate::events::on_order_created;
+use crate::events::{on_order_cancelled, on_order_created};
 use crate::state::AppState;
+
+/// The schema, embedded at compile time.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The consumer group, before the deployment's prefix.
 pub const CONSUMER_GROUP: &str = "payment-service-group";
@@ -20,19 +24,29 @@ pub const CONSUMER_GROUP: &str = "payment-service-group";
 pub struct Application;
 
 impl Application {
-    /// Creates missing topics, subscribes and binds the listener.
+    /// Connects, migrates, creates missing topics, subscribes and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         platform::metrics::handle();
-        let topics = TopicKeeper::start(&settings.kafka, &[OrderCreated::TOPIC, PaymentCompleted::TOPIC]).await?;
+        let pool = eventing::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        let topics = TopicKeeper::start(
+            &settings.kafka,
+            &[OrderCreated::TOPIC, OrderCancelled::TOPIC, PaymentCompleted::TOPIC, PaymentRefunded::TOPIC],
+        )
+        .await?
+        .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
-        let state = AppState { publisher: publisher.clone(), payment: Arc::new(settings.payment.clone()) };
+        let state = AppState { pool: pool.clone(), payment: Arc::new(settings.payment.clone()) };
+        let on_cancel = state.clone();
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
             .rewind_on(topics.log_resets())
             .on(move |message| on_order_created(state.clone(), message))
+            .on(move |message| on_order_cancelled(on_cancel.clone(), message))
             // A payment depends on its order only: one user's orders are paid concurrently.
-            .ordered_by(|order: &OrderCreated| order.order_id);
+            .ordered_by(|order: &OrderCreated| order.order_id)
+            .pause_while_down(Readiness::default().postgres(pool.clone()));
         let status = ConsumerStatus::default();
         let readiness = Readiness::default()
+            .postgres(pool.clone())
             .kafka(publisher.producer())
             .topics(topics.status())
             .consumer(consumer.group(), status.clone());
@@ -41,7 +55,9 @@ impl Application {
         let mut server = ServerBuilder::new(axum::Router::new()).readiness(readiness);
         let shutdown = server.shutdown_token();
         server.spawn(topics.run(shutdown.clone()));
-        server.spawn(consumer.run(shutdown));
+        server.spawn(consumer.run(shutdown.clone()));
+        server.spawn(OutboxRelay::new(pool.clone(), &settings.kafka)?.run(shutdown.clone()));
+        server.spawn(eventing::db::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }
 }

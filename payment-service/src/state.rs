@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use eventing::kafka::EventPublisher;
+use sqlx::PgPool;
 
 use crate::configuration::PaymentSettings;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
-    /// Publishes `payment.completed`.
-    pub publisher: EventPublisher,
+    /// The payments and the outbox that announces them.
+    pub pool: PgPool,
     /// The simulated provider's behaviour.
     pub payment: Arc<PaymentSettings>,
 }

@@ -3,3 +3,4 @@
 -- server and creates its schema itself: the migrations run at service start.
 CREATE DATABASE userdb;
 CREATE DATABASE orderdb;
+CREATE DATABASE paymentdb;

@@ -15,7 +15,8 @@
 #                        for gateway and backends; with APP_ENV=production every secret
 #                        the service's production rules need, with values that pass them;
 #                        KAFKA_GROUP_INSTANCE_ID for every consumer (compose: one value
-#                        per service; Kubernetes: the pod name)
+#                        per service; Kubernetes: the pod name); every service's own
+#                        database, in compose, Kubernetes, the native scripts and the bench
 #   6. This script       shellcheck
 #
 # Tools: docker-compose from Debian (apt-get, if missing); the rest from PyPI into a

@@ -33,6 +33,16 @@ Kafka clients against Apache Kafka: every service with a Kafka consumer is given
 KAFKA_GROUP_INSTANCE_ID (static membership): in
 compose a fixed value of its own, in Kubernetes the pod name (fieldRef metadata.name).
 
+Databases: every service with a database (DatabaseSettings::from_env(env, "<default>") in
+its configuration.rs) owns one of its own. Compose names it (DATABASE_NAME, created by
+infra/docker/postgres-init, no two services alike) and starts the service only once the
+server its DATABASE_URL names is healthy; Kubernetes names it likewise and takes
+DATABASE_URL, which may hold a password, from a Secret key of the service's own. The native
+scripts and the bench know it too: a <X>_DATABASE_NAME in infra/scripts/common.sh
+defaulting to the service's default, which databases.sh creates, services.sh passes to the
+service, with-platform.sh replaces by a test database of its own and drops, and
+infra/watch/watch.py passes on; and an entry in bench/harness.py's DATABASES.
+
 Exit status 0 when everything agrees, 1 with one line per problem otherwise.
 Python standard library plus PyYAML (installed beside the validators by check.sh).
 """
@@ -77,6 +87,9 @@ DEVELOPMENT_VALUES = {
 }
 MIN_SECRET_BYTES = 32  # ServiceKey and JwtSettings refuse shorter values in production.
 GROUP_INSTANCE_ID = "KAFKA_GROUP_INSTANCE_ID"
+# The files outside the deployment that must know each service's database (check_native).
+NATIVE_FILES = ("infra/scripts/common.sh", "infra/scripts/databases.sh", "infra/scripts/services.sh",
+                "infra/scripts/with-platform.sh", "infra/watch/watch.py", "bench/harness.py")
 
 
 def check_kafka_clients(where: str, name: str, spec: ServiceSpec, values: dict[str, str | None],
@@ -145,6 +158,9 @@ class ServiceSpec:
         admin = re.search(r'env\.get\("ADMIN_PORT",\s*(\d+)\)', config)
         self.default_admin_port = int(admin.group(1)) if admin else None
         self.structs = sorted(s for s in structs if re.search(rf"\b{s}::from_env\(", config))
+        # The database the service uses unless DATABASE_NAME says otherwise.
+        database = re.search(r'DatabaseSettings::from_env\(\s*env\s*,\s*"([^"]+)"\s*\)', config)
+        self.default_database = database.group(1) if database else None
         self.reads: set[str] = set()
         for struct in self.structs:
             self.reads |= structs[struct]
@@ -155,6 +171,10 @@ class ServiceSpec:
             self.consumes |= bool(re.search(r"\bConsumerBuilder::new\(", text))
         if "PORT" not in self.reads:
             raise SystemExit(f"{name}: PORT not among the variables found ({sorted(self.reads)}): parser out of date?")
+        if ("DATABASE_NAME" in self.reads) != (self.default_database is not None):
+            raise SystemExit(f"{name}: reads DATABASE_NAME: {'DATABASE_NAME' in self.reads}, "
+                             f"DatabaseSettings::from_env(env, \"<default>\") found: {self.default_database is not None}: "
+                             "parser out of date?")
         # The production rules name these variables; the parser must see the service read them.
         self.production_secrets = PRODUCTION_SECRETS.get(name, ())
         missing = [v for v in self.production_secrets if v not in self.reads]
@@ -348,14 +368,27 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
     created = set()
     for path in sorted(init_dir.glob("*.sql")) if init_dir.is_dir() else []:
         created |= set(re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)\"?", path.read_text(), re.I))
+    owners: dict[str, list[str]] = {}
     for name in SERVICES:
-        env = compose_env(services.get(name) or {})
+        service = services.get(name) or {}
+        env = compose_env(service)
+        spec = specs.get(name)
+        if spec and spec.default_database:
+            # Named, not left to the code's default, so that the init scripts can be checked.
+            report.check(bool(env.get("DATABASE_NAME")),
+                         f"{where}: {name} has a database (default {spec.default_database}) but compose does not set DATABASE_NAME")
         if "DATABASE_NAME" in env:
+            owners.setdefault(env["DATABASE_NAME"], []).append(name)
             report.check(env["DATABASE_NAME"] in created,
                          f"{where}: {name} uses database {env['DATABASE_NAME']}, which infra/docker/postgres-init does not create")
         if env.get("DATABASE_URL"):
             host, _ = url_port(env["DATABASE_URL"])
-            report.check(host in services, f"{where}: {name} DATABASE_URL names host {host}, not a compose service")
+            if report.check(host in services, f"{where}: {name} DATABASE_URL names host {host}, not a compose service"):
+                # Migrations run at start: the server must be up (and its init scripts done) first.
+                report.check(host in (service.get("depends_on") or {}),
+                             f"{where}: {name} uses the database server {host} but does not depend on it (service_healthy)")
+    for database, names in owners.items():
+        report.check(len(names) == 1, f"{where}: {', '.join(names)} share database {database}; each service owns its own")
 
     # Bind mounts point at files of the repository that exist.
     for name, service in services.items():
@@ -507,6 +540,8 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
 
     listening: dict[str, int] = {}
     service_keys: dict[str, object] = {}
+    database_owners: dict[str, list[str]] = {}
+    url_keys: dict[str, list[str]] = {}
     for name, spec in specs.items():
         deployment = deployments.get(name)
         if deployment is None:
@@ -562,6 +597,17 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
                 report.check(bool(env.get(var)), f"{where}: {name} reads {var} but the manifests do not set it")
         check_production_secrets(where, name, spec, values, report)
         check_kafka_clients(where, name, spec, values, report)
+        # Its own database, and its server's URL (which may hold a password) from a Secret.
+        if spec.default_database:
+            report.check(bool(values.get("DATABASE_NAME")),
+                         f"{where}: {name} has a database (default {spec.default_database}) but is not given DATABASE_NAME")
+        if values.get("DATABASE_NAME"):
+            database_owners.setdefault(values["DATABASE_NAME"], []).append(name)
+        for item in container.get("env") or []:
+            if item["name"] == "DATABASE_URL":
+                ref = (item.get("valueFrom") or {}).get("secretKeyRef")
+                if report.check(ref is not None, f"{where}: {name} DATABASE_URL is not taken from a Secret (secretKeyRef)"):
+                    url_keys.setdefault(f"{ref.get('name')}/{ref.get('key')}", []).append(name)
         if "SERVICE_API_KEY" in spec.reads:
             # The value where the rendered files know it, else where it comes from.
             key_ref = next(((i.get("valueFrom") or {}).get("secretKeyRef") for i in container.get("env") or []
@@ -630,6 +676,11 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
                          for p in pdbs.values()), f"{where}: no PodDisruptionBudget selects {name}")
 
     check_same_service_key(where, service_keys, report)
+    for database, names in database_owners.items():
+        report.check(len(names) == 1, f"{where}: {', '.join(names)} share database {database}; each service owns its own")
+    for key, names in url_keys.items():
+        report.check(len(names) == 1, f"{where}: {', '.join(names)} share the DATABASE_URL Secret key {key}; "
+                                      "give each service a key of its own")
 
     # Consumers autoscale, within the partition count.
     for name in ("order-service", "payment-service"):
@@ -656,19 +707,61 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
                              f"{where}: api-gateway {item['name']}={item['value']} but {target} listens on {listening.get(target)}")
 
 
+# ---------------------------------------------------------------- native scripts, bench
+
+
+def read_native(root: Path) -> dict[str, str]:
+    return {path: (root / path).read_text() for path in NATIVE_FILES}
+
+
+def check_native(specs: dict[str, ServiceSpec], native: dict[str, str], report: Report) -> None:
+    """Every service's database is known to the native scripts and the bench."""
+    common = native["infra/scripts/common.sh"]
+    defaults = {db: var for var, db in re.findall(r'^(\w+_DATABASE_NAME)="\$\{\1:-([^}]*)\}"', common, re.M)}
+
+    def loop_vars(path: str) -> set[str]:
+        """The variables a `for db in …` loop of the file goes through."""
+        names: set[str] = set()
+        for line in re.findall(r"^\s*for db in (.*); do", native[path], re.M):
+            names |= set(re.findall(r"\$\{?(\w+)", line))
+        return names
+
+    created, dropped = loop_vars("infra/scripts/databases.sh"), loop_vars("infra/scripts/with-platform.sh")
+    harness = re.search(r"^DATABASES = \{([^}]*)\}", native["bench/harness.py"], re.M)
+    for name, spec in specs.items():
+        if not spec.default_database:
+            continue
+        report.check(bool(harness and f'"{name}"' in harness.group(1)),
+                     f"bench/harness.py: {name} is not in DATABASES, so the bench gives it no database of its own")
+        var = defaults.get(spec.default_database)
+        if not report.check(var is not None, f"infra/scripts/common.sh: no <X>_DATABASE_NAME defaulting to "
+                                             f"{spec.default_database}, {name}'s database"):
+            continue
+        report.check(var in created, f"infra/scripts/databases.sh: does not create ${var} ({name}'s database)")
+        report.check(bool(re.search(rf'^\s*{name}\)\s*database=\(DATABASE_NAME="\${var}"\)',
+                                    native["infra/scripts/services.sh"], re.M)),
+                     f"infra/scripts/services.sh: does not start {name} with DATABASE_NAME=\"${var}\"")
+        report.check(bool(re.search(rf"\b{var}=test_\w+", native["infra/scripts/with-platform.sh"])),
+                     f"infra/scripts/with-platform.sh: does not give {name} a test database of its own ({var}=test_…)")
+        report.check(var in dropped, f"infra/scripts/with-platform.sh: does not drop ${var} ({name}'s test database)")
+        report.check(f'"{name}": "{var}"' in native["infra/watch/watch.py"],
+                     f"infra/watch/watch.py: does not pass {var} to {name} as DATABASE_NAME")
+
+
 # ---------------------------------------------------------------- main
 
 
-def run_all(root: Path, specs, compose, compose_test, k8s) -> Report:
+def run_all(root: Path, specs, compose, compose_test, k8s, native) -> Report:
     report = Report()
     check_compose(root, compose, specs, report)
     check_compose_test(root, compose_test, report)
     for label, docs in k8s:
         check_k8s(label, docs, specs, report)
+    check_native(specs, native, report)
     return report
 
 
-def self_test(root: Path, specs, compose, compose_test, k8s) -> tuple[int, list[str]]:
+def self_test(root: Path, specs, compose, compose_test, k8s, native) -> tuple[int, list[str]]:
     """Breaks copies of the inputs on purpose: each break must be reported."""
     failures = []
     count = 0
@@ -678,7 +771,18 @@ def self_test(root: Path, specs, compose, compose_test, k8s) -> tuple[int, list[
         count += 1
         c, t, k = copy.deepcopy(compose), copy.deepcopy(compose_test), copy.deepcopy(k8s)
         mutate(c, t, k)
-        if not run_all(root, specs, c, t, k).problems:
+        if not run_all(root, specs, c, t, k, native).problems:
+            failures.append(f"self-test: {what} went unnoticed")
+
+    def expect_native(what: str, path: str, old: str, new: str) -> None:
+        """`old` replaced by `new` in a copy of one of NATIVE_FILES must be reported."""
+        nonlocal count
+        count += 1
+        if old not in native[path]:
+            failures.append(f"self-test: {path} no longer holds {old!r}; update the self-test")
+            return
+        broken = dict(native, **{path: native[path].replace(old, new)})
+        if not run_all(root, specs, compose, compose_test, k8s, broken).problems:
             failures.append(f"self-test: {what} went unnoticed")
 
     def k8s_container(k, name):
@@ -688,7 +792,14 @@ def self_test(root: Path, specs, compose, compose_test, k8s) -> tuple[int, list[
         raise KeyError(name)
 
     expect("a variable payment-service never reads, in compose",
-           lambda c, t, k: c["services"]["payment-service"]["environment"].__setitem__("DATABASE_NAME", "orderdb"))
+           lambda c, t, k: c["services"]["payment-service"]["environment"].__setitem__("JWT_SECRET", "x" * 40))
+    expect("payment-service on order-service's database, in compose",
+           lambda c, t, k: c["services"]["payment-service"]["environment"].__setitem__(
+               "DATABASE_NAME", c["services"]["order-service"]["environment"]["DATABASE_NAME"]))
+    expect("order-service not waiting for its database server, in compose",
+           lambda c, t, k: c["services"]["order-service"]["depends_on"].pop("postgres"))
+    expect("order-service on a database the init scripts do not create, in compose",
+           lambda c, t, k: c["services"]["order-service"]["environment"].__setitem__("DATABASE_NAME", "nosuchdb"))
     expect("a wrong healthcheck path in compose",
            lambda c, t, k: c["services"]["user-service"]["healthcheck"].__setitem__(
                "test", ["CMD", "curl", "-f", "http://127.0.0.1:3001/healthz"]))
@@ -745,6 +856,27 @@ def self_test(root: Path, specs, compose, compose_test, k8s) -> tuple[int, list[
            lambda c, t, k: c["services"]["order-service"]["environment"].__setitem__("SERVICE_API_KEY", "y" * 40))
     expect("APP_ENV=production with the development secrets, in compose",
            lambda c, t, k: c["services"]["api-gateway"]["environment"].__setitem__("APP_ENV", "production"))
+
+    def set_env(container, var, value):
+        drop_env(container, var)
+        container.setdefault("env", []).append({"name": var, "value": value})
+
+    expect("user- and order-service on one database, in Kubernetes",
+           lambda c, t, k: set_env(k8s_container(k, "user-service"), "DATABASE_NAME",
+                                   next(i["value"] for i in k8s_container(k, "order-service")["env"]
+                                        if i["name"] == "DATABASE_NAME")))
+    expect("order-service's DATABASE_URL as a literal value, in Kubernetes",
+           lambda c, t, k: set_env(k8s_container(k, "order-service"), "DATABASE_URL", "postgres://u:p@db:5432"))
+    expect("order-service without DATABASE_NAME, in Kubernetes",
+           lambda c, t, k: drop_env(k8s_container(k, "order-service"), "DATABASE_NAME"))
+    expect_native("order-service's database not created by databases.sh", "infra/scripts/databases.sh",
+                  '"$ORDER_DATABASE_NAME" ', "")
+    expect_native("order-service started without its DATABASE_NAME by services.sh", "infra/scripts/services.sh",
+                  '      order-service) database=(DATABASE_NAME="$ORDER_DATABASE_NAME") ;;\n', "")
+    expect_native("order-service's test database not dropped by with-platform.sh", "infra/scripts/with-platform.sh",
+                  'for db in "$USER_DATABASE_NAME" "$ORDER_DATABASE_NAME"', 'for db in "$USER_DATABASE_NAME"')
+    expect_native("order-service without a database of its own in the bench", "bench/harness.py",
+                  '"order-service": "orders", ', "")
     expect("a test broker on another port",
            lambda c, t, k: t["services"]["kafka"]["environment"].__setitem__(
                "KAFKA_ADVERTISED_LISTENERS", "EXTERNAL://127.0.0.1:19092"))
@@ -778,13 +910,14 @@ def main() -> int:
         label, _, path = item.partition("=")
         k8s.append((label, [d for d in yaml.safe_load_all(Path(path).read_text()) if d]))
 
-    report = run_all(root, specs, compose, compose_test, k8s)
+    native = read_native(root)
+    report = run_all(root, specs, compose, compose_test, k8s, native)
     if report.problems:
         print(f"consistency: {len(report.problems)} problem(s) in {report.checks} checks:", file=sys.stderr)
         for problem in report.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    breaks, failures = self_test(root, specs, compose, compose_test, k8s)
+    breaks, failures = self_test(root, specs, compose, compose_test, k8s, native)
     if failures:
         for failure in failures:
             print(failure, file=sys.stderr)

@@ -26,7 +26,7 @@ Which expression is checked, and why
   dashboard variable by every value it takes on the live system, as one regex
   (`job="$service"` becomes `job=~"api-gateway|order-service|…"`): a panel
   passes when it shows data for at least one service. Panels that are empty for
-  one particular service (payment-service has no HTTP API and no database) are
+  one particular service (payment-service has no HTTP API) are
   counted, and listed with OBS_VERBOSE=1, but do not fail the check.
 * The Jaeger datasource's trace-to-metrics queries, with $__tags → job=~"<all>".
 * Recording rules: their `expr` as it is.

@@ -6,6 +6,7 @@ use contracts::money::Money;
 use eventing::idempotency::first_delivery;
 use eventing::kafka::{HandlerError, Incoming};
 
+use super::refuse;
 use crate::domain::OrderStatus;
 use crate::repository::orders;
 use crate::state::AppState;
@@ -58,11 +59,4 @@ pub async fn on_payment_completed(state: AppState, message: Incoming<PaymentComp
     }
     tracing::info!(order_id = %payment.order_id, status = next.as_str(), "order status updated");
     Ok(())
-}
-
-/// A payment event refused for what it says: counted by `reason`, then dead-lettered.
-fn refuse(reason: &'static str, detail: String) -> HandlerError {
-    metrics::counter!("payments_refused_total", "reason" => reason).increment(1);
-    tracing::warn!(reason, detail, "payment event refused");
-    HandlerError::Permanent(anyhow::anyhow!(detail))
 }

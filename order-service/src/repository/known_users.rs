@@ -17,23 +17,20 @@ pub async fn record(executor: impl PgExecutor<'_>, user_id: Uuid) -> anyhow::Res
 }
 
 /// Marks a user deleted (known or not yet: a late `user.created` cannot revive them)
-/// and cancels their pending orders. Returns how many orders were cancelled.
+/// and cancels their pending orders. Returns the orders cancelled: id and total in cents.
 #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "UPDATE known_users", db.system.name = "postgresql", db.operation.name = "UPDATE", db.collection.name = "known_users"))]
-pub async fn forget(executor: impl PgExecutor<'_>, user_id: Uuid) -> anyhow::Result<u64> {
-    let cancelled: i64 = sqlx::query_scalar(
+pub async fn forget(executor: impl PgExecutor<'_>, user_id: Uuid) -> anyhow::Result<Vec<(Uuid, i64)>> {
+    sqlx::query_as(
         "WITH gone AS (
              INSERT INTO known_users (user_id, deleted_at) VALUES ($1, now())
              ON CONFLICT (user_id) DO UPDATE SET deleted_at = COALESCE(known_users.deleted_at, now())
-         ), cancelled AS (
-             UPDATE orders SET status = 'cancelled', updated_at = now()
-             WHERE user_id = $1 AND status = 'pending'
-             RETURNING id
          )
-         SELECT count(*) FROM cancelled",
+         UPDATE orders SET status = 'cancelled', updated_at = now()
+         WHERE user_id = $1 AND status = 'pending'
+         RETURNING id, total_cents",
     )
     .bind(user_id)
-    .fetch_one(executor)
+    .fetch_all(executor)
     .await
-    .context("forgetting a deleted user failed")?;
-    Ok(u64::try_from(cancelled).unwrap_or(0))
+    .context("forgetting a deleted user failed")
 }

@@ -178,30 +178,67 @@ pub async fn list(
     with_items(connection, rows).await
 }
 
-/// Moves a `pending` order to `next`. Returns the status the order had, or `None`
-/// when there is no such order. The row lock makes concurrent transitions take turns.
+/// Moves an order to `next` when its status machine allows it. Returns the status the
+/// order had, or `None` when there is no such order. The row lock makes concurrent
+/// transitions (and payments) take turns.
 #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "UPDATE orders", db.system.name = "postgresql", db.operation.name = "UPDATE", db.collection.name = "orders"))]
 pub async fn transition(
-    executor: impl PgExecutor<'_>,
+    connection: &mut PgConnection,
     id: Uuid,
     next: OrderStatus,
 ) -> anyhow::Result<Option<OrderStatus>> {
-    let previous: Option<String> = sqlx::query_scalar(
-        "WITH current AS (SELECT id, status FROM orders WHERE id = $1 FOR UPDATE)
-         UPDATE orders o SET status = CASE WHEN c.status = 'pending' THEN $2 ELSE o.status END,
-                             updated_at = CASE WHEN c.status = 'pending' THEN now() ELSE o.updated_at END
-         FROM current c WHERE o.id = c.id
-         RETURNING c.status",
-    )
-    .bind(id)
-    .bind(next.as_str())
-    .fetch_optional(executor)
-    .await
-    .context("UPDATE order status failed")?;
-    previous.map(|s| OrderStatus::parse(&s).with_context(|| format!("unknown status {s:?}"))).transpose()
+    let current: Option<String> = sqlx::query_scalar("SELECT status FROM orders WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await
+        .context("SELECT order status failed")?;
+    let Some(previous) = current.map(|s| OrderStatus::parse(&s).with_context(|| format!("unknown status {s:?}")))
+    else {
+        return Ok(None);
+    };
+    let previous = previous?;
+    if previous.can_become(next) {
+        sqlx::query("UPDATE orders SET status = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(next.as_str())
+            .execute(&mut *connection)
+            .await
+            .context("UPDATE order status failed")?;
+    }
+    Ok(Some(previous))
 }
 
-/// What a payment found of its order.
+/// Marks a cancelled order `refunded` for a refund of `amount_cents` to `user_id`, with
+/// `reason`, but only when the order is cancelled and both are its own. Returns what the
+/// order was, or `None` when there is no such order.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "UPDATE orders", db.system.name = "postgresql", db.operation.name = "UPDATE", db.collection.name = "orders"))]
+pub async fn refund(
+    executor: impl PgExecutor<'_>,
+    id: Uuid,
+    user_id: Uuid,
+    amount_cents: i64,
+    reason: &str,
+) -> anyhow::Result<Option<PaymentTarget>> {
+    let found: Option<(String, i64, Uuid)> = sqlx::query_as(
+        "WITH current AS (SELECT id, status, total_cents, user_id FROM orders WHERE id = $1 FOR UPDATE),
+              due AS (SELECT c.status = 'cancelled' AND c.total_cents = $2 AND c.user_id = $3 AS ok FROM current c)
+         UPDATE orders o SET status = CASE WHEN due.ok THEN 'refunded' ELSE o.status END,
+                             status_reason = CASE WHEN due.ok THEN $4 ELSE o.status_reason END,
+                             updated_at = CASE WHEN due.ok THEN now() ELSE o.updated_at END
+         FROM current c, due WHERE o.id = c.id
+         RETURNING c.status, c.total_cents, c.user_id",
+    )
+    .bind(id)
+    .bind(amount_cents)
+    .bind(user_id)
+    .bind(reason)
+    .fetch_optional(executor)
+    .await
+    .context("UPDATE order status for a refund failed")?;
+    found.map(PaymentTarget::try_from).transpose()
+}
+
+/// What a payment or a refund found of its order.
 #[derive(Debug, Clone, Copy)]
 pub struct PaymentTarget {
     /// The status the order had.
@@ -238,12 +275,16 @@ pub async fn settle(
     .fetch_optional(executor)
     .await
     .context("UPDATE order status for a payment failed")?;
-    found
-        .map(|(status, total_cents, user_id)| {
-            let previous = OrderStatus::parse(&status).with_context(|| format!("unknown status {status:?}"))?;
-            Ok(PaymentTarget { previous, total_cents, user_id })
-        })
-        .transpose()
+    found.map(PaymentTarget::try_from).transpose()
+}
+
+impl TryFrom<(String, i64, Uuid)> for PaymentTarget {
+    type Error = anyhow::Error;
+
+    fn try_from((status, total_cents, user_id): (String, i64, Uuid)) -> anyhow::Result<Self> {
+        let previous = OrderStatus::parse(&status).with_context(|| format!("unknown status {status:?}"))?;
+        Ok(Self { previous, total_cents, user_id })
+    }
 }
 
 /// Order counts and sums per status.

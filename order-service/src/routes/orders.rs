@@ -10,6 +10,7 @@ use platform::http::{ApiJson, ApiPath, ApiQuery, FieldError, Page, Problem, Requ
 use uuid::Uuid;
 
 use crate::domain::{CreateOrderRequest, NewOrder, Order, OrderKind, OrderStatus};
+use crate::events::announce_cancellation;
 use crate::ordering::{PlaceOrderError, place_order};
 use crate::repository::orders::{self, OrderFilter};
 use crate::state::AppState;
@@ -54,10 +55,12 @@ pub async fn get(
     visible_order(&state, &principal, id).await.map(Json)
 }
 
-/// Moves a pending order to `next`, or says why it cannot move.
-async fn transition(state: &AppState, id: Uuid, next: OrderStatus) -> Result<Order, Problem> {
+/// Moves an order to `next`, or says why it cannot move. A cancellation writes
+/// `order.cancelled` in the same transaction, so payment-service takes no payment for the
+/// order, or gives back the one it took.
+async fn transition(state: &AppState, id: Uuid, next: OrderStatus, request_id: &RequestId) -> Result<Order, Problem> {
     let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
-    let previous = orders::transition(&mut *transaction, id, next).await?.ok_or_else(|| not_found(id))?;
+    let previous = orders::transition(&mut transaction, id, next).await?.ok_or_else(|| not_found(id))?;
     if !previous.can_become(next) {
         return Err(Problem::conflict(format!(
             "the order is {}; it can no longer become {}",
@@ -66,31 +69,43 @@ async fn transition(state: &AppState, id: Uuid, next: OrderStatus) -> Result<Ord
         )));
     }
     let order = orders::find(&mut transaction, id).await?.context("order vanished inside its transaction")?;
+    if next == OrderStatus::Cancelled {
+        announce_cancellation(&mut transaction, order.id, order.user_id, order.total_amount.cents(), request_id)
+            .await?;
+    }
     transaction.commit().await.context("cannot commit the status change")?;
     metrics::counter!("order_status_changes_total", "status" => next.as_str()).increment(1);
     tracing::info!(order_id = %id, status = next.as_str(), "order status changed");
     Ok(order)
 }
 
-/// `PATCH /orders/{id}` (admin): only valid transitions (pending → paid, payment_failed, cancelled).
+/// `PATCH /orders/{id}` (admin): only valid transitions (pending → paid, payment_failed or
+/// cancelled; paid → cancelled). `refunded` follows payment-service's refund, never a request.
 pub async fn update_status(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(change): ApiJson<StatusChange>,
 ) -> Result<Json<Order>, Problem> {
     principal.require_admin()?;
-    transition(&state, id, change.status).await.map(Json)
+    if change.status == OrderStatus::Refunded {
+        let why = "refunded follows payment-service's refund; cancel the order instead";
+        return Err(Problem::validation(vec![FieldError::new("status", why)]));
+    }
+    transition(&state, id, change.status, &request_id).await.map(Json)
 }
 
-/// `DELETE /orders/{id}` (its owner or an admin): cancels a pending order.
+/// `DELETE /orders/{id}` (its owner or an admin): cancels a pending or paid order; a
+/// payment already taken is refunded.
 pub async fn cancel(
     State(state): State<AppState>,
     principal: Principal,
+    request_id: RequestId,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<StatusCode, Problem> {
     visible_order(&state, &principal, id).await?;
-    transition(&state, id, OrderStatus::Cancelled).await?;
+    transition(&state, id, OrderStatus::Cancelled, &request_id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -104,7 +119,7 @@ pub async fn list(
     let mut errors = Vec::new();
     let status = match query.status.as_deref().map(OrderStatus::parse) {
         Some(None) => {
-            errors.push(FieldError::new("status", "must be pending, paid, payment_failed or cancelled"));
+            errors.push(FieldError::new("status", "must be pending, paid, payment_failed, cancelled or refunded"));
             None
         }
         Some(status) => status,

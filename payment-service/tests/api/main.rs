@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use contracts::events::{OrderCreated, OrderItem, PaymentCompleted, PaymentStatus};
+use contracts::events::{OrderCancelled, OrderCreated, OrderItem, PaymentCompleted, PaymentRefunded, PaymentStatus};
 use contracts::money::Money;
 use eventing::configuration::KafkaSettings;
 use eventing::kafka::EventPublisher;
@@ -78,15 +78,90 @@ async fn every_order_gets_one_completed_payment_for_its_amount() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_redelivered_order_produces_the_same_payment() {
+async fn a_redelivered_order_is_answered_again_with_the_same_payment_and_charged_once() {
     let app = spawn_app("0.5").await;
     let order = order(700);
     let request_id = RequestId::generate();
     app.publisher.publish(&order, &request_id).await.unwrap();
+    let first = payments_for(&app, std::slice::from_ref(&order)).await;
+    // Again, as order-service's payment timeout requests it when no answer came.
     app.publisher.publish(&order, &request_id).await.unwrap();
-    let payments = payments_for(&app, &[order.clone(), order]).await;
-    assert_eq!(payments[0].0.payment_id, payments[1].0.payment_id);
-    assert_eq!(payments[0].0.status, payments[1].0.status);
+    let probe = TopicProbe::new(&format!("{}payment.completed", app.topic_prefix));
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let message = probe.next_matching(Duration::from_secs(20), |_| true).await;
+        answers.push((
+            serde_json::from_slice::<PaymentCompleted>(message.payload().unwrap()).unwrap(),
+            header_of(&message, "ce_id"),
+        ));
+    }
+    assert_eq!(answers[0].0.payment_id, first[0].0.payment_id);
+    assert_eq!(answers[1].0.payment_id, first[0].0.payment_id);
+    assert_eq!(answers[1].0.status, first[0].0.status);
+    assert_eq!(answers[0].1, answers[1].1, "the same event id, so order-service applies it once");
+    let metrics = app.server.client.get(app.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(testkit::metric_sum(&metrics, "payments_total"), 1.0, "charged once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_charged_order_that_is_cancelled_is_refunded_in_full_once() {
+    let app = spawn_app("0").await;
+    let order = order(4250);
+    let request_id = RequestId::generate();
+    app.publisher.publish(&order, &request_id).await.unwrap();
+    let payment = payments_for(&app, std::slice::from_ref(&order)).await.remove(0).0;
+    let cancelled = OrderCancelled {
+        order_id: order.order_id,
+        user_id: order.user_id,
+        total_amount: order.total_amount,
+        cancelled_at: Utc::now(),
+    };
+    // Twice under different event ids: the second finds the payment already given back.
+    app.publisher.publish(&cancelled, &request_id).await.unwrap();
+    app.publisher.publish(&cancelled, &request_id).await.unwrap();
+    let refunds = TopicProbe::new(&format!("{}payment.refunded", app.topic_prefix));
+    let message = refunds.next_matching(Duration::from_secs(20), |_| true).await;
+    let refund: PaymentRefunded = serde_json::from_slice(message.payload().unwrap()).unwrap();
+    assert_eq!(
+        (refund.payment_id, refund.order_id, refund.amount),
+        (payment.payment_id, order.order_id, order.total_amount)
+    );
+    testkit::eventually("both cancellations handled", Duration::from_secs(20), || async {
+        let metrics = app.server.client.get(app.server.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        (testkit::metric_sum_where(&metrics, "kafka_messages_consumed_total", "order.cancelled\"") >= 2.0)
+            .then_some(metrics)
+    })
+    .await;
+    let metrics = app.server.client.get(app.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(testkit::metric_sum(&metrics, "payments_refunded_total"), 1.0, "refunded once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_order_cancelled_before_its_payment_is_never_charged() {
+    let app = spawn_app("0").await;
+    let order = order(990);
+    let cancelled = OrderCancelled {
+        order_id: order.order_id,
+        user_id: order.user_id,
+        total_amount: order.total_amount,
+        cancelled_at: Utc::now(),
+    };
+    let request_id = RequestId::generate();
+    app.publisher.publish(&cancelled, &request_id).await.unwrap();
+    testkit::eventually("the cancellation handled", Duration::from_secs(20), || async {
+        let metrics = app.server.client.get(app.server.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        (testkit::metric_sum_where(&metrics, "kafka_messages_consumed_total", "order.cancelled\"") >= 1.0).then_some(())
+    })
+    .await;
+    app.publisher.publish(&order, &request_id).await.unwrap();
+    testkit::eventually("the order handled", Duration::from_secs(20), || async {
+        let metrics = app.server.client.get(app.server.url("/metrics")).send().await.ok()?.text().await.ok()?;
+        (testkit::metric_sum_where(&metrics, "kafka_messages_consumed_total", "order.created\"") >= 1.0).then_some(())
+    })
+    .await;
+    let metrics = app.server.client.get(app.server.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert_eq!(testkit::metric_sum(&metrics, "payments_total"), 0.0, "nothing charged");
+    assert_eq!(testkit::metric_sum(&metrics, "payments_refunded_total"), 0.0, "nothing to give back");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -150,6 +150,54 @@ impl Event for PaymentCompleted {
     }
 }
 
+/// `order.cancelled`: an order was cancelled (by its owner, an admin, or because its user
+/// was deleted). payment-service takes no payment for it from then on, and refunds one it
+/// has already taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderCancelled {
+    /// The cancelled order.
+    pub order_id: Uuid,
+    /// Its owner.
+    pub user_id: Uuid,
+    /// The order's total: what a refund gives back.
+    pub total_amount: Money,
+    /// When it was cancelled.
+    pub cancelled_at: DateTime<Utc>,
+}
+
+impl Event for OrderCancelled {
+    const TOPIC: &'static str = "order.cancelled";
+    const TYPE: &'static str = "platform.order.cancelled.v1";
+    fn key(&self) -> Uuid {
+        self.user_id
+    }
+}
+
+/// `payment.refunded`: a payment taken for an order that was then cancelled was given back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentRefunded {
+    /// The refunded payment.
+    pub payment_id: Uuid,
+    /// Its order.
+    pub order_id: Uuid,
+    /// The user refunded.
+    pub user_id: Uuid,
+    /// The amount given back: the whole payment.
+    pub amount: Money,
+    /// When the refund was made.
+    pub refunded_at: DateTime<Utc>,
+}
+
+impl Event for PaymentRefunded {
+    const TOPIC: &'static str = "payment.refunded";
+    const TYPE: &'static str = "platform.payment.refunded.v1";
+    fn key(&self) -> Uuid {
+        self.user_id
+    }
+}
+
 /// The most bytes one event may take on the broker, body and headers together. Far
 /// above the largest event the API's validation allows (an order of 100 lines of the
 /// longest product ids and highest prices is about a quarter of it), and small enough that
@@ -178,8 +226,14 @@ impl std::fmt::Display for EventTooLarge {
 impl std::error::Error for EventTooLarge {}
 
 /// Base names of every topic the platform uses, for creating them at start.
-pub const ALL_TOPICS: [&str; 4] =
-    [UserCreated::TOPIC, UserDeleted::TOPIC, OrderCreated::TOPIC, PaymentCompleted::TOPIC];
+pub const ALL_TOPICS: [&str; 6] = [
+    UserCreated::TOPIC,
+    UserDeleted::TOPIC,
+    OrderCreated::TOPIC,
+    OrderCancelled::TOPIC,
+    PaymentCompleted::TOPIC,
+    PaymentRefunded::TOPIC,
+];
 
 /// The dead-letter topic for a topic.
 pub fn dead_letter_topic(topic: &str) -> String {

@@ -9,6 +9,8 @@ use testkit::{TestServer, eventually};
 pub struct Platform {
     pub gateway: Gateway,
     pub topic_prefix: String,
+    /// The Prometheus exposition of this test process (every service in it shares one recorder).
+    metrics_url: String,
     _services: Vec<TestServer>,
 }
 
@@ -49,11 +51,23 @@ impl Platform {
         for service in [&users, &orders, &payments, &*gateway] {
             service.wait_ready().await;
         }
-        Self { gateway, topic_prefix, _services: vec![users, orders, payments] }
+        let metrics_url = payments.url("/metrics");
+        Self { gateway, topic_prefix, metrics_url, _services: vec![users, orders, payments] }
     }
 
     pub fn url(&self, path: &str) -> String {
         self.gateway.url(path)
+    }
+
+    /// The sum of the series of metric `name` whose labels contain `label` (every series
+    /// when `label` is empty), now.
+    pub async fn metric(&self, name: &str, label: &str) -> f64 {
+        let exposition = self.gateway.client.get(&self.metrics_url).send().await.unwrap().text().await.unwrap();
+        if label.is_empty() {
+            testkit::metric_sum(&exposition, name)
+        } else {
+            testkit::metric_sum_where(&exposition, name, label)
+        }
     }
 
     /// Polls through the gateway, as the user, until their welcome order leaves `pending`.

@@ -9,4 +9,5 @@ mod docs;
 mod helpers;
 mod hostile;
 mod proxy;
+mod saga;
 mod traversal;

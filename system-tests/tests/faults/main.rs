@@ -92,7 +92,7 @@ impl Platform {
             order_env.push(("KAFKA_GROUP_INSTANCE_ID".to_owned(), "order-service-1".to_owned()));
         }
         let orders = Service::start("order-service", &dir, order_env.clone()).await;
-        let mut payment_env = common(None);
+        let mut payment_env = common(Some(&testkit::create_database().await));
         if static_membership {
             payment_env.push(("KAFKA_GROUP_INSTANCE_ID".to_owned(), "payment-service-1".to_owned()));
         }

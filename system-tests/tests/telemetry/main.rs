@@ -76,7 +76,7 @@ async fn one_request_is_one_trace_across_four_services_and_kafka_and_its_logs_po
     };
     let users = Service::start("user-service", &dir, env(Some(testkit::create_database().await))).await;
     let orders = Service::start("order-service", &dir, env(Some(testkit::create_database().await))).await;
-    let _payments = Service::start("payment-service", &dir, env(None)).await;
+    let _payments = Service::start("payment-service", &dir, env(Some(testkit::create_database().await))).await;
     let mut gateway_env = env(None);
     gateway_env.push(("USER_SERVICE_URL".to_owned(), users.url("")));
     gateway_env.push(("ORDER_SERVICE_URL".to_owned(), orders.url("")));

@@ -39,7 +39,9 @@ pub struct OrderLine {
     pub price: serde_json::Number,
 }
 
-/// Where an order stands. `pending` is the only state that can change.
+/// Where an order stands: `pending` until its payment is answered or it is cancelled; a
+/// `paid` order may still be cancelled, and a cancelled order whose payment had been taken
+/// becomes `refunded` when payment-service gives it back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
@@ -49,13 +51,15 @@ pub enum OrderStatus {
     Paid,
     /// The payment was declined, or never answered in time.
     PaymentFailed,
-    /// Cancelled before payment.
+    /// Cancelled; a payment already taken is being refunded.
     Cancelled,
+    /// Cancelled after its payment was taken, and the payment given back.
+    Refunded,
 }
 
 impl OrderStatus {
     /// Every status, in the machine's order.
-    pub const ALL: [Self; 4] = [Self::Pending, Self::Paid, Self::PaymentFailed, Self::Cancelled];
+    pub const ALL: [Self; 5] = [Self::Pending, Self::Paid, Self::PaymentFailed, Self::Cancelled, Self::Refunded];
 
     /// The stored and wire name.
     pub fn as_str(self) -> &'static str {
@@ -64,6 +68,7 @@ impl OrderStatus {
             Self::Paid => "paid",
             Self::PaymentFailed => "payment_failed",
             Self::Cancelled => "cancelled",
+            Self::Refunded => "refunded",
         }
     }
 
@@ -72,9 +77,15 @@ impl OrderStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == name)
     }
 
-    /// Whether the machine allows `self → next`. Final states never move again.
+    /// Whether the machine allows `self → next`. `payment_failed` and `refunded` are final;
+    /// `cancelled` moves only to `refunded`, when payment-service gives a taken payment back.
     pub fn can_become(self, next: Self) -> bool {
-        matches!((self, next), (Self::Pending, Self::Paid | Self::PaymentFailed | Self::Cancelled))
+        matches!(
+            (self, next),
+            (Self::Pending, Self::Paid | Self::PaymentFailed | Self::Cancelled)
+                | (Self::Paid, Self::Cancelled)
+                | (Self::Cancelled, Self::Refunded)
+        )
     }
 }
 
@@ -167,13 +178,12 @@ mod tests {
     use super::OrderStatus::{self, *};
 
     #[test]
-    fn only_pending_orders_move() {
-        assert!(Pending.can_become(Paid));
-        assert!(Pending.can_become(PaymentFailed));
-        assert!(Pending.can_become(Cancelled));
-        for done in [Paid, PaymentFailed, Cancelled] {
+    fn the_machine_moves_only_where_the_saga_allows() {
+        let allowed =
+            [(Pending, Paid), (Pending, PaymentFailed), (Pending, Cancelled), (Paid, Cancelled), (Cancelled, Refunded)];
+        for from in OrderStatus::ALL {
             for next in OrderStatus::ALL {
-                assert!(!done.can_become(next), "{done:?} -> {next:?}");
+                assert_eq!(from.can_become(next), allowed.contains(&(from, next)), "{from:?} -> {next:?}");
             }
         }
     }

@@ -24,7 +24,9 @@ use utoipa::ToSchema;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::Schema;
 
-use crate::events::{Event, OrderCreated, PaymentCompleted, UserCreated, UserDeleted, dead_letter_topic};
+use crate::events::{
+    Event, OrderCancelled, OrderCreated, PaymentCompleted, PaymentRefunded, UserCreated, UserDeleted, dead_letter_topic,
+};
 use crate::headers::{
     CE_ID, CE_SOURCE, CE_SPECVERSION, CE_TIME, CE_TYPE, CONTENT_TYPE, DLQ_ATTEMPTS, DLQ_ERROR, DLQ_FIRST_FAILURE,
     DLQ_ORIGINAL_OFFSET, DLQ_ORIGINAL_PARTITION, DLQ_ORIGINAL_TOPIC, REQUEST_ID, TRACEPARENT,
@@ -78,10 +80,10 @@ impl Flow {
     }
 }
 
-/// Every topic, as the services wire them: user-service publishes through its outbox,
-/// order-service's consumer handles three topics and publishes through its outbox,
-/// payment-service's consumer answers each order.
-fn flows() -> [Flow; 4] {
+/// Every topic, as the services wire them: each service publishes through its outbox;
+/// order-service's consumer handles four topics, payment-service's answers each order and
+/// each cancellation (the saga's compensation).
+fn flows() -> [Flow; 6] {
     [
         Flow::of::<UserCreated>(
             USER_SERVICE,
@@ -91,7 +93,10 @@ fn flows() -> [Flow; 4] {
         Flow::of::<UserDeleted>(
             USER_SERVICE,
             "when an admin deletes a user (through its outbox, in the deletion's transaction)",
-            &[(ORDER_SERVICE, "refuses new orders for the user and cancels their pending ones")],
+            &[(
+                ORDER_SERVICE,
+                "refuses new orders for the user and cancels their pending ones (each publishing `order.cancelled`)",
+            )],
         ),
         Flow::of::<OrderCreated>(
             ORDER_SERVICE,
@@ -99,10 +104,24 @@ fn flows() -> [Flow; 4] {
              a payment timed out (through its outbox)",
             &[(PAYMENT_SERVICE, "settles the payment and publishes `payment.completed`")],
         ),
+        Flow::of::<OrderCancelled>(
+            ORDER_SERVICE,
+            "when an order is cancelled: by its owner, by an admin, or because its user was deleted (through its \
+             outbox, in the cancellation's transaction)",
+            &[(
+                PAYMENT_SERVICE,
+                "takes no payment for the order from then on; refunds one already taken and publishes `payment.refunded`",
+            )],
+        ),
         Flow::of::<PaymentCompleted>(
             PAYMENT_SERVICE,
-            "for each `order.created` it handles, with an event id derived from the order",
+            "once per order, when it settles the order's payment (through its outbox, in the payment's transaction)",
             &[(ORDER_SERVICE, "marks the order `paid` or `payment_failed`")],
+        ),
+        Flow::of::<PaymentRefunded>(
+            PAYMENT_SERVICE,
+            "when an order it had charged is cancelled (through its outbox, in the refund's transaction)",
+            &[(ORDER_SERVICE, "marks the cancelled order `refunded`, with the refund as its reason")],
         ),
     ]
 }

@@ -84,6 +84,19 @@ fn every_event_type_has_its_channel_and_payload_schema() {
         status: PaymentStatus::Completed,
         completed_at: at,
     });
+    check_event(&OrderCancelled {
+        order_id: Uuid::new_v4(),
+        user_id: user,
+        total_amount: Money::from_cents(5998).unwrap(),
+        cancelled_at: at,
+    });
+    check_event(&PaymentRefunded {
+        payment_id: Uuid::new_v4(),
+        order_id: Uuid::new_v4(),
+        user_id: user,
+        amount: Money::from_cents(5998).unwrap(),
+        refunded_at: at,
+    });
 }
 
 #[test]
@@ -144,6 +157,10 @@ fn operations_name_the_wiring_of_the_services() {
         "orderServiceSendsOrderCreated",
         "paymentServiceReceivesOrderCreated",
         "paymentServiceSendsPaymentCompleted",
+        "orderServiceSendsOrderCancelled",
+        "paymentServiceReceivesOrderCancelled",
+        "paymentServiceSendsPaymentRefunded",
+        "orderServiceReceivesPaymentRefunded",
         "orderServiceDeadLettersUserCreated",
         "paymentServiceDeadLettersOrderCreated",
     ] {

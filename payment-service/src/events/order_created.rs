@@ -1,0 +1,59 @@
+//! `order.created` → a payment, unless the order was cancelled first → `payment.completed`.
+
+use anyhow::Context;
+use chrono::Utc;
+use contracts::events::{OrderCreated, PaymentCompleted};
+use eventing::kafka::{HandlerError, Incoming};
+use eventing::outbox;
+use uuid::Uuid;
+
+use crate::domain::{decide, payment_id};
+use crate::repository::payments::{self, Payment, Standing};
+use crate::state::AppState;
+
+/// Settles the order's payment and announces the outcome, in one transaction. An order
+/// that already has a payment (a redelivery, or a payment requested again after a
+/// timeout) has the same outcome announced again under the same event id, and is never
+/// charged twice; an order cancelled before its payment is never charged.
+pub async fn on_order_created(state: AppState, message: Incoming<OrderCreated>) -> Result<(), HandlerError> {
+    let order = &message.event;
+    if !state.payment.delay.is_zero() {
+        // Stands in for the provider's round trip.
+        tokio::time::sleep(state.payment.delay).await;
+    }
+    let payment_id = payment_id(order.order_id);
+    let decided = Payment {
+        payment_id,
+        order_id: order.order_id,
+        user_id: order.user_id,
+        amount_cents: order.total_amount.cents(),
+        standing: Standing::Settled(decide(payment_id, state.payment.failure_rate)),
+        created: false,
+    };
+    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
+    let payment = payments::record(&mut transaction, &decided).await?;
+    let Standing::Settled(status) = payment.standing else {
+        tracing::info!(order_id = %order.order_id, "the order was cancelled before its payment; nothing taken");
+        return Ok(());
+    };
+    let event = PaymentCompleted {
+        payment_id,
+        order_id: order.order_id,
+        user_id: payment.user_id,
+        amount: order.total_amount,
+        status,
+        completed_at: Utc::now(),
+    };
+    let mut prepared = outbox::prepare(&event, &message.meta.request_id)?;
+    // Derived from the payment: announced again, it is recognised as the same answer.
+    prepared.event_id = Uuid::new_v5(&payment_id, b"payment.completed");
+    outbox::enqueue_again(&mut transaction, &prepared).await?;
+    transaction.commit().await.context("cannot commit the payment")?;
+    if payment.created {
+        metrics::counter!("payments_total", "status" => status.as_str()).increment(1);
+        metrics::counter!("payments_amount_cents_total", "status" => status.as_str())
+            .increment(u64::try_from(payment.amount_cents).unwrap_or(0));
+        tracing::info!(order_id = %order.order_id, %payment_id, status = status.as_str(), amount = %order.total_amount, "payment settled");
+    }
+    Ok(())
+}

@@ -1,0 +1,3 @@
+//! payment-service's tables.
+
+pub mod payments;
