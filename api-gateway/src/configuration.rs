@@ -113,14 +113,6 @@ pub struct Settings {
     pub limits: LimitSettings,
 }
 
-fn service_url(env: &Env, name: &str, default: &str) -> Result<Url, ConfigError> {
-    let url: Url = env.get(name, Url::parse(default).map_err(|e| ConfigError::new(name, e))?)?;
-    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err(ConfigError::new(name, format!("{url} is not an http(s) URL with a host")));
-    }
-    Ok(url)
-}
-
 impl Settings {
     /// Reads and validates the settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -150,8 +142,8 @@ impl Settings {
             },
             telemetry,
             upstreams: UpstreamSettings {
-                user_service: service_url(env, "USER_SERVICE_URL", "http://127.0.0.1:3001")?,
-                order_service: service_url(env, "ORDER_SERVICE_URL", "http://127.0.0.1:3002")?,
+                user_service: env.service_url("USER_SERVICE_URL", "http://127.0.0.1:3001")?,
+                order_service: env.service_url("ORDER_SERVICE_URL", "http://127.0.0.1:3002")?,
                 timeout: env.millis("UPSTREAM_TIMEOUT_MS", 10_000)?,
             },
         })

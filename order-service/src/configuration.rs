@@ -19,6 +19,9 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// `SERVICE_API_KEY`.
     pub service_key: ServiceKey,
+    /// `USER_SERVICE_URL` (http://127.0.0.1:3001): asked whether it published the user
+    /// events order-service acts on.
+    pub user_service: url::Url,
     /// `PAYMENT_TIMEOUT_MS` (120000) and `PAYMENT_MAX_REQUESTS` (3): how long a payment
     /// request may go unanswered, and how many requests an order gets before it fails.
     pub payment_timeout: PaymentTimeout,
@@ -33,6 +36,7 @@ impl Settings {
             database: DatabaseSettings::from_env(env, "orderdb")?,
             kafka: KafkaSettings::from_env(env, "order-service")?,
             service_key: ServiceKey::from_env(env, telemetry.environment)?,
+            user_service: env.service_url("USER_SERVICE_URL", "http://127.0.0.1:3001")?,
             payment_timeout: payment_timeout(env)?,
             telemetry,
         })

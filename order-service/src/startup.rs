@@ -10,8 +10,11 @@ use platform::health::Readiness;
 use platform::http::{Server, ServerBuilder};
 use sqlx::migrate::Migrator;
 
+use std::sync::Arc;
+
 use crate::configuration::Settings;
 use crate::events::{on_payment_completed, on_payment_refunded, on_user_created, on_user_deleted};
+use crate::origin::Producer;
 use crate::routes;
 use crate::state::AppState;
 
@@ -43,7 +46,8 @@ impl Application {
         .await?
         .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
-        let state = AppState { pool: pool.clone() };
+        let users = Arc::new(Producer::new(settings.user_service.as_str(), settings.service_key.clone())?);
+        let state = AppState { pool: pool.clone(), users };
 
         let (on_user, on_deleted) = (state.clone(), state.clone());
         let (on_payment, on_refund) = (state.clone(), state.clone());

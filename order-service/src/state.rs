@@ -1,11 +1,17 @@
 //! What the handlers share: in a module of its own, so routes and event handlers
 //! depend on it and `startup` wires it, without either importing the other.
 
+use std::sync::Arc;
+
 use sqlx::PgPool;
+
+use crate::origin::Producer;
 
 /// What handlers share.
 #[derive(Clone)]
 pub struct AppState {
     /// The orders database (and its outbox).
     pub pool: PgPool,
+    /// user-service, asked whether it published the user events acted on.
+    pub users: Arc<Producer>,
 }

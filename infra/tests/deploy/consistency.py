@@ -66,7 +66,7 @@ LIVE, READY = "/health/live", "/health/ready"
 # or a pod: wherever a service reads one, the deployment must set it.
 MUST_SET = ("KAFKA_BROKERS", "DATABASE_URL", "USER_SERVICE_URL", "ORDER_SERVICE_URL")
 # env.get("NAME", …) and friends (also `env\n    .string(…)`), or a helper called as f(env, "NAME", …).
-ENV_CALL = re.compile(r'\benv\s*\.(?:get|optional|string|millis|raw)\(\s*"([A-Z][A-Z0-9_]*)"'
+ENV_CALL = re.compile(r'\benv\s*\.(?:get|optional|string|millis|raw|service_url)\(\s*"([A-Z][A-Z0-9_]*)"'
                       r'|\b\w+\(\s*&?env\s*,\s*"([A-Z][A-Z0-9_]*)"')
 # A closure taking the variable's name first: `let positive = |name: &str, default: u32| …`.
 NAME_CLOSURE = re.compile(r'\blet\s+(\w+)\s*=\s*(?:move\s*)?\|\s*\w+\s*:\s*&str\b')
@@ -696,15 +696,14 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
             report.check(hpa["spec"]["maxReplicas"] <= partitions,
                          f"{where}: HPA {name} may scale to {hpa['spec']['maxReplicas']}, but topics have {partitions} partitions")
 
-    # The gateway's upstream URLs name the Services and their ports.
-    gateway = deployments.get("api-gateway")
-    if gateway:
-        for item in gateway["spec"]["template"]["spec"]["containers"][0].get("env") or []:
+    # URLs between services name the Services and their ports.
+    for name, deployment in deployments.items():
+        for item in deployment["spec"]["template"]["spec"]["containers"][0].get("env") or []:
             if item["name"] in ("USER_SERVICE_URL", "ORDER_SERVICE_URL") and item.get("value"):
                 host, port = url_port(item["value"])
                 target = host.split(".")[0] if host else None
                 report.check(target in services and port == listening.get(target),
-                             f"{where}: api-gateway {item['name']}={item['value']} but {target} listens on {listening.get(target)}")
+                             f"{where}: {name} {item['name']}={item['value']} but {target} listens on {listening.get(target)}")
 
 
 # ---------------------------------------------------------------- native scripts, bench

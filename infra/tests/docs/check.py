@@ -10,7 +10,7 @@ Checks, each failing with what to fix:
   6. variables  every ALL_CAPS_NAME in their code spans is read somewhere in the code,
                 scripts or configuration files;
   7. settings   the settings table of docs/configuration.md is the one generated from the
-                code (every env.get/string/millis/raw/optional call of the four services
+                code (every env.get/string/millis/raw/optional/service_url call of the four services
                 and the shared crates they build on, with its default and its readers);
                 `--write` regenerates it, keeping the hand-written meaning column;
   8. metrics    the catalogue in docs/observability.md lists exactly the metrics the code
@@ -285,7 +285,7 @@ def readings_in(path: Path, owner_of) -> list[Reading]:
     consts = constants(text)
     helpers_env = set(re.findall(r"fn\s+(\w+)\s*\(\s*env:\s*&Env,\s*name:\s*&str", text))
     helpers_closure = set(re.findall(r"let\s+(\w+)\s*=\s*\|\s*name:\s*&str", text))
-    calls = [(m, 0) for m in re.finditer(r"\benv\s*\.\s*(get|string|millis|raw|optional)\s*\(", text)]
+    calls = [(m, 0) for m in re.finditer(r"\benv\s*\.\s*(get|string|millis|raw|optional|service_url)\s*\(", text)]
     calls += [(m, 1) for m in re.finditer(r"\b(\w+)\s*\(", text) if m.group(1) in helpers_env]
     calls += [(m, 0) for m in re.finditer(r"\b(\w+)\s*\(", text) if m.group(1) in helpers_closure]
     out = []

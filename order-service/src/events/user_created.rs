@@ -13,6 +13,7 @@ use crate::state::AppState;
 /// Creates the welcome order and its event in one transaction with the event's
 /// processed mark; a redelivery finds the mark and does nothing.
 pub async fn on_user_created(state: AppState, message: Incoming<UserCreated>) -> Result<(), HandlerError> {
+    state.users.vouches_for(&message.event, &message.meta).await?;
     let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
     if !first_delivery(&mut transaction, &message.meta).await? {
         return Ok(());

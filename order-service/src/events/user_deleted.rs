@@ -14,6 +14,7 @@ use crate::state::AppState;
 /// event's processed mark and each cancellation's `order.cancelled`.
 pub async fn on_user_deleted(state: AppState, message: Incoming<UserDeleted>) -> Result<(), HandlerError> {
     let user_id = message.event.user_id;
+    state.users.vouches_for(&message.event, &message.meta).await?;
     let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
     if !first_delivery(&mut transaction, &message.meta).await? {
         return Ok(());

@@ -90,8 +90,7 @@ pub async fn update_status(
 ) -> Result<Json<Order>, Problem> {
     principal.require_admin()?;
     if change.status == OrderStatus::Refunded {
-        let why = "refunded follows payment-service's refund; cancel the order instead";
-        return Err(Problem::validation(vec![FieldError::new("status", why)]));
+        return Err(Problem::conflict("an order becomes refunded only by payment-service's refund; cancel it instead"));
     }
     transition(&state, id, change.status, &request_id).await.map(Json)
 }

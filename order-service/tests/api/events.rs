@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use contracts::events::{PaymentCompleted, PaymentStatus, UserCreated};
+use contracts::events::{PaymentCompleted, PaymentStatus, UserCreated, UserDeleted};
 use contracts::money::Money;
 use rdkafka::Message;
 use testkit::{TopicProbe, eventually, header_of, metric_sum, produce_raw};
@@ -32,8 +32,9 @@ async fn a_new_user_gets_exactly_one_welcome_order_and_one_event_however_often_i
     let app = spawn_app_with(|env| env.with("KAFKA_TOPIC_PARTITIONS", "1")).await;
     let (user_id, marker) = (Uuid::new_v4(), Uuid::new_v4());
     let event_id = Uuid::new_v4();
-    app.publish_with_id(&user_created(user_id), event_id).await;
-    app.publish_with_id(&user_created(user_id), event_id).await; // a redelivery
+    let created = user_created(user_id);
+    app.publish_with_id(&created, event_id).await;
+    app.publish_with_id(&created, event_id).await; // a redelivery
     app.publish(&user_created(user_id)).await; // a duplicate with an id of its own
 
     let order = app.wait_for_order(user_id, |s| s == "pending").await;
@@ -217,4 +218,37 @@ async fn while_the_database_is_down_consumption_pauses_instead_of_dead_lettering
     let resumed = metrics().await.unwrap();
     assert!(resumed.lines().any(|l| l.starts_with("kafka_consumer_paused{") && l.ends_with(" 0")), "{resumed}");
     assert_eq!(metric_sum(&resumed, "kafka_dead_letters_total"), 0.0, "{resumed}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_created_its_producer_never_published_is_dead_lettered_and_makes_no_welcome_order() {
+    let app = spawn_app().await;
+    let ghost = Uuid::new_v4();
+    app.forge_with_id(&user_created(ghost), Uuid::new_v4()).await;
+    let dead_letters = TopicProbe::new(&app.topic("user.created.dlq"));
+    let letter = dead_letters.next_matching(Duration::from_secs(20), |_| true).await;
+    assert!(header_of(&letter, "x-dlq-error").is_some_and(|e| e.contains("unknown_to_producer")), "{letter:?}");
+    assert!(app.orders_of(ghost).await.is_empty(), "a forged sign-up made an order");
+    // The same user, altered from what user-service published under a real event id.
+    let real = Uuid::new_v4();
+    app.publish_with_id(&user_created(ghost), real).await;
+    app.wait_for_order(ghost, |s| s == "pending").await;
+    let mut altered = user_created(ghost);
+    altered.email = "attacker@example.com".into();
+    app.forge_with_id(&altered, real).await;
+    let letter = dead_letters.next_matching(Duration::from_secs(20), |_| true).await;
+    assert!(header_of(&letter, "x-dlq-error").is_some_and(|e| e.contains("not_as_published")), "{letter:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forged_user_deleted_is_dead_lettered_and_the_users_orders_stay() {
+    let app = spawn_app().await;
+    let user_id = app.known_user().await;
+    app.forge_with_id(&UserDeleted { user_id, deleted_at: Utc::now() }, Uuid::new_v4()).await;
+    let dead_letters = TopicProbe::new(&app.topic("user.deleted.dlq"));
+    let letter = dead_letters.next_matching(Duration::from_secs(20), |_| true).await;
+    assert!(header_of(&letter, "x-dlq-error").is_some_and(|e| e.contains("unknown_to_producer")), "{letter:?}");
+    let orders = app.orders_of(user_id).await;
+    assert_eq!(orders.len(), 1);
+    assert_eq!(orders[0]["status"], "pending", "the forged deletion cancelled an order");
 }

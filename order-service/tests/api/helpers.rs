@@ -1,12 +1,24 @@
 //! Starting order-service on port 0 with a database and topics of its own.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use contracts::api::events::PublishedEvent;
+use contracts::events::Event;
 use eventing::configuration::KafkaSettings;
 use eventing::kafka::EventPublisher;
 use order_service::{Application, Settings};
 use platform::configuration::Env;
 use platform::http::RequestId;
-use std::time::Duration;
 use testkit::{TestServer, eventually};
+use uuid::Uuid;
+
+/// What the stand-in user-service says it published, by event id.
+type Published = Arc<Mutex<HashMap<Uuid, PublishedEvent>>>;
 
 pub struct TestApp {
     pub server: TestServer,
@@ -15,6 +27,8 @@ pub struct TestApp {
     kafka: KafkaSettings,
     /// Publishes events into this test's topics, as the other services would.
     pub publisher: EventPublisher,
+    /// The user events the stand-in user-service vouches for.
+    published: Published,
 }
 
 impl TestApp {
@@ -34,13 +48,23 @@ impl TestApp {
         format!("{}{base}", self.topic_prefix)
     }
 
-    pub async fn publish<E: contracts::events::Event>(&self, event: &E) {
-        self.publisher.publish(event, &RequestId::parse_or_generate(Some("test-request"))).await.unwrap();
+    /// Publishes `event` as its producer would: the stand-in user-service vouches for it.
+    pub async fn publish<E: Event>(&self, event: &E) {
+        self.publish_with_id(event, Uuid::new_v4()).await;
     }
 
     /// Publishes `event` under a chosen id, as a redelivery would carry it.
-    pub async fn publish_with_id<E: contracts::events::Event>(&self, event: &E, id: uuid::Uuid) {
-        self.publisher.publish_with_id(event, id, &RequestId::generate()).await.unwrap();
+    pub async fn publish_with_id<E: Event>(&self, event: &E, id: Uuid) {
+        let payload = serde_json::to_value(event).unwrap();
+        let published = PublishedEvent { topic: E::TOPIC.into(), event_type: E::TYPE.into(), payload };
+        self.published.lock().unwrap().insert(id, published);
+        self.forge_with_id(event, id).await;
+    }
+
+    /// Publishes `event` under `id` straight to the broker, as anyone who can reach it could:
+    /// its producer knows nothing of it.
+    pub async fn forge_with_id<E: Event>(&self, event: &E, id: Uuid) {
+        self.publisher.publish_with_id(event, id, &RequestId::parse_or_generate(Some("test-request"))).await.unwrap();
     }
 
     pub async fn orders_of(&self, user_id: uuid::Uuid) -> Vec<serde_json::Value> {
@@ -79,13 +103,30 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(Env) -> Env) -> TestApp {
     testkit::init_tracing();
     let topic_prefix = testkit::topic_prefix();
-    let env: Env = configure(testkit::service_env(&topic_prefix).await);
+    let published = Published::default();
+    let users = stand_in_user_service(Arc::clone(&published)).await;
+    let env: Env = configure(testkit::service_env(&topic_prefix).await.with("USER_SERVICE_URL", users));
     let settings = Settings::from_env(&env).expect("valid test settings");
     let publisher = EventPublisher::new(&KafkaSettings { client_id: "test".into(), ..settings.kafka.clone() }).unwrap();
     let (database_name, kafka) = (settings.database.name.clone(), settings.kafka.clone());
     let server = TestServer::spawn(Application::build(settings).await.expect("order-service builds"));
     server.wait_ready().await;
-    TestApp { server, topic_prefix, database_name, kafka, publisher }
+    TestApp { server, topic_prefix, database_name, kafka, publisher, published }
+}
+
+/// user-service's `GET /events/{id}`, answering from what the test published; its URL.
+async fn stand_in_user_service(published: Published) -> String {
+    async fn event(
+        State(published): State<Published>,
+        Path(id): Path<Uuid>,
+    ) -> Result<Json<PublishedEvent>, StatusCode> {
+        published.lock().unwrap().get(&id).cloned().map(Json).ok_or(StatusCode::NOT_FOUND)
+    }
+    let router = axum::Router::new().route("/events/{id}", axum::routing::get(event)).with_state(published);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    url
 }
 
 pub async fn assert_problem(response: reqwest::Response, status: u16) -> serde_json::Value {

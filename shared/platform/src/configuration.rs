@@ -85,6 +85,15 @@ impl Env {
     pub fn millis(&self, name: &str, default_ms: u64) -> Result<Duration, ConfigError> {
         self.get(name, default_ms).map(Duration::from_millis)
     }
+
+    /// Another service's base URL: `http` or `https`, with a host.
+    pub fn service_url(&self, name: &str, default: &str) -> Result<url::Url, ConfigError> {
+        let url: url::Url = self.get(name, url::Url::parse(default).map_err(|e| ConfigError::new(name, e))?)?;
+        if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+            return Err(ConfigError::new(name, format!("{url} is not an http(s) URL with a host")));
+        }
+        Ok(url)
+    }
 }
 
 /// Whether the platform runs for development or for production.

@@ -35,10 +35,9 @@ impl Platform {
         let users = TestServer::spawn(
             user_service::Application::build(user_service::Settings::from_env(&env(&[]).await).unwrap()).await.unwrap(),
         );
+        let order_env = env(&[("USER_SERVICE_URL", &users.address)]).await;
         let orders = TestServer::spawn(
-            order_service::Application::build(order_service::Settings::from_env(&env(&[]).await).unwrap())
-                .await
-                .unwrap(),
+            order_service::Application::build(order_service::Settings::from_env(&order_env).unwrap()).await.unwrap(),
         );
         let payment_env =
             env(&[("PAYMENT_DELAY_MS", payment_delay_ms), ("PAYMENT_FAILURE_RATE", payment_failure_rate)]).await;

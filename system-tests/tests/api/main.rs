@@ -6,6 +6,7 @@ mod accounts;
 mod auth;
 mod chain;
 mod docs;
+mod forgery;
 mod helpers;
 mod hostile;
 mod proxy;

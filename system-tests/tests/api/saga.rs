@@ -68,7 +68,7 @@ async fn a_paid_order_that_is_cancelled_is_refunded_once_and_the_stats_say_so() 
     assert_eq!(again.status(), 409);
     let by_hand =
         platform.gateway.client.patch(&url).bearer_auth(&admin).json(&serde_json::json!({"status": "refunded"}));
-    assert_eq!(by_hand.send().await.unwrap().status(), 400);
+    assert_eq!(by_hand.send().await.unwrap().status(), 409);
 }
 
 #[tokio::test(flavor = "multi_thread")]

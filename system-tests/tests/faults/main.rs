@@ -88,6 +88,7 @@ impl Platform {
         let (user_db, order_db_name) = (testkit::create_database().await, testkit::create_database().await);
         let users = Service::start("user-service", &dir, common(Some(&user_db))).await;
         let mut order_env = common(Some(&order_db_name));
+        order_env.push(("USER_SERVICE_URL".to_owned(), users.url("")));
         if static_membership {
             order_env.push(("KAFKA_GROUP_INSTANCE_ID".to_owned(), "order-service-1".to_owned()));
         }

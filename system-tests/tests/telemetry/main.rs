@@ -75,7 +75,9 @@ async fn one_request_is_one_trace_across_four_services_and_kafka_and_its_logs_po
         env
     };
     let users = Service::start("user-service", &dir, env(Some(testkit::create_database().await))).await;
-    let orders = Service::start("order-service", &dir, env(Some(testkit::create_database().await))).await;
+    let mut order_env = env(Some(testkit::create_database().await));
+    order_env.push(("USER_SERVICE_URL".to_owned(), users.url("")));
+    let orders = Service::start("order-service", &dir, order_env).await;
     let _payments = Service::start("payment-service", &dir, env(Some(testkit::create_database().await))).await;
     let mut gateway_env = env(None);
     gateway_env.push(("USER_SERVICE_URL".to_owned(), users.url("")));

@@ -1,7 +1,9 @@
 //! HTTP routes of user-service. All of them need the service API key; the
-//! gateway calls them on behalf of a principal, or of nobody for sign-up and sign-in.
+//! gateway calls them on behalf of a principal, or of nobody for sign-up and sign-in, and
+//! consumers of its events ask it about the events it published.
 
 mod auth;
+mod events;
 mod users;
 
 use axum::Router;
@@ -16,5 +18,6 @@ pub fn router(state: AppState) -> Router {
         .route("/users/{id}", get(users::get).put(users::update).delete(users::delete))
         .route("/auth/register", post(auth::register))
         .route("/auth/verify", post(auth::verify))
+        .route("/events/{id}", get(events::get))
         .with_state(state)
 }

@@ -8,6 +8,7 @@
 //! `minLength`, `maximum`, ...) state the rules those parsers enforce, for clients and
 //! for schemathesis, which checks that server and document agree.
 
+pub mod events;
 pub mod orders;
 pub mod users;
 

@@ -88,14 +88,19 @@ fn flows() -> [Flow; 6] {
         Flow::of::<UserCreated>(
             USER_SERVICE,
             "when a user signs up or an admin creates one (through its outbox, in the user's transaction)",
-            &[(ORDER_SERVICE, "records the user and places their welcome order")],
+            &[(
+                ORDER_SERVICE,
+                "confirms with user-service that it published the event (`GET /events/{id}`), then records the user \
+                 and places their welcome order",
+            )],
         ),
         Flow::of::<UserDeleted>(
             USER_SERVICE,
             "when an admin deletes a user (through its outbox, in the deletion's transaction)",
             &[(
                 ORDER_SERVICE,
-                "refuses new orders for the user and cancels their pending ones (each publishing `order.cancelled`)",
+                "confirms with user-service that it published the event, then refuses new orders for the user and \
+                 cancels their pending ones (each publishing `order.cancelled`)",
             )],
         ),
         Flow::of::<OrderCreated>(
