@@ -262,8 +262,9 @@ impl TopicKeeper {
                     .set("retention.ms", &topic.retention_ms)
             })
             .collect();
-        let results =
-            self.admin.create_topics(&new_topics, &self.options()).await.context("create_topics request failed")?;
+        let options =
+            AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)).request_timeout(Some(REQUEST_TIMEOUT));
+        let results = self.admin.create_topics(&new_topics, &options).await.context("create_topics request failed")?;
         for result in results {
             match result {
                 // Already existing: another service recreated it since our look, and its log
@@ -278,10 +279,6 @@ impl TopicKeeper {
             }
         }
         Ok(())
-    }
-
-    fn options(&self) -> AdminOptions {
-        AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT)).request_timeout(Some(REQUEST_TIMEOUT))
     }
 }
 

@@ -265,23 +265,23 @@ impl EventConsumer {
                 queued.push_back(message);
                 continue;
             }
-            let mut message = message;
-            // A closed channel is a worker stopped by revocation: the partition came back, start afresh.
-            for _ in 0..2 {
-                let sender =
-                    flow.senders.entry(key.clone()).or_insert_with(|| self.start_worker(&key, &shutdown, &mut tasks));
-                match sender.try_send(message) {
-                    Ok(()) => break,
-                    Err(mpsc::error::TrySendError::Full(full)) => {
-                        self.set_paused(&key, true);
-                        flow.backlog.entry(key).or_default().push_back(full);
-                        break;
+            let sender =
+                flow.senders.entry(key.clone()).or_insert_with(|| self.start_worker(&key, &shutdown, &mut tasks));
+            match sender.try_send(message) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(full)) => {
+                    self.set_paused(&key, true);
+                    flow.backlog.entry(key).or_default().push_back(full);
+                }
+                // A worker stopped by revocation: the partition came back, so start afresh
+                // (a fresh channel has room).
+                Err(mpsc::error::TrySendError::Closed(closed)) => {
+                    self.workers.prune();
+                    let fresh = self.start_worker(&key, &shutdown, &mut tasks);
+                    if let Err(full) = fresh.try_send(closed) {
+                        flow.backlog.entry(key.clone()).or_default().push_back(full.into_inner());
                     }
-                    Err(mpsc::error::TrySendError::Closed(closed)) => {
-                        flow.senders.remove(&key);
-                        self.workers.prune();
-                        message = closed;
-                    }
+                    flow.senders.insert(key, fresh);
                 }
             }
         }
