@@ -1,8 +1,6 @@
 //! Wiring: database, Kafka topics, the consumer, routes and the server.
 
-use contracts::events::{
-    Event, OrderCancelled, OrderCreated, PaymentCompleted, PaymentRefunded, UserCreated, UserDeleted,
-};
+use contracts::events::ALL_TOPICS;
 use eventing::health::{ConsumerStatus, ReadinessExt};
 use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
 use eventing::outbox::OutboxRelay;
@@ -32,19 +30,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         platform::metrics::handle();
         let pool = eventing::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
-        let topics = TopicKeeper::start(
-            &settings.kafka,
-            &[
-                UserCreated::TOPIC,
-                UserDeleted::TOPIC,
-                OrderCreated::TOPIC,
-                OrderCancelled::TOPIC,
-                PaymentCompleted::TOPIC,
-                PaymentRefunded::TOPIC,
-            ],
-        )
-        .await?
-        .replay_outbox_on_loss(pool.clone());
+        // order-service consumes or publishes every topic of the platform.
+        let topics = TopicKeeper::start(&settings.kafka, &ALL_TOPICS).await?.replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
         let users = Arc::new(Producer::new(settings.user_service.as_str(), settings.service_key.clone())?);
         let state = AppState { pool: pool.clone(), users };

@@ -3,6 +3,7 @@
 use anyhow::Context;
 use chrono::Utc;
 use contracts::events::{OrderCreated, PaymentCompleted};
+use contracts::money::Money;
 use eventing::kafka::{HandlerError, Incoming};
 use eventing::outbox;
 use uuid::Uuid;
@@ -36,11 +37,13 @@ pub async fn on_order_created(state: AppState, message: Incoming<OrderCreated>) 
         tracing::info!(order_id = %order.order_id, "the order was cancelled before its payment; nothing taken");
         return Ok(());
     };
+    // What was recorded, not what this delivery says: a repeat announces the same payment.
+    let amount = Money::from_cents(payment.amount_cents).context("negative payment in database")?;
     let event = PaymentCompleted {
         payment_id,
         order_id: order.order_id,
         user_id: payment.user_id,
-        amount: order.total_amount,
+        amount,
         status,
         completed_at: Utc::now(),
     };
@@ -53,7 +56,7 @@ pub async fn on_order_created(state: AppState, message: Incoming<OrderCreated>) 
         metrics::counter!("payments_total", "status" => status.as_str()).increment(1);
         metrics::counter!("payments_amount_cents_total", "status" => status.as_str())
             .increment(u64::try_from(payment.amount_cents).unwrap_or(0));
-        tracing::info!(order_id = %order.order_id, %payment_id, status = status.as_str(), amount = %order.total_amount, "payment settled");
+        tracing::info!(order_id = %order.order_id, %payment_id, status = status.as_str(), %amount, "payment settled");
     }
     Ok(())
 }
