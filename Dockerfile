@@ -13,13 +13,18 @@
 #            reused as long as Cargo.toml/Cargo.lock do not change, and it is the same
 #            layer for all four services (nothing before it depends on SERVICE)
 #   builder  copies the sources and builds `--release --bin $SERVICE`
-#   runtime  debian:bookworm-slim, ca-certificates and curl (for HEALTHCHECK), non-root
+#   runtime  debian:bookworm-slim, libssl3, ca-certificates and curl (for HEALTHCHECK), non-root
 #
 # Notes:
 # - rdkafka builds librdkafka from source with its configure/make build (no cmake):
-#   the builder needs gcc, g++, make and pkg-config. zlib is built by libz-sys from
-#   its bundled sources when zlib1g-dev is absent, so nothing else is needed and the
-#   binary links only against glibc.
+#   the builder needs gcc, g++, make and pkg-config. With rdkafka's `ssl` feature
+#   (SASL/SCRAM and TLS to the brokers) librdkafka links the system OpenSSL
+#   dynamically, found through pkg-config: libssl-dev in the builder, libssl3 in the
+#   runtime image. zlib is built by libz-sys from its bundled sources when zlib1g-dev is
+#   absent. So beyond glibc the binary needs OpenSSL 3 (libssl.so.3, libcrypto.so.3):
+#   `ldd /usr/local/bin/service` in the image lists what it loads.
+# - SASL_SSL verifies the brokers' certificates against the OpenSSL default CA store,
+#   which ca-certificates fills (OpenSSL also honours SSL_CERT_FILE / SSL_CERT_DIR).
 # - sqlx runs its queries at run time (sqlx::query, no query! macros), so no
 #   database and no SQLX_OFFLINE / .sqlx data are needed at build time. The
 #   migrations are embedded by sqlx::migrate!("./migrations") from the sources copied
@@ -37,7 +42,7 @@ ARG CARGO_CHEF_VERSION=0.1.77
 # Unpinned apt packages: the toolchain follows bookworm's security updates.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc g++ make pkg-config \
+ && apt-get install -y --no-install-recommends gcc g++ make pkg-config libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}" \
  && rm -rf "${CARGO_HOME}/registry"
@@ -60,9 +65,10 @@ RUN cargo build --release --locked --bin "${SERVICE}" \
  && install -D -m 0755 "target/release/${SERVICE}" /out/service
 
 FROM debian:${DEBIAN_RELEASE}-slim AS runtime
+# libssl3: the OpenSSL librdkafka links (bookworm's; the builder's libssl-dev is the same release).
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates curl \
+ && apt-get install -y --no-install-recommends ca-certificates curl libssl3 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 app \
  && useradd --system --uid 10001 --gid app --home-dir /nonexistent --no-create-home --shell /usr/sbin/nologin app

@@ -9,8 +9,8 @@ SCRIPTS := infra/scripts
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-infra: ## Start the Kafka broker (installing it once) and create the databases; mold for fast links
-	@$(SCRIPTS)/apt-install.sh mold
+infra: ## Start the Kafka broker (installing it once) and create the databases; mold for fast links, OpenSSL for SASL
+	@$(SCRIPTS)/apt-install.sh mold libssl-dev pkg-config
 	@$(SCRIPTS)/broker.sh start
 	@$(SCRIPTS)/databases.sh
 
@@ -35,7 +35,7 @@ test-hot-reload: infra ## Edit a handler under make watch; report seconds to new
 
 # EVENTS_ARGS: --from-beginning, --json, --payload-chars N, or base topic names to follow only those.
 events: infra ## Follow every topic and its dead-letter topic live: time, topic, key, type, event id, trace id, request id, payload
-	@cargo run --quiet -p event-tools --bin platform-events -- $(EVENTS_ARGS)
+	@source $(SCRIPTS)/common.sh && cargo run --quiet -p event-tools --bin platform-events -- $(EVENTS_ARGS)
 
 logs: ## Follow the services' logs
 	@$(SCRIPTS)/services.sh logs
@@ -66,11 +66,12 @@ test: infra ## Run every test: unit, integration and end to end on real PostgreS
 	@$(MAKE) --no-print-directory test-bench
 	@$(MAKE) --no-print-directory clean-test-dbs
 
-# The Rust suite gets a broker of its own with empty storage, on port 19092.
+# The Rust suite gets a broker of its own with empty storage, on port 19092; it signs in
+# as the operator (common.sh exports the credentials).
 test-rust: infra
 	@cargo build --quiet --bins
 	@$(SCRIPTS)/broker.sh start-fresh broker-test 19092
-	@status=0; if cargo nextest --version >/dev/null 2>&1; then \
+	@source $(SCRIPTS)/common.sh; status=0; if cargo nextest --version >/dev/null 2>&1; then \
 		TEST_KAFKA_BROKERS=127.0.0.1:19092 cargo nextest run --workspace --no-fail-fast || status=$$?; \
 	else \
 		TEST_KAFKA_BROKERS=127.0.0.1:19092 cargo test --workspace --no-fail-fast || status=$$?; \
@@ -128,7 +129,7 @@ test-bench: infra ## A one-second smoke run of every bench step on the debug bui
 	@BENCH_MODE=smoke bench/bench.sh
 
 latency: infra ## POST → settled order over 20 users (payment delay 0)
-	@cargo test -p system-tests --test api chain_latency -- --ignored --nocapture
+	@source $(SCRIPTS)/common.sh && cargo test -p system-tests --test api chain_latency -- --ignored --nocapture
 
 clean-test-dbs: ## Drop databases left by tests
 	@psql "$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432}/postgres" -Atqc \

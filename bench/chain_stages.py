@@ -17,12 +17,14 @@ import json
 import statistics
 import time
 
+from principals import operator_client  # harness.py puts infra/scripts on the path
+
 
 def record_times(brokers, topic, ids, id_field, timeout_s=20):
     """`{order id: record create time in seconds}` for every record of `topic` naming one of `ids`."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"{topic}.stages", "enable.auto.commit": False})
+    consumer = Consumer({**operator_client(brokers), "group.id": f"{topic}.stages", "enable.auto.commit": False})
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         consumer.assign([TopicPartition(topic, p, 0) for p in partitions])

@@ -20,9 +20,11 @@ import urllib.request
 import uuid
 from datetime import datetime, timezone
 
-import chain_stages
-import gateway_hop
-from load import median_runs, wrk
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra", "scripts"))
+import chain_stages  # noqa: E402
+import gateway_hop  # noqa: E402
+from load import median_runs, wrk  # noqa: E402
+from principals import operator_client, with_principal  # noqa: E402
 
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
 # The services with a database of their own, and the word in the name of the run's copy
@@ -120,7 +122,7 @@ class Stack:
             env["ADMIN_PORT"] = str(self.probe_port(service))
         if service in self.databases:
             env["DATABASE_NAME"] = self.databases[service]
-        return env
+        return with_principal(env, service)
 
     def probe_port(self, service):
         """Where `service` answers /health/* and /metrics."""
@@ -205,10 +207,10 @@ def kafka_hop(brokers, prefix, count):
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = f"{prefix}bench.hop"
-    admin = AdminClient({"bootstrap.servers": brokers})  # must outlive the request
+    admin = AdminClient(operator_client(brokers))  # must outlive the request
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(timeout=30)
-    producer = Producer({"bootstrap.servers": brokers, "acks": "all", "linger.ms": 0})
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"{prefix}hop", "auto.offset.reset": "earliest",
+    producer = Producer({**operator_client(brokers), "acks": "all", "linger.ms": 0})
+    consumer = Consumer({**operator_client(brokers), "group.id": f"{prefix}hop", "auto.offset.reset": "earliest",
                          "fetch.wait.max.ms": 10, "enable.auto.commit": False})
     consumer.subscribe([topic])
     deadline = time.time() + 30
@@ -266,9 +268,9 @@ def broker_limits(brokers, prefix, pipelined_count, serial_count):
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = f"{prefix}bench.limits"
-    admin = AdminClient({"bootstrap.servers": brokers})
+    admin = AdminClient(operator_client(brokers))
     admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(timeout=30)
-    settings = {"bootstrap.servers": brokers, "acks": "all", "linger.ms": 1, "enable.idempotence": False,
+    settings = {**operator_client(brokers), "acks": "all", "linger.ms": 1, "enable.idempotence": False,
                 "max.in.flight.requests.per.connection": 1}
     producer = Producer(settings)
     payload = b"x" * 150
@@ -291,7 +293,7 @@ def broker_limits(brokers, prefix, pipelined_count, serial_count):
         producer.poll(0)
     producer.flush(60)
     pipelined = pipelined_count / (time.perf_counter() - started)
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"{prefix}limits", "auto.offset.reset": "earliest",
+    consumer = Consumer({**operator_client(brokers), "group.id": f"{prefix}limits", "auto.offset.reset": "earliest",
                          "fetch.wait.max.ms": 10, "enable.auto.commit": False})
     consumer.subscribe([topic])
     total, read, first = sent + pipelined_count, 0, None
@@ -311,7 +313,7 @@ def backlog_drain(brokers, prefix, topic, count):
     """One consumer reading `count` records of a backlog with the services' fetch settings."""
     from confluent_kafka import Consumer
 
-    consumer = Consumer({"bootstrap.servers": brokers, "group.id": f"{prefix}drain", "auto.offset.reset": "earliest",
+    consumer = Consumer({**operator_client(brokers), "group.id": f"{prefix}drain", "auto.offset.reset": "earliest",
                          "fetch.wait.max.ms": 10, "enable.auto.commit": False, "fetch.max.bytes": FETCH_MAX_BYTES,
                          "message.max.bytes": FETCH_MAX_BYTES, "max.partition.fetch.bytes": FETCH_MAX_BYTES})
     consumer.subscribe([topic])

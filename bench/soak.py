@@ -36,7 +36,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "infra" / "scripts"))
 from harness import (ORDER_BODY_ITEMS, SOAK_HEADING, Stack, cpu_seconds, http, log, paced,  # noqa: E402
                      psql, replace_report_section, rss_mib, verdict)
-from kafka_check import Connection  # noqa: E402
+from kafka_check import connect  # noqa: E402
 from kafka_wire import offsets, topic_partitions  # noqa: E402
 
 SOAK_PORTS = {"user-service": 4001, "order-service": 4002, "payment-service": 4003, "api-gateway": 4005}
@@ -167,7 +167,7 @@ class Sampler(threading.Thread):
 
     def topic_records(self):
         host, port = self.args.brokers.rsplit(":", 1)
-        conn = Connection(host, int(port), 10)
+        conn = connect(host, int(port), 10)
         try:
             partitions = topic_partitions(conn)
             held, received = {}, {}

@@ -17,6 +17,12 @@
 # from KAFKA_RETENTION_MS / KAFKA_DLQ_RETENTION_MS; topics created before the services
 # set it at creation). A broker that refuses that is reported, not restarted.
 #
+# Every broker these scripts start requires SASL/SCRAM (`--authentication`): the
+# principals of secrets.sh (one per service, and platform-operator for the tools) get
+# their credentials in the broker's store before it listens on its port, and these
+# scripts sign in as platform-operator. A broker of ours that still runs without
+# authentication (started by an older version of this script) is restarted with it.
+#
 # nisshi runs its storage maintenance (deleting records older than a topic's
 # retention.ms where cleanup.policy has `delete`) every $BROKER_MAINTENANCE_INTERVAL
 # instead of its default 10 minutes, so the store stays bounded by retention.
@@ -27,6 +33,7 @@ BROKER_BIN="${NISSHI_INSTALL_ROOT:-/usr/local}/bin/nisshi"
 DATA_DIR="$STATE_DIR/nisshi"
 PID_FILE="$RUN_DIR/nisshi.pid"
 KAFKA_CHECK="$ROOT/infra/scripts/kafka_check.py"
+KAFKA_USERS="$ROOT/infra/scripts/kafka_users.py"
 TOPIC_RETENTION="$ROOT/infra/scripts/topic_retention.py"
 # A humantime duration, read from the storage URL's `maintenance_interval` query
 # parameter (a value the broker cannot parse is ignored, hence the check below).
@@ -108,31 +115,64 @@ terminate() {
   done
 }
 
-# launch <name> <port> <data dir>: starts nisshi on the port with its store in the data
-# dir, then waits until it answers Kafka requests.
+# spawn <log> <port> [broker options...]: nisshi from the current directory (its store),
+# in the background, listening on the port; its pid in SPAWNED.
+# It gets none of our open files beyond stdin/out/err: a long-lived broker must not keep
+# what the caller holds, such as the fd of `flock /tmp/cargo-build.lock make up` (it
+# would hold that lock for as long as it runs). A group's first rebalance does not wait
+# for more members (Apache Kafka waits 3 s, and so would every service start and test
+# here); the broker exports no traces of its own into the platform's trace viewer.
+SPAWNED=""
+spawn() {
+  local log=$1 port=$2; shift 2
+  (for fd in /proc/$BASHPID/fd/*; do
+     fd=${fd##*/}
+     [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
+   done
+   exec nohup env -u OTEL_EXPORTER_OTLP_ENDPOINT "$BROKER_BIN" broker \
+      --listener-url "tcp://$KAFKA_HOST:$port" \
+      --advertised-listener-url "tcp://$KAFKA_HOST:$port" \
+      --group-initial-rebalance-delay 0s \
+      --storage-engine "sqlite://nisshi.db?maintenance_interval=$BROKER_MAINTENANCE_INTERVAL" "$@") >"$log" 2>&1 </dev/null &
+  SPAWNED=$!
+}
+
+# enroll_principals <name> <data dir>: sets every principal's SCRAM credentials in the
+# store. nisshi keeps them there, but once it requires authentication it takes no
+# AlterUserScramCredentials from a client that has not signed in, so they are set by a
+# broker started on the store without authentication, on a private port that only this
+# script knows, and stopped again. Done at each start, so a password changed in the
+# secrets file takes effect; passwords go to kafka_users.py on stdin, never in argv.
+enroll_principals() {
+  local name=$1 dir=$2 port pid principal out status=0
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  (cd "$dir" && spawn "$LOG_DIR/$name.enroll.log" "$port" && echo "$SPAWNED" >"$RUN_DIR/$name.enroll.pid")
+  pid=$(cat "$RUN_DIR/$name.enroll.pid")
+  local deadline=$((SECONDS + 30))
+  until env -u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD python3 "$KAFKA_CHECK" "$KAFKA_HOST" "$port" --quiet; do
+    kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ] ||
+      die "nisshi ($name) did not start to enroll the principals; the end of $LOG_DIR/$name.enroll.log:
+$(tail -n 5 "$LOG_DIR/$name.enroll.log")"
+    sleep 0.1
+  done
+  out=$(for principal in "${KAFKA_PRINCIPALS[@]}"; do
+          printf '%s=%s\n' "$principal" "$(kafka_password "$principal")"
+        done | python3 "$KAFKA_USERS" "$KAFKA_HOST" "$port" upsert-users 2>&1) || status=$?
+  terminate "$pid" "nisshi ($name, enrolling)" 5
+  rm -f "$RUN_DIR/$name.enroll.pid"
+  [ "$status" -eq 0 ] || die "could not set the principals' credentials on $name: $out"
+}
+
+# launch <name> <port> <data dir>: enrolls the principals in the store in the data dir,
+# starts nisshi on the port with authentication, then waits until it answers Kafka
+# requests from a signed-in client.
 launch() {
   local name=$1 port=$2 dir=$3 log="$LOG_DIR/$1.log" pid
   mkdir -p "$dir"
   [ -f "$log" ] && mv -f "$log" "$LOG_DIR/$name.previous.log"
+  enroll_principals "$name" "$dir"
   # nisshi resolves sqlite:// paths against its working directory, so it runs from its data folder.
-  # `cd` on its own line: then `$!` is the broker itself, not a subshell around it.
-  # It gets none of our open files beyond stdin/out/err: a long-lived broker must not keep
-  # what the caller holds, such as the fd of `flock /tmp/cargo-build.lock make up` (it
-  # would hold that lock for as long as it runs).
-  (cd "$dir" || exit 1
-   for fd in /proc/$BASHPID/fd/*; do
-     fd=${fd##*/}
-     [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-"
-   done
-   # A group's first rebalance does not wait for more members (Apache Kafka waits 3 s,
-   # and so would every service start and test here); the broker exports no traces of
-   # its own into the platform's trace viewer.
-   nohup env -u OTEL_EXPORTER_OTLP_ENDPOINT "$BROKER_BIN" broker \
-      --listener-url "tcp://$KAFKA_HOST:$port" \
-      --advertised-listener-url "tcp://$KAFKA_HOST:$port" \
-      --group-initial-rebalance-delay 0s \
-      --storage-engine "sqlite://nisshi.db?maintenance_interval=$BROKER_MAINTENANCE_INTERVAL" >"$log" 2>&1 &
-   echo $! >"$RUN_DIR/$name.pid")
+  (cd "$dir" && spawn "$log" "$port" --authentication && echo "$SPAWNED" >"$RUN_DIR/$name.pid")
   pid=$(cat "$RUN_DIR/$name.pid")
   local deadline=$((SECONDS + 30))
   until kafka_check "$port"; do
@@ -202,8 +242,13 @@ start() {
 
 ensure_running() {
   local status=0 pid
-  kafka_check "$KAFKA_PORT" || status=$?
   pid=$(our_pid "$PID_FILE" "$KAFKA_PORT")
+  if [ -n "$pid" ] && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "--authentication"; then
+    say "The broker these scripts started (nisshi, pid $pid) accepts clients without credentials; restarting it with authentication"
+    terminate "$pid" nisshi
+    pid=""
+  fi
+  kafka_check "$KAFKA_PORT" || status=$?
   case "$status" in
     0)
       say "$CHECK_MESSAGE${pid:+ (nisshi, pid $pid)}"

@@ -10,7 +10,9 @@ connection, ApiVersions v0 and then Metadata (v1, or the oldest version the brok
 up to v8: Kafka 4 dropped v0-v3) with an empty topic list, which brokers answer with
 their brokers (some also list their topics, reading their store), and calls
 the broker healthy only when both come back well formed, without an error code, and
-Metadata names at least one broker.
+Metadata names at least one broker. When KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are
+set, it signs in by SCRAM (RFC 5802: SaslHandshake v1, then SaslAuthenticate v1) between the two, as a broker that requires
+authentication answers nothing else before.
 
 Exit status:
   0  a healthy Kafka broker answers
@@ -27,14 +29,22 @@ header v1: api_key, api_version, correlation_id, client_id).
 from __future__ import annotations
 
 import argparse
+import base64
 import errno
+import hashlib
+import hmac
+import os
+import secrets
 import socket
 import struct
 import sys
 import time
+from dataclasses import dataclass
 
 HEALTHY, NOT_KAFKA, NOTHING = 0, 1, 2
-API_VERSIONS, METADATA = 18, 3
+API_VERSIONS, METADATA, SASL_HANDSHAKE, SASL_AUTHENTICATE = 18, 3, 17, 36
+# Kafka's codes for the SCRAM mechanisms (AlterUserScramCredentials), and their hashes.
+MECHANISMS = {"SCRAM-SHA-256": (1, hashlib.sha256), "SCRAM-SHA-512": (2, hashlib.sha512)}
 CLIENT_ID = b"kafka-check"
 MAX_FRAME = 64 * 1024 * 1024
 
@@ -71,6 +81,31 @@ class Reader:
     def string(self) -> str | None:
         n = self.int16()
         return None if n < 0 else self.take(n).decode("utf-8", "replace")
+
+    def uvarint(self) -> int:
+        value, shift = 0, 0
+        while True:
+            byte = self.int8() & 0xFF
+            value |= (byte & 0x7F) << shift
+            if not byte & 0x80:
+                return value
+            shift += 7
+            if shift > 28:
+                raise Unhealthy("malformed response: a varint longer than 5 bytes")
+
+    def compact_len(self) -> int:
+        """A compact array's length (flexible versions: unsigned varint, length + 1)."""
+        return max(self.uvarint() - 1, 0)
+
+    def compact_string(self) -> str | None:
+        n = self.uvarint() - 1
+        return None if n < 0 else self.take(n).decode("utf-8", "replace")
+
+    def skip_tags(self) -> None:
+        """Tagged fields (flexible versions), which this client does not read."""
+        for _ in range(self.uvarint()):
+            self.uvarint()
+            self.take(self.uvarint())
 
     def array_len(self) -> int:
         n = self.int32()
@@ -116,9 +151,13 @@ class Connection:
             got += len(chunk)
         return b"".join(chunks)
 
-    def request(self, api_key: int, api_version: int, body: bytes) -> Reader:
+    def request(self, api_key: int, api_version: int, body: bytes, flexible: bool = False) -> Reader:
+        """Sends one request; `flexible` versions use request header v2 and response header
+        v1, which add (empty) tagged fields."""
         self.correlation += 1
         header = struct.pack(">hhi", api_key, api_version, self.correlation) + string(CLIENT_ID)
+        if flexible:
+            header += b"\0"
         frame = header + body
         self.sock.settimeout(self._remaining())
         self.sock.sendall(struct.pack(">i", len(frame)) + frame)
@@ -129,6 +168,8 @@ class Connection:
         correlation = reader.int32()  # response header v0 for both requests
         if correlation != self.correlation:
             raise Unhealthy(f"not a Kafka response (correlation id {correlation}, sent {self.correlation})")
+        if flexible:
+            reader.skip_tags()
         return reader
 
 
@@ -188,6 +229,92 @@ def metadata(conn: Connection, version: int, all_topics: bool = False) -> tuple[
     return brokers, topics
 
 
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str
+    mechanism: str = "SCRAM-SHA-512"
+
+    def __repr__(self) -> str:  # never show the password
+        return f"Credentials({self.username!r}, {self.mechanism})"
+
+
+def credentials_from_env() -> Credentials | None:
+    """The client's credentials, when KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are set."""
+    username, password = os.environ.get("KAFKA_SASL_USERNAME"), os.environ.get("KAFKA_SASL_PASSWORD")
+    if not username or not password:
+        return None
+    mechanism = os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").upper()
+    if mechanism not in MECHANISMS:
+        raise ValueError(f"KAFKA_SASL_MECHANISM {mechanism!r}: expected one of {', '.join(MECHANISMS)}")
+    return Credentials(username, password, mechanism)
+
+
+def _bytes(value: bytes) -> bytes:
+    return struct.pack(">i", len(value)) + value
+
+
+def _authenticate_step(conn: Connection, token: bytes) -> bytes:
+    body = conn.request(SASL_AUTHENTICATE, 1, _bytes(token))
+    error, message = body.int16(), body.string()
+    if error != 0:
+        raise Unhealthy(f"SASL authentication failed: error code {error}{f' ({message})' if message else ''}")
+    size = body.int32()
+    answer = body.take(max(size, 0))
+    body.int64()  # session_lifetime_ms
+    return answer
+
+
+def _attributes(message: bytes) -> dict[str, str]:
+    return dict(part.split("=", 1) for part in message.decode().split(",") if "=" in part)
+
+
+def authenticate(conn: Connection, credentials: Credentials) -> None:
+    """Signs the connection in by SCRAM; raises Unhealthy when the broker refuses."""
+    _code, digest = MECHANISMS[credentials.mechanism]
+    body = conn.request(SASL_HANDSHAKE, 1, string(credentials.mechanism))
+    error = body.int16()
+    offered = [body.string() for _ in range(body.array_len())]
+    if error != 0:
+        raise Unhealthy(f"the broker does not take {credentials.mechanism} (error code {error}; it offers {offered})")
+
+    user = credentials.username.replace("=", "=3D").replace(",", "=2C")
+    client_nonce = base64.b64encode(secrets.token_bytes(24)).decode()
+    client_first_bare = f"n={user},r={client_nonce}"
+    server_first = _authenticate_step(conn, f"n,,{client_first_bare}".encode())
+    challenge = _attributes(server_first)
+    nonce, salt, iterations = challenge.get("r", ""), challenge.get("s", ""), int(challenge.get("i", "0"))
+    if not nonce.startswith(client_nonce) or not salt or iterations < 1:
+        raise Unhealthy(f"malformed SCRAM challenge from the broker: {server_first!r}")
+
+    salted = hashlib.pbkdf2_hmac(digest().name, credentials.password.encode(), base64.b64decode(salt), iterations)
+    client_key = hmac.digest(salted, b"Client Key", digest)
+    without_proof = f"c=biws,r={nonce}"
+    auth_message = f"{client_first_bare},{server_first.decode()},{without_proof}".encode()
+    signature = hmac.digest(digest(client_key).digest(), auth_message, digest)
+    proof = base64.b64encode(bytes(a ^ b for a, b in zip(client_key, signature))).decode()
+    server_final = _attributes(_authenticate_step(conn, f"{without_proof},p={proof}".encode()))
+
+    if "e" in server_final:
+        raise Unhealthy(f"the broker refused {credentials.username}'s credentials ({server_final['e']})")
+    expected = hmac.digest(hmac.digest(salted, b"Server Key", digest), auth_message, digest)
+    if not hmac.compare_digest(base64.b64decode(server_final.get("v", "")), expected):
+        raise Unhealthy("the broker's SCRAM answer does not prove it knows the credentials")
+
+
+def connect(host: str, port: int, timeout: float) -> Connection:
+    """A connection, signed in when the environment holds credentials."""
+    conn = Connection(host, port, timeout)
+    credentials = credentials_from_env()
+    if credentials:
+        try:
+            authenticate(conn, credentials)
+        except BaseException:
+            conn.close()
+            raise
+    return conn
+
+
 def metadata_version(versions: dict[int, tuple[int, int]]) -> int:
     """v1 where offered (nisshi, Kafka 3); the oldest offered otherwise (Kafka 4 starts at v4)."""
     if METADATA not in versions:
@@ -200,6 +327,9 @@ def metadata_version(versions: dict[int, tuple[int, int]]) -> int:
 
 
 def check(host: str, port: int, timeout: float) -> tuple[int, str]:
+    # Signs in first when the environment holds credentials (a broker that requires
+    # authentication answers nothing but ApiVersions and SASL before that).
+    credentials = credentials_from_env()
     where = f"{host}:{port}"
     try:
         conn = Connection(host, port, timeout)
@@ -217,6 +347,9 @@ def check(host: str, port: int, timeout: float) -> tuple[int, str]:
     step = "ApiVersions"
     try:
         version = metadata_version(api_versions(conn))
+        if credentials:
+            step = "SASL authentication"
+            authenticate(conn, credentials)
         step = "Metadata"
         brokers, topics = metadata(conn, version)
         if not brokers:
@@ -226,7 +359,7 @@ def check(host: str, port: int, timeout: float) -> tuple[int, str]:
         return NOT_KAFKA, f"{where} accepts connections but {what} a Kafka {step} request within {timeout:g} s"
     except (Unhealthy, OSError) as err:
         what = "accepts connections but does not speak Kafka" if step == "ApiVersions" \
-            else "answers ApiVersions but fails Metadata"
+            else f"answers ApiVersions but fails {step}"
         return NOT_KAFKA, f"{where} {what}: {err}"
     finally:
         conn.close()

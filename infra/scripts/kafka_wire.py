@@ -15,6 +15,7 @@ Topics it creates have one partition. The framing, ApiVersions and Metadata come
 kafka_check.py beside it; the rest (CreateTopics v2, IncrementalAlterConfigs v0,
 DescribeConfigs v1, Produce v3 with a v2 record batch and its CRC-32C, ListOffsets v1)
 is written out here, so that the scripts need nothing but Python's standard library.
+It signs in first when KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are set (kafka_check.py).
 Exit status 1 with a message on any error code.
 
 IncrementalAlterConfigs is only ever sent with operation SET (0), the one every
@@ -30,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kafka_check import Connection, Unhealthy, api_versions, metadata, metadata_version, string  # noqa: E402
+from kafka_check import Connection, Unhealthy, api_versions, connect, metadata, metadata_version, string  # noqa: E402
 
 CREATE_TOPICS, INCREMENTAL_ALTER_CONFIGS, DESCRIBE_CONFIGS, PRODUCE, LIST_OFFSETS = 19, 44, 32, 0, 2
 TOPIC_RESOURCE = 2
@@ -215,7 +216,7 @@ def main() -> int:
     sub.add_parser("api-versions")
     args = parser.parse_args()
 
-    conn = Connection(args.host, args.port, TIMEOUT)
+    conn = connect(args.host, args.port, TIMEOUT)
     try:
         if args.command == "topics":
             print(*sorted(topic_names(conn)), sep="\n")

@@ -29,13 +29,16 @@ start() {
     # for the dead member's session to time out.
     # Under supervise.sh, which starts a crashed service again (a stop is passed on).
     # Each service its own database (with-platform.sh points them at a test platform's).
-    local database=()
+    # Each service signs in to the broker as its own principal; the gateway speaks no Kafka
+    # and gets no credentials (not even the operator's, which the scripts hold).
+    local database=() kafka=(KAFKA_SASL_USERNAME="$service" KAFKA_SASL_PASSWORD="$(kafka_password "$service")")
     case "$service" in
       user-service) database=(DATABASE_NAME="$USER_DATABASE_NAME") ;;
       order-service) database=(DATABASE_NAME="$ORDER_DATABASE_NAME") ;;
       payment-service) database=(DATABASE_NAME="$PAYMENT_DATABASE_NAME") ;;
+      api-gateway) kafka=(-u KAFKA_SASL_USERNAME -u KAFKA_SASL_PASSWORD) ;;
     esac
-    nohup env RUST_LOG="${RUST_LOG:-info}" KAFKA_BROKERS="$KAFKA_HOST:$KAFKA_PORT" "${database[@]}" \
+    nohup env "${kafka[@]}" RUST_LOG="${RUST_LOG:-info}" KAFKA_BROKERS="$KAFKA_HOST:$KAFKA_PORT" "${database[@]}" \
       KAFKA_GROUP_INSTANCE_ID="${KAFKA_GROUP_INSTANCE_ID:-$(hostname)-$service}" \
       "$ROOT/infra/scripts/supervise.sh" "$service" "$BIN_DIR/$service" >>"$LOG_DIR/$service.log" 2>&1 &
     echo $! >"$RUN_DIR/$service.pid"

@@ -38,7 +38,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kafka_check import Connection, Unhealthy  # noqa: E402
+from kafka_check import Connection, Unhealthy, connect  # noqa: E402
 from kafka_wire import KafkaError, alter_topic, describe_topic, topic_names  # noqa: E402
 
 # shared/contracts/src/events.rs ALL_TOPICS; dead-letter topics are `<topic>.dlq` (dead_letter_topic).
@@ -122,8 +122,8 @@ def main() -> int:
         return 2
     where = f"{args.host}:{args.port}"
     try:
-        conn = Connection(args.host, args.port, args.timeout)
-    except OSError as err:
+        conn = connect(args.host, args.port, args.timeout)
+    except (OSError, Unhealthy) as err:
         print(f"topic retention: cannot connect to {where}: {err}", file=sys.stderr)
         return 1
     try:

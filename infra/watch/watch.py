@@ -22,6 +22,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "infra", "scripts"))
+from principals import with_principal  # noqa: E402
 SERVICES = {"user-service": 3001, "order-service": 3002, "payment-service": 3003, "api-gateway": 3005}
 # The gateway's admin listener (ADMIN_PORT), handed over as a second socket.
 ADMIN_PORTS = {"api-gateway": (9305,)}
@@ -100,6 +102,7 @@ class Service:
             env["DATABASE_NAME"] = env[database]
         if "KAFKA_PORT" in env:
             env["KAFKA_BROKERS"] = f"{env.get('KAFKA_HOST', '127.0.0.1')}:{env['KAFKA_PORT']}"
+        env = with_principal(env, self.name)
         self.process = subprocess.Popen([os.path.join(ROOT, "target", "debug", self.name)], env=env,
                                         preexec_fn=hand_over_sockets, close_fds=False)
         log(f"{self.name} started (pid {self.process.pid})")

@@ -35,7 +35,8 @@ CHECK="$ROOT/infra/scripts/kafka_check.py"
 WIRE="$ROOT/infra/scripts/kafka_wire.py"
 RETENTION_TOOL="$ROOT/infra/scripts/topic_retention.py"
 # The retention settings the tools read: their defaults here, whatever the caller has set.
-unset KAFKA_TOPIC_PREFIX KAFKA_RETENTION_MS KAFKA_DLQ_RETENTION_MS
+# No credentials until the private broker's exist (the fake listeners know no SASL).
+unset KAFKA_TOPIC_PREFIX KAFKA_RETENTION_MS KAFKA_DLQ_RETENTION_MS KAFKA_SASL_USERNAME KAFKA_SASL_PASSWORD
 
 PRIVATE="$(mktemp -d)"
 export PLATFORM_STATE_DIR="$PRIVATE/state" KAFKA_HOST=127.0.0.1
@@ -124,7 +125,17 @@ run flock "$PRIVATE/build.lock" "$BROKER" start
 [ -f "$PLATFORM_STATE_DIR/tansu.retired/tansu.db" ] && [ ! -e "$PLATFORM_STATE_DIR/tansu" ] ||
   fail "the old store was not set aside as tansu.retired"
 ok "the previous broker's store is set aside, and the start says so: $(grep -o 'Found the store[^.]*' <<<"$OUT")"
-expect_check "$KAFKA_PORT" 0 "@127.0.0.1:$KAFKA_PORT" "nisshi started by broker.sh"
+# It requires SASL/SCRAM: without credentials, or with a wrong password, nothing but
+# ApiVersions is answered. The tools sign in as platform-operator, as common.sh has them.
+run python3 "$CHECK" 127.0.0.1 "$KAFKA_PORT"
+[ "$RC" -eq 1 ] && [[ "$OUT" == *"fails Metadata"* ]] || fail "nisshi started by broker.sh answered Metadata to a client without credentials: exit $RC: $OUT"
+ok "a client without credentials gets no Metadata: $OUT"
+run env KAFKA_SASL_USERNAME=platform-operator KAFKA_SASL_PASSWORD=guessed python3 "$CHECK" 127.0.0.1 "$KAFKA_PORT"
+[ "$RC" -eq 1 ] && [[ "$OUT" == *"fails SASL authentication"* ]] || fail "a wrong password was not refused: exit $RC: $OUT"
+ok "a wrong password is refused: $OUT"
+source "$ROOT/infra/scripts/secrets.sh"
+load_secrets
+expect_check "$KAFKA_PORT" 0 "@127.0.0.1:$KAFKA_PORT" "nisshi started by broker.sh, signed in as $KAFKA_SASL_USERNAME"
 flock -n "$PRIVATE/build.lock" true || fail "the broker holds the lock its starter held (an inherited file descriptor)"
 ok "the broker keeps no file of its starter's: the lock it was started under is free"
 grep -q "maintenance_interval=60s" "/proc/$(broker_pid)/cmdline" ||

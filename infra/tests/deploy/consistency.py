@@ -9,7 +9,9 @@ generators and patches are already applied:
 
 compose.yml is `docker compose -f infra/docker-compose.yml --profile monitoring config`
 (every service), compose-test.yml the same for docker-compose.test.yml, and each
---k8s file is `kubectl kustomize <dir>`.
+--k8s file is `kubectl kustomize <dir>`. check.sh renders compose with every
+KAFKA_PASSWORD_<PRINCIPAL> set to its own name, so a rendered password names the
+variable it came from.
 
 What the services read comes from the Rust sources:
   - the default port: HttpSettings::from_env(env, <port>) in <service>/src/configuration.rs
@@ -17,7 +19,8 @@ What the services read comes from the Rust sources:
     closure `let f = |name: &str, ...|` called as f("NAME", ...) in <service>/src,
     plus those of each shared type with a from_env (HttpSettings, DatabaseSettings,
     KafkaSettings, TelemetrySettings, ServiceKey, ...) that the service's
-    configuration.rs uses, read from the type's impl block in shared/*/src/**.rs.
+    configuration.rs uses, read from the type's impl block in shared/*/src/**.rs, with
+    those of the shared types that impl block builds in turn (KafkaSecurity).
     Test modules are ignored.
   - whether it consumes Kafka: ConsumerBuilder::new in <service>/src.
 
@@ -42,6 +45,19 @@ scripts and the bench know it too: a <X>_DATABASE_NAME in infra/scripts/common.s
 defaulting to the service's default, which databases.sh creates, services.sh passes to the
 service, with-platform.sh replaces by a test database of its own and drops, and
 infra/watch/watch.py passes on; and an entry in bench/harness.py's DATABASES.
+
+Kafka principals (SASL/SCRAM, ACLs): each of user-, order- and payment-service signs in
+as itself, KAFKA_SASL_USERNAME its own name, KAFKA_SASL_PASSWORD its own variable: in
+compose KAFKA_PASSWORD_<SERVICE>, in Kubernetes that key of the Secret
+platform-kafka-users, which the tree never generates. No container gets another
+principal's password. No compose or Kubernetes file of the tree holds a Kafka password:
+every KAFKA_*PASSWORD* setting, JAAS password="..." / user_<name>="..." and SCRAM
+[password=...] is a reference (${VAR}, $VAR), never a value. The ACL table
+(infra/k8s/components/kafka-acls/kafka-acls.sh, `allow` lines) grants Write on each base
+topic to its owner and platform-operator (replay) only, Read on each consumer's group,
+and every principal a client signs in as has its SCRAM credentials there. In compose the
+Kafka clients start after kafka-init (the one-shot service that runs that script) has
+succeeded, and each speaks the security protocol and mechanism of the listener it uses.
 
 Exit status 0 when everything agrees, 1 with one line per problem otherwise.
 Python standard library plus PyYAML (installed beside the validators by check.sh).
@@ -90,6 +106,28 @@ GROUP_INSTANCE_ID = "KAFKA_GROUP_INSTANCE_ID"
 # The files outside the deployment that must know each service's database (check_native).
 NATIVE_FILES = ("infra/scripts/common.sh", "infra/scripts/databases.sh", "infra/scripts/services.sh",
                 "infra/scripts/with-platform.sh", "infra/watch/watch.py", "bench/harness.py")
+# Kafka principals and ACLs.
+ACL_SCRIPT = "infra/k8s/components/kafka-acls/kafka-acls.sh"
+KAFKA_INIT = "kafka-init"                  # compose's one-shot service running ACL_SCRIPT
+KAFKA_USERS_SECRET = "platform-kafka-users"  # Kubernetes: one KAFKA_PASSWORD_<P> key a principal
+KAFKA_ADMIN_SECRET = "platform-kafka-admin"  # Kubernetes: KAFKA_PASSWORD_ADMIN, for the ACL Job only
+EXTERNAL_SECRETS = (KAFKA_USERS_SECRET, KAFKA_ADMIN_SECRET)  # created in the cluster, never in the tree
+REPLAYER = "platform-operator"  # platform-dlq replays dead letters to their original topic
+# Who writes each base topic (its .dlq is written by its consumer). The keys must be the
+# topics of shared/contracts/src/events.rs.
+TOPIC_OWNERS = {
+    "user.created": "user-service", "user.deleted": "user-service",
+    "order.created": "order-service", "order.cancelled": "order-service",
+    "payment.completed": "payment-service", "payment.refunded": "payment-service",
+}
+# Files whose Kafka passwords must all be references (check_no_kafka_password_literals).
+DEPLOY_FILES = ("infra/docker-compose.yml", "infra/docker-compose.test.yml")
+DEPLOY_DIRS = ("infra/k8s",)
+
+
+def password_variable(principal: str) -> str:
+    """KAFKA_PASSWORD_USER_SERVICE for user-service (as infra/scripts/secrets.sh names them)."""
+    return "KAFKA_PASSWORD_" + principal.replace("-", "_").upper()
 
 
 def check_kafka_clients(where: str, name: str, spec: ServiceSpec, values: dict[str, str | None],
@@ -124,6 +162,7 @@ def shared_struct_vars(root: Path) -> dict[str, set[str]]:
     shared/platform/src/auth.rs; any shared type a service builds with `<Type>::from_env`
     counts."""
     result: dict[str, set[str]] = {}
+    builds: dict[str, set[str]] = {}
     for path in sorted(root.glob("shared/*/src/**/*.rs")):
         text = strip_tests(path.read_text())
         blocks = re.split(r"^impl ", text, flags=re.M)
@@ -131,6 +170,16 @@ def shared_struct_vars(root: Path) -> dict[str, set[str]]:
             match = re.match(r"(\w+)\s*\{", block)
             if match and re.search(r"\bfn from_env\(", block):
                 result.setdefault(match.group(1), set()).update(env_names(block))
+                builds.setdefault(match.group(1), set()).update(re.findall(r"\b(\w+)::from_env\(", block))
+    # A type whose from_env builds another (KafkaSettings builds KafkaSecurity) reads its variables too.
+    changed = True
+    while changed:
+        changed = False
+        for name, inner in builds.items():
+            for other in inner & set(result):
+                if not result[other] <= result[name]:
+                    result[name] |= result[other]
+                    changed = True
     if "SERVICE_API_KEY" not in result.get("ServiceKey", set()):
         raise SystemExit("shared/*/src: ServiceKey::from_env reading SERVICE_API_KEY not found: parser out of date?")
     return result
@@ -280,13 +329,18 @@ def check_compose(root: Path, compose: dict, specs: dict[str, ServiceSpec], repo
         report.check(name in services, f"{where}: no service {name}")
     image_ports = dockerfile_ports(root)
 
-    # Every container has a healthcheck, and every dependency waits for it.
+    # Every long-running container has a healthcheck, and every dependency waits for it;
+    # a one-shot container (restart "no", such as kafka-init) is waited for until it
+    # has exited 0.
+    one_shot = {name for name, service in services.items() if service.get("restart") == "no"}
     for name, service in services.items():
-        report.check(bool(healthcheck_command(service)), f"{where}: {name} has no healthcheck")
+        if name not in one_shot:
+            report.check(bool(healthcheck_command(service)), f"{where}: {name} has no healthcheck")
         for dep, how in (service.get("depends_on") or {}).items():
             condition = how.get("condition") if isinstance(how, dict) else None
-            report.check(condition == "service_healthy",
-                         f"{where}: {name} depends_on {dep} with condition {condition!r}, expected service_healthy")
+            expected = "service_completed_successfully" if dep in one_shot else "service_healthy"
+            report.check(condition == expected,
+                         f"{where}: {name} depends_on {dep} with condition {condition!r}, expected {expected}")
             report.check(dep in services, f"{where}: {name} depends on unknown service {dep}")
 
     ports_by_host: dict[str, int] = {}
@@ -582,7 +636,8 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
                 is_secret = "secretKeyRef" in value_from
                 doc = (secrets if is_secret else config_maps).get(ref["name"])
                 data = secret_values(doc) if is_secret and doc else {k: str(v) for k, v in ((doc or {}).get("data") or {}).items()}
-                report.check(doc is not None and ref["key"] in data,
+                # A Secret created in the cluster (Kafka passwords) is not rendered: value unknown here.
+                report.check((is_secret and ref["name"] in EXTERNAL_SECRETS) or (doc is not None and ref["key"] in data),
                              f"{where}: {name} {item['name']} refers to {ref['name']}/{ref['key']}, which does not exist")
                 value = "<ref>"
                 resolved = data.get(ref["key"])
@@ -706,6 +761,253 @@ def check_k8s(label: str, docs: list[dict], specs: dict[str, ServiceSpec], repor
                              f"{where}: {name} {item['name']}={item['value']} but {target} listens on {listening.get(target)}")
 
 
+# ---------------------------------------------------------------- Kafka principals and ACLs
+
+
+def kafka_clients(specs: dict[str, ServiceSpec]) -> list[str]:
+    """The services that speak Kafka (they read KAFKA_BROKERS): one principal each."""
+    return [name for name, spec in specs.items() if "KAFKA_BROKERS" in spec.reads]
+
+
+# `allow <principal> <Operation,...> <topic|group|cluster> [name...]`, after joining `\`-continued lines.
+ALLOW_LINE = re.compile(r"^\s*allow\s+(\S+)\s+(\S+)\s+(topic|group|cluster)\b(.*)$", re.M)
+SCRAM_LINE = re.compile(r"^\s*(?:\[.*\]\s*\|\|\s*)?scram_user\s+([\w.-]+)\s*$", re.M)
+
+
+def parse_acls(script: str) -> tuple[set[tuple[str, str, str, str]], set[str]]:
+    """kafka-acls.sh's table: {(principal, operation, resource type, name)}, and the
+    principals it gives SCRAM credentials."""
+    joined = script.replace("\\\n", " ")
+    acls = set()
+    for principal, operations, kind, names in ALLOW_LINE.findall(joined):
+        for operation in operations.split(","):
+            for name in names.split() or ["kafka-cluster"]:
+                acls.add((principal, operation, kind, name))
+    return acls, set(SCRAM_LINE.findall(joined))
+
+
+def consumer_group(root: Path, name: str) -> str | None:
+    """The group a service consumes in (`const CONSUMER_GROUP: &str = "…"` in its sources)."""
+    for path in sorted((root / name / "src").rglob("*.rs")):
+        match = re.search(r'\bconst\s+CONSUMER_GROUP\s*:\s*&str\s*=\s*"([^"]+)"', path.read_text())
+        if match:
+            return match.group(1)
+    return None
+
+
+def check_acls(root: Path, specs: dict[str, ServiceSpec], texts: dict[str, str], report: Report) -> None:
+    """Write on a base topic for its owner and the replaying operator only; each consumer
+    may read its groups; every principal in the table can sign in."""
+    where = ACL_SCRIPT
+    acls, users = parse_acls(texts[ACL_SCRIPT])
+    if not report.check(bool(acls), f"{where}: no `allow` lines found: parser out of date?"):
+        return
+    events = (root / "shared/contracts/src/events.rs").read_text()
+    topics = set(re.findall(r"""const\s+TOPIC\s*:\s*&'static\s+str\s*=\s*"([^"]+)\"""", events))
+    report.check(topics == set(TOPIC_OWNERS),
+                 f"consistency.py: TOPIC_OWNERS has {sorted(TOPIC_OWNERS)}, shared/contracts/src/events.rs "
+                 f"{sorted(topics)}: give every topic its owner")
+    for topic, owner in TOPIC_OWNERS.items():
+        writers = {principal for principal, operation, kind, name in acls
+                   if (operation, kind, name) == ("Write", "topic", topic)}
+        report.check(writers == {owner, REPLAYER},
+                     f"{where}: Write on {topic} goes to {sorted(writers)}; only its owner {owner} "
+                     f"and {REPLAYER} (replay) may write it")
+    for principal, operation, kind, name in sorted(acls):
+        report.check("*" not in name, f"{where}: {operation} on {kind} {name!r} for {principal}: name each resource")
+        report.check(principal in users, f"{where}: ACLs for {principal}, who gets no SCRAM credentials (scram_user)")
+    keeper = "{}.topic-keeper" in (root / "shared/eventing/src/kafka/loss.rs").read_text()
+    for name in kafka_clients(specs):
+        report.check(name in users, f"{where}: {name} speaks Kafka but gets no SCRAM credentials (scram_user {name})")
+        groups = [consumer_group(root, name)] if specs[name].consumes else []
+        if keeper:  # the topic keeper commits its certificates in <client id>.topic-keeper
+            groups.append(f"{name}.topic-keeper")
+        for group in groups:
+            report.check(group is not None and (name, "Read", "group", group) in acls,
+                         f"{where}: {name} uses consumer group {group} but may not Read it")
+
+
+JAAS_PAIR = re.compile(r'\b(username|password|user_[\w-]+)="([^"]*)"')
+
+
+def listener_map(value: str, separator: str) -> dict[str, str]:
+    """'A://h:1,B://h:2' -> {'A': 'h:1', …} (separator '://'), 'A:X,B:Y' -> {'A': 'X', …} (':')."""
+    return dict(item.split(separator, 1) for item in value.split(",") if separator in item)
+
+
+def check_compose_kafka(compose: dict, specs: dict[str, ServiceSpec], texts: dict[str, str], report: Report) -> None:
+    """Principals, passwords, kafka-init and the broker's listeners in compose."""
+    where = "infra/docker-compose.yml"
+    services = compose.get("services") or {}
+    _, users = parse_acls(texts[ACL_SCRIPT])
+    clients = kafka_clients(specs)
+    for name in clients:
+        env = compose_env(services.get(name) or {})
+        report.check(env.get("KAFKA_SASL_USERNAME") == name,
+                     f"{where}: {name} signs in to Kafka as {env.get('KAFKA_SASL_USERNAME')!r}, not as itself")
+        report.check(env.get("KAFKA_SASL_PASSWORD") == password_variable(name),
+                     f"{where}: {name} KAFKA_SASL_PASSWORD is {env.get('KAFKA_SASL_PASSWORD')!r}, "
+                     f"expected its own ${{{password_variable(name)}}}")
+
+    # Passwords: each container holds those of the principals it signs in as, no other
+    # (rendered, a password is the name of its variable); kafka-init holds them all.
+    signing_in: list[str] = []
+    for cname, service in services.items():
+        if cname == KAFKA_INIT:
+            continue
+        env = compose_env(service)
+        own = set()
+        if env.get("KAFKA_SASL_USERNAME"):
+            own.add(password_variable(env["KAFKA_SASL_USERNAME"]))
+            signing_in.append(cname)
+        for var, value in env.items():
+            pairs = JAAS_PAIR.findall(value)
+            user = next((v for k, v in pairs if k == "username"), None)
+            for key, password in pairs:
+                principal = user if key == "password" else key[len("user_"):]
+                if key == "username" or principal is None:
+                    continue
+                own.add(password)
+                report.check(password == password_variable(principal),
+                             f"{where}: {cname} {var} gives {principal} the password {password!r}, "
+                             f"expected ${{{password_variable(principal)}}}")
+            if user and cname != "kafka":
+                signing_in.append(cname)
+                report.check(user in users, f"{where}: {cname} signs in as {user}, who gets no SCRAM credentials "
+                                            f"in {ACL_SCRIPT}")
+        held = {t for value in env.values() for t in re.findall(r"\bKAFKA_PASSWORD_\w+", value)}
+        report.check(held <= own, f"{where}: {cname} is given {sorted(held - own)}, another principal's password")
+
+    # kafka-init: every principal's password and the admin's, the ACL script, and every
+    # Kafka client waits for it (the condition: see the depends_on check).
+    init = services.get(KAFKA_INIT)
+    if report.check(init is not None, f"{where}: no {KAFKA_INIT} service to create the Kafka users and ACLs"):
+        env = compose_env(init)
+        for principal in sorted(users | {"admin"}):
+            report.check(env.get(password_variable(principal)) == password_variable(principal),
+                         f"{where}: {KAFKA_INIT} lacks {password_variable(principal)} ({principal})")
+        sources = [str(v.get("source", "")) if isinstance(v, dict) else str(v).split(":")[0]
+                   for v in init.get("volumes") or []]
+        report.check(any(src.endswith(ACL_SCRIPT.removeprefix("infra/")) for src in sources),
+                     f"{where}: {KAFKA_INIT} does not mount {ACL_SCRIPT}")
+        for cname in sorted(set(signing_in)):
+            report.check(KAFKA_INIT in (services[cname].get("depends_on") or {}),
+                         f"{where}: {cname} signs in to Kafka but does not wait for {KAFKA_INIT} (its user and ACLs)")
+
+    # The broker: SASL on every listener, ACLs deciding, admin the super user; each client
+    # speaks its listener's protocol and one of its mechanisms, which has a JAAS entry.
+    kafka = compose_env(services.get("kafka") or {})
+    protocols = listener_map(kafka.get("KAFKA_LISTENER_SECURITY_PROTOCOL_MAP", ""), ":")
+    advertised = {address: listener for listener, address in
+                  listener_map(kafka.get("KAFKA_ADVERTISED_LISTENERS", ""), "://").items()}
+    for listener, protocol in protocols.items():
+        report.check(protocol.startswith("SASL_"), f"{where}: kafka listener {listener} is {protocol}, without authentication")
+    report.check(kafka.get("KAFKA_AUTHORIZER_CLASS_NAME") == "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+                 f"{where}: kafka has no StandardAuthorizer: ACLs are not enforced")
+    report.check(kafka.get("KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND") == "false",
+                 f"{where}: kafka must set KAFKA_ALLOW_EVERYONE_IF_NO_ACL_FOUND to false")
+    report.check("User:admin" in kafka.get("KAFKA_SUPER_USERS", "").split(";"), f"{where}: admin is not a super user")
+
+    def speaks(cname: str, brokers: str, protocol: str | None, mechanism: str | None) -> None:
+        listener = advertised.get(brokers.split(",")[0])
+        if not report.check(listener is not None, f"{where}: {cname} uses {brokers}, no advertised listener"):
+            return
+        report.check(protocol == protocols.get(listener),
+                     f"{where}: {cname} speaks {protocol} to listener {listener}, which is {protocols.get(listener)}")
+        enabled = kafka.get(f"KAFKA_LISTENER_NAME_{listener}_SASL_ENABLED_MECHANISMS",
+                            kafka.get("KAFKA_SASL_ENABLED_MECHANISMS", "GSSAPI")).split(",")
+        report.check(mechanism in enabled, f"{where}: {cname} uses {mechanism}; listener {listener} enables {enabled}")
+        jaas = f"KAFKA_LISTENER_NAME_{listener}_{str(mechanism).replace('-', '___')}_SASL_JAAS_CONFIG"
+        report.check(jaas in kafka, f"{where}: kafka has no {jaas} for {cname}'s {mechanism}")
+
+    for cname in clients:
+        env = compose_env(services.get(cname) or {})
+        if env.get("KAFKA_BROKERS"):  # the defaults of KafkaSecurity::from_env
+            default = "SASL_PLAINTEXT" if env.get("KAFKA_SASL_USERNAME") else "PLAINTEXT"
+            speaks(cname, env["KAFKA_BROKERS"], env.get("KAFKA_SECURITY_PROTOCOL", default),
+                   env.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"))
+    if init is not None:
+        env = compose_env(init)
+        speaks(KAFKA_INIT, env.get("KAFKA_BROKERS", ""), env.get("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+               env.get("KAFKA_ADMIN_SASL_MECHANISM", "SCRAM-SHA-512"))
+    ui = compose_env(services.get("kafka-ui") or {})
+    if ui.get("KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"):
+        speaks("kafka-ui", ui["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"], ui.get("KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL"),
+               ui.get("KAFKA_CLUSTERS_0_PROPERTIES_SASL_MECHANISM"))
+
+
+def check_k8s_kafka(label: str, docs: list[dict], specs: dict[str, ServiceSpec], compose: dict,
+                    texts: dict[str, str], report: Report) -> None:
+    """Each service's principal and password key; the Secrets stay out of the tree; the ACL Job."""
+    where = label
+    by_kind: dict[str, dict[str, dict]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
+    for secret in by_kind.get("Secret", {}):
+        for external in EXTERNAL_SECRETS:
+            report.check(not (secret == external or secret.startswith(external + "-")),
+                         f"{where}: renders Secret {secret}: Kafka passwords must not come from the tree; "
+                         f"{external} is created in the cluster")
+    for name in kafka_clients(specs):
+        deployment = by_kind.get("Deployment", {}).get(name)
+        if deployment is None:
+            continue
+        env = {i["name"]: i for i in deployment["spec"]["template"]["spec"]["containers"][0].get("env") or []}
+        report.check((env.get("KAFKA_SASL_USERNAME") or {}).get("value") == name,
+                     f"{where}: {name} KAFKA_SASL_USERNAME is not its own name {name}")
+        password = env.get("KAFKA_SASL_PASSWORD") or {}
+        ref = (password.get("valueFrom") or {}).get("secretKeyRef") or {}
+        report.check("value" not in password and ref.get("name") == KAFKA_USERS_SECRET
+                     and ref.get("key") == password_variable(name),
+                     f"{where}: {name} KAFKA_SASL_PASSWORD must be secretKeyRef {KAFKA_USERS_SECRET}/"
+                     f"{password_variable(name)}, is {password.get('value', ref)!r}")
+    for job in by_kind.get("Job", {}).values():
+        pod = job["spec"]["template"]["spec"]
+        container = pod["containers"][0]
+        if "kafka-acls.sh" not in " ".join(container.get("command") or []):
+            continue
+        compose_image = ((compose.get("services") or {}).get("kafka") or {}).get("image")
+        report.check(container.get("image") == compose_image,
+                     f"{where}: Job {job['metadata']['name']} runs {container.get('image')}, compose's broker {compose_image}")
+        refs = {(s.get("secretRef") or {}).get("name") for s in container.get("envFrom") or []}
+        for external in EXTERNAL_SECRETS:
+            report.check(external in refs, f"{where}: Job {job['metadata']['name']} does not read Secret {external}")
+        scripts = [by_kind.get("ConfigMap", {}).get((v.get("configMap") or {}).get("name"), {})
+                   for v in pod.get("volumes") or [] if "configMap" in v]
+        report.check(any((cm.get("data") or {}).get("kafka-acls.sh") == texts[ACL_SCRIPT] for cm in scripts),
+                     f"{where}: Job {job['metadata']['name']} does not mount {ACL_SCRIPT} as it is")
+
+
+# A Kafka password setting (YAML `KEY: value`, env file or kustomize literal `KEY=value`),
+# a JAAS password="…" / user_<name>="…", a SCRAM [password=…]: each must be a reference.
+PASSWORD_SETTING = re.compile(r'^\s*-?\s*"?(KAFKA_\w*PASSWORD\w*)"?\s*(?::\s+|=)(.*)$')
+JAAS_PASSWORD = re.compile(r'\b(?:password|user_[\w-]+)=\\?"([^"\\]*)')
+SCRAM_PASSWORD = re.compile(r"\[(?:[^\]]*,)?password=([^\],]*)")
+
+
+def read_deploy_texts(root: Path) -> dict[str, str]:
+    texts = {path: (root / path).read_text() for path in DEPLOY_FILES}
+    for directory in DEPLOY_DIRS:
+        for path in sorted((root / directory).rglob("*")):
+            if path.is_file():
+                texts[str(path.relative_to(root))] = path.read_text()
+    return texts
+
+
+def check_no_kafka_password_literals(texts: dict[str, str], report: Report) -> None:
+    for path, text in texts.items():
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.lstrip().startswith("#"):
+                continue
+            values = [m.group(2) for m in [PASSWORD_SETTING.match(line)] if m]
+            values += JAAS_PASSWORD.findall(line) + SCRAM_PASSWORD.findall(line)
+            for value in values:
+                value = value.strip().strip("'\"")
+                report.check(value == "" or value.startswith("$"),
+                             f"{path}:{number}: a Kafka password written into the file; "
+                             "take it from a variable or a Secret the tree does not hold")
+
+
 # ---------------------------------------------------------------- native scripts, bench
 
 
@@ -750,17 +1052,21 @@ def check_native(specs: dict[str, ServiceSpec], native: dict[str, str], report: 
 # ---------------------------------------------------------------- main
 
 
-def run_all(root: Path, specs, compose, compose_test, k8s, native) -> Report:
+def run_all(root: Path, specs, compose, compose_test, k8s, native, texts) -> Report:
     report = Report()
     check_compose(root, compose, specs, report)
+    check_compose_kafka(compose, specs, texts, report)
     check_compose_test(root, compose_test, report)
     for label, docs in k8s:
         check_k8s(label, docs, specs, report)
+        check_k8s_kafka(label, docs, specs, compose, texts, report)
+    check_acls(root, specs, texts, report)
+    check_no_kafka_password_literals(texts, report)
     check_native(specs, native, report)
     return report
 
 
-def self_test(root: Path, specs, compose, compose_test, k8s, native) -> tuple[int, list[str]]:
+def self_test(root: Path, specs, compose, compose_test, k8s, native, texts) -> tuple[int, list[str]]:
     """Breaks copies of the inputs on purpose: each break must be reported."""
     failures = []
     count = 0
@@ -770,7 +1076,7 @@ def self_test(root: Path, specs, compose, compose_test, k8s, native) -> tuple[in
         count += 1
         c, t, k = copy.deepcopy(compose), copy.deepcopy(compose_test), copy.deepcopy(k8s)
         mutate(c, t, k)
-        if not run_all(root, specs, c, t, k, native).problems:
+        if not run_all(root, specs, c, t, k, native, texts).problems:
             failures.append(f"self-test: {what} went unnoticed")
 
     def expect_native(what: str, path: str, old: str, new: str) -> None:
@@ -781,7 +1087,18 @@ def self_test(root: Path, specs, compose, compose_test, k8s, native) -> tuple[in
             failures.append(f"self-test: {path} no longer holds {old!r}; update the self-test")
             return
         broken = dict(native, **{path: native[path].replace(old, new)})
-        if not run_all(root, specs, compose, compose_test, k8s, broken).problems:
+        if not run_all(root, specs, compose, compose_test, k8s, broken, texts).problems:
+            failures.append(f"self-test: {what} went unnoticed")
+
+    def expect_text(what: str, path: str, old: str, new: str) -> None:
+        """`old` replaced by `new` in a copy of a deployment file's text must be reported."""
+        nonlocal count
+        count += 1
+        if old not in texts[path]:
+            failures.append(f"self-test: {path} no longer holds {old!r}; update the self-test")
+            return
+        broken = dict(texts, **{path: texts[path].replace(old, new, 1)})
+        if not run_all(root, specs, compose, compose_test, k8s, native, broken).problems:
             failures.append(f"self-test: {what} went unnoticed")
 
     def k8s_container(k, name):
@@ -879,6 +1196,50 @@ def self_test(root: Path, specs, compose, compose_test, k8s, native) -> tuple[in
     expect("a test broker on another port",
            lambda c, t, k: t["services"]["kafka"]["environment"].__setitem__(
                "KAFKA_ADVERTISED_LISTENERS", "EXTERNAL://127.0.0.1:19092"))
+
+    # Kafka principals, passwords and ACLs.
+    def compose_env_of(c, name):
+        return c["services"][name]["environment"]
+
+    expect("order-service signing in with user-service's password, in compose",
+           lambda c, t, k: compose_env_of(c, "order-service").__setitem__(
+               "KAFKA_SASL_PASSWORD", password_variable("user-service")))
+    expect("payment-service signing in as order-service, in compose",
+           lambda c, t, k: compose_env_of(c, "payment-service").__setitem__("KAFKA_SASL_USERNAME", "order-service"))
+    expect("Kafka UI given platform-operator's password, in compose",
+           lambda c, t, k: compose_env_of(c, "kafka-ui").__setitem__(
+               "KAFKA_CLUSTERS_0_PROPERTIES_SASL_JAAS_CONFIG",
+               compose_env_of(c, "kafka-ui")["KAFKA_CLUSTERS_0_PROPERTIES_SASL_JAAS_CONFIG"].replace(
+                   password_variable("kafka-ui"), password_variable(REPLAYER))))
+    expect("user-service not waiting for kafka-init, in compose",
+           lambda c, t, k: c["services"]["user-service"]["depends_on"].pop(KAFKA_INIT))
+    expect("a PLAINTEXT listener on the broker, in compose",
+           lambda c, t, k: compose_env_of(c, "kafka").__setitem__(
+               "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+               compose_env_of(c, "kafka")["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].replace(
+                   "EXTERNAL:SASL_PLAINTEXT", "EXTERNAL:PLAINTEXT")))
+    expect("order-service's KAFKA_SASL_PASSWORD as a literal value, in Kubernetes",
+           lambda c, t, k: set_env(k8s_container(k, "order-service"), "KAFKA_SASL_PASSWORD", "x" * 32))
+    expect("order-service reading user-service's password key, in Kubernetes",
+           lambda c, t, k: next(i for i in k8s_container(k, "order-service")["env"]
+                                if i["name"] == "KAFKA_SASL_PASSWORD")["valueFrom"]["secretKeyRef"].__setitem__(
+               "key", password_variable("user-service")))
+    expect("a platform-kafka-users Secret generated from the tree, in Kubernetes",
+           lambda c, t, k: k[0][1].append({"apiVersion": "v1", "kind": "Secret",
+                                            "metadata": {"name": KAFKA_USERS_SECRET + "-abc123"},
+                                            "data": {password_variable("user-service"): "eA=="}}))
+    expect_text("Write on order.created for user-service, in the ACL table", ACL_SCRIPT,
+                "allow user-service Write topic user.created user.deleted",
+                "allow user-service Write topic user.created user.deleted order.created")
+    expect_text("no Read on its consumer group for payment-service, in the ACL table", ACL_SCRIPT,
+                "allow payment-service Read group payment-service-group payment-service.topic-keeper",
+                "allow payment-service Read group payment-service.topic-keeper")
+    expect_text("a Kafka password literal in compose", "infra/docker-compose.yml",
+                "KAFKA_SASL_PASSWORD: ${KAFKA_PASSWORD_USER_SERVICE:?", "KAFKA_SASL_PASSWORD: hunter2hunter2 #${")
+    expect_text("a Kafka password literal in a JAAS line of compose", "infra/docker-compose.yml",
+                'username="kafka-ui" password="$', 'username="kafka-ui" password="hunter2hunter2$')
+    expect_text("a Kafka password literal in the local overlay", "infra/k8s/overlays/local/kustomization.yaml",
+                "      - KAFKA_REPLICATION_FACTOR=1\n", "      - KAFKA_REPLICATION_FACTOR=1\n      - KAFKA_PASSWORD_ADMIN=hunter2\n")
     return count, failures
 
 
@@ -910,13 +1271,14 @@ def main() -> int:
         k8s.append((label, [d for d in yaml.safe_load_all(Path(path).read_text()) if d]))
 
     native = read_native(root)
-    report = run_all(root, specs, compose, compose_test, k8s, native)
+    texts = read_deploy_texts(root)
+    report = run_all(root, specs, compose, compose_test, k8s, native, texts)
     if report.problems:
         print(f"consistency: {len(report.problems)} problem(s) in {report.checks} checks:", file=sys.stderr)
         for problem in report.problems:
             print(f"  - {problem}", file=sys.stderr)
         return 1
-    breaks, failures = self_test(root, specs, compose, compose_test, k8s, native)
+    breaks, failures = self_test(root, specs, compose, compose_test, k8s, native, texts)
     if failures:
         for failure in failures:
             print(failure, file=sys.stderr)

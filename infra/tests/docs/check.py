@@ -323,7 +323,9 @@ def settings_from_code() -> list[dict]:
 
     service_code = {s: "\n".join(without_tests(p.read_text()) for p in sorted((ROOT / s / "src").rglob("*.rs")))
                     for s in SERVICES}
-    group_order = ["HttpSettings", "TelemetrySettings", "ServiceKey", "DatabaseSettings", "KafkaSettings"]
+    group_order = ["HttpSettings", "TelemetrySettings", "ServiceKey", "DatabaseSettings", "KafkaSettings", "KafkaSecurity"]
+    # Settings read by a part of another's `from_env`: the services name only the whole.
+    read_through = {"KafkaSecurity": "KafkaSettings"}
     shared = []
     for directory in SHARED_SETTINGS:
         for path in sorted(directory.rglob("*.rs")):
@@ -333,7 +335,8 @@ def settings_from_code() -> list[dict]:
     shared.sort(key=lambda r: group_order.index(r.owner) if r.owner in group_order else len(group_order))
     for reading in shared:
         for service in SERVICES:
-            for call in re.finditer(rf"\b{reading.owner}::from_env\s*\(", service_code[service]):
+            owner = read_through.get(reading.owner, reading.owner)
+            for call in re.finditer(rf"\b{owner}::from_env\s*\(", service_code[service]):
                 args = call_args(service_code[service], call.end() - 1)[1:]
                 default = reading.default
                 if default in reading.params:

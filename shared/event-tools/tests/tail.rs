@@ -10,18 +10,15 @@ use std::time::Duration;
 use event_tools::tail::{self, Seen, StartAt};
 use eventing::configuration::KafkaSettings;
 use eventing::kafka::ensure_topics;
-use platform::configuration::Env;
 use testkit::eventually;
 
 /// Messages per phase, spread over the topic's partitions by key.
 const MESSAGES: usize = 12;
 
 fn settings(prefix: &str) -> KafkaSettings {
-    let env = Env::from_pairs([
-        ("KAFKA_BROKERS", testkit::kafka_brokers()),
-        ("KAFKA_TOPIC_PREFIX", prefix.to_owned()),
-        ("KAFKA_TOPIC_PARTITIONS", "3".to_owned()),
-    ]);
+    let env = testkit::kafka_env()
+        .with("KAFKA_TOPIC_PREFIX", prefix.to_owned())
+        .with("KAFKA_TOPIC_PARTITIONS", "3".to_owned());
     KafkaSettings::from_env(&env, "tail-test").unwrap()
 }
 

@@ -105,6 +105,48 @@ pub struct KafkaSettings {
     /// `KAFKA_TOPIC_CHECK_INTERVAL_MS` (2000): how often a service checks that its topics
     /// exist, recreating missing ones.
     pub topic_check_interval: Duration,
+    /// How this client proves who it is to the brokers.
+    pub security: KafkaSecurity,
+}
+
+/// `KAFKA_SECURITY_PROTOCOL`: `PLAINTEXT` (no credentials set), `SASL_PLAINTEXT` (the
+/// default once credentials are set) or `SASL_SSL`. With SASL the client signs in as
+/// `KAFKA_SASL_USERNAME` with `KAFKA_SASL_PASSWORD` by `KAFKA_SASL_MECHANISM`
+/// (`SCRAM-SHA-512` or `SCRAM-SHA-256`): each service has a principal of its own, which
+/// the brokers' ACLs allow to write only the topics it owns.
+#[derive(Debug, Clone)]
+pub enum KafkaSecurity {
+    /// No authentication: a broker that accepts anyone (local experiments only).
+    Plaintext,
+    /// SASL/SCRAM, over plain TCP or TLS.
+    #[allow(missing_docs)] // the fields are librdkafka's settings of the same names
+    Sasl { protocol: &'static str, mechanism: &'static str, username: String, password: SecretString },
+}
+
+impl KafkaSecurity {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let credentials = (env.raw("KAFKA_SASL_USERNAME"), env.raw("KAFKA_SASL_PASSWORD"));
+        let default = if credentials == (None, None) { "PLAINTEXT" } else { "SASL_PLAINTEXT" };
+        let protocol = match env.raw("KAFKA_SECURITY_PROTOCOL").unwrap_or(default).to_ascii_uppercase().as_str() {
+            "PLAINTEXT" if default == "PLAINTEXT" => return Ok(Self::Plaintext),
+            "PLAINTEXT" => return Err(ConfigError::new("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT sends no credentials, yet KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set")),
+            "SASL_PLAINTEXT" => "SASL_PLAINTEXT",
+            "SASL_SSL" => "SASL_SSL",
+            other => return Err(ConfigError::new("KAFKA_SECURITY_PROTOCOL", format!("{other:?}: expected PLAINTEXT, SASL_PLAINTEXT or SASL_SSL"))),
+        };
+        let mechanism = match env.string("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").to_ascii_uppercase().as_str() {
+            "SCRAM-SHA-512" => "SCRAM-SHA-512",
+            "SCRAM-SHA-256" => "SCRAM-SHA-256",
+            other => return Err(ConfigError::new("KAFKA_SASL_MECHANISM", format!("{other:?}: expected SCRAM-SHA-512 or SCRAM-SHA-256"))),
+        };
+        match credentials {
+            (Some(username), Some(password)) => {
+                Ok(Self::Sasl { protocol, mechanism, username: username.to_owned(), password: SecretString::from(password) })
+            }
+            (None, _) => Err(ConfigError::new("KAFKA_SASL_USERNAME", format!("{protocol} needs a username"))),
+            (_, None) => Err(ConfigError::new("KAFKA_SASL_PASSWORD", format!("{protocol} needs a password"))),
+        }
+    }
 }
 
 impl KafkaSettings {
@@ -129,6 +171,7 @@ impl KafkaSettings {
             retention: env.millis("KAFKA_RETENTION_MS", 3_600_000)?,
             dlq_retention: env.millis("KAFKA_DLQ_RETENTION_MS", 7 * 24 * 3_600_000)?,
             topic_check_interval: env.millis("KAFKA_TOPIC_CHECK_INTERVAL_MS", 2_000)?,
+            security: KafkaSecurity::from_env(env)?,
         };
         // librdkafka's own floor for message.max.bytes, which the fetch size may not undercut.
         if !(1000..=100_000_000).contains(&settings.fetch_max_bytes) {

@@ -13,7 +13,6 @@ use contracts::events::{Event, UserCreated};
 use eventing::configuration::KafkaSettings;
 use eventing::health::ConsumerStatus;
 use eventing::kafka::{ConsumerBuilder, EventPublisher, ensure_topics};
-use platform::configuration::Env;
 use platform::http::RequestId;
 use rand::Rng;
 use testkit::eventually;
@@ -24,12 +23,10 @@ const KEYS: usize = 24;
 const PER_KEY: usize = 25;
 
 fn settings(prefix: &str) -> KafkaSettings {
-    let env = Env::from_pairs([
-        ("KAFKA_BROKERS", testkit::kafka_brokers()),
-        ("KAFKA_TOPIC_PREFIX", prefix.to_owned()),
-        ("KAFKA_TOPIC_PARTITIONS", "1".to_owned()),
-        ("KAFKA_MAX_IN_FLIGHT", "16".to_owned()),
-    ]);
+    let env = testkit::kafka_env()
+        .with("KAFKA_TOPIC_PREFIX", prefix.to_owned())
+        .with("KAFKA_TOPIC_PARTITIONS", "1".to_owned())
+        .with("KAFKA_MAX_IN_FLIGHT", "16".to_owned());
     KafkaSettings::from_env(&env, "key-order-test").unwrap()
 }
 

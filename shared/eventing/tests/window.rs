@@ -14,7 +14,6 @@ use contracts::events::{Event, UserCreated};
 use eventing::configuration::KafkaSettings;
 use eventing::health::ConsumerStatus;
 use eventing::kafka::{ConsumerBuilder, EventPublisher, Incoming, ensure_topics};
-use platform::configuration::Env;
 use platform::http::RequestId;
 use testkit::eventually;
 use tokio::sync::Notify;
@@ -23,12 +22,10 @@ use uuid::Uuid;
 
 /// One partition, so the hot key and everyone else share it; a small window.
 fn settings(prefix: &str) -> KafkaSettings {
-    let env = Env::from_pairs([
-        ("KAFKA_BROKERS", testkit::kafka_brokers()),
-        ("KAFKA_TOPIC_PREFIX", prefix.to_owned()),
-        ("KAFKA_TOPIC_PARTITIONS", "1".to_owned()),
-        ("KAFKA_MAX_IN_FLIGHT", "4".to_owned()),
-    ]);
+    let env = testkit::kafka_env()
+        .with("KAFKA_TOPIC_PREFIX", prefix.to_owned())
+        .with("KAFKA_TOPIC_PARTITIONS", "1".to_owned())
+        .with("KAFKA_MAX_IN_FLIGHT", "4".to_owned());
     KafkaSettings::from_env(&env, "window-test").unwrap()
 }
 

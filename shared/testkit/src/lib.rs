@@ -20,6 +20,29 @@ pub fn kafka_brokers() -> String {
     Env::from_process().string("TEST_KAFKA_BROKERS", "127.0.0.1:9092")
 }
 
+/// How tests sign in to their broker: `KAFKA_SASL_USERNAME` and `KAFKA_SASL_PASSWORD` of
+/// the test process (`make test` gives it the operator's), as service settings; none for
+/// a broker without authentication.
+pub fn kafka_credentials() -> Vec<(&'static str, String)> {
+    let env = Env::from_process();
+    ["KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"]
+        .into_iter()
+        .filter_map(|name| env.raw(name).map(|value| (name, value.to_owned())))
+        .collect()
+}
+
+/// The settings that reach the tests' broker (brokers and credentials).
+pub fn kafka_env() -> Env {
+    Env::from_pairs(kafka_credentials()).with("KAFKA_BROKERS", kafka_brokers())
+}
+
+/// A client configuration for the tests' own producers and probes, signed in like the services.
+pub fn kafka_config() -> rdkafka::ClientConfig {
+    let settings = eventing::configuration::KafkaSettings::from_env(&kafka_env(), "test-client")
+        .expect("valid test Kafka settings");
+    eventing::kafka::client::base_config(&settings)
+}
+
 /// A fresh name unique to this test run, safe as a database name and topic prefix.
 pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}_{}", Uuid::new_v4().simple())
@@ -44,7 +67,7 @@ pub async fn create_database() -> String {
 /// An environment for a service under test: its own database, a unique topic
 /// prefix, port 0, no payment delay, no span export.
 pub async fn service_env(topic_prefix: &str) -> Env {
-    Env::from_pairs([
+    let mut pairs: Vec<(&str, String)> = vec![
         ("PORT", "0".to_owned()),
         ("HOST", "127.0.0.1".to_owned()),
         ("DATABASE_URL", server_url()),
@@ -54,7 +77,9 @@ pub async fn service_env(topic_prefix: &str) -> Env {
         ("KAFKA_TOPIC_PARTITIONS", "2".to_owned()),
         ("KAFKA_RETRY_BASE_MS", "20".to_owned()),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "none".to_owned()),
-    ])
+    ];
+    pairs.extend(kafka_credentials());
+    Env::from_pairs(pairs)
 }
 
 /// A unique topic and group prefix for one test.
@@ -178,8 +203,7 @@ impl TopicProbe {
     /// Subscribes to `topic` (full name, prefix included).
     pub fn new(topic: &str) -> Self {
         use rdkafka::consumer::Consumer;
-        let consumer: rdkafka::consumer::StreamConsumer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", kafka_brokers())
+        let consumer: rdkafka::consumer::StreamConsumer = kafka_config()
             .set("group.id", unique_name("probe"))
             .set("auto.offset.reset", "earliest")
             .set("enable.auto.commit", "false")
@@ -226,8 +250,7 @@ pub fn header_of(message: &rdkafka::message::OwnedMessage, name: &str) -> Option
 /// Produces raw bytes to `topic` (poison-message tests), waiting for the acknowledgement.
 pub async fn produce_raw(topic: &str, key: &str, payload: &[u8]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", kafka_brokers())
+    let producer: FutureProducer = kafka_config()
         .create()
         .expect("can create a test producer");
     producer

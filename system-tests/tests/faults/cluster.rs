@@ -2,11 +2,17 @@
 //! sqlite data) and the services' binaries, each with a database of its own,
 //! so a fault test can stop, kill and starve them without touching anything else.
 //! Shared by the fault tests and the telemetry test, which use different parts.
+//!
+//! The broker requires SASL/SCRAM as `make up`'s does: each service signs in as its own
+//! principal and the tests' own clients as the operator, with passwords made for this
+//! test run.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use testkit::eventually;
 
@@ -33,6 +39,30 @@ pub fn scratch_dir() -> PathBuf {
     let dir = std::env::temp_dir().join(testkit::unique_name("faults"));
     std::fs::create_dir_all(&dir).expect("can create a scratch directory");
     dir
+}
+
+/// The broker's principals, as infra/scripts/secrets.sh names them.
+const PRINCIPALS: [&str; 4] = ["user-service", "order-service", "payment-service", "platform-operator"];
+
+/// This test run's password for `principal` (its brokers are private to it).
+fn password(principal: &str) -> String {
+    static RUN: LazyLock<String> = LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string());
+    format!("{principal}-{}", *RUN)
+}
+
+/// The settings that make a client sign in as `principal`.
+pub fn principal_env(principal: &str) -> Vec<(String, String)> {
+    vec![("KAFKA_SASL_USERNAME".to_owned(), principal.to_owned()), ("KAFKA_SASL_PASSWORD".to_owned(), password(principal))]
+}
+
+/// A client of the tests' own (probes, producers of poison), signed in as the operator.
+pub fn operator_config(brokers: &str) -> rdkafka::ClientConfig {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", brokers).set("security.protocol", "SASL_PLAINTEXT").set("sasl.mechanisms", "SCRAM-SHA-512");
+    for (key, value) in principal_env("platform-operator") {
+        config.set(if key == "KAFKA_SASL_USERNAME" { "sasl.username" } else { "sasl.password" }, value);
+    }
+    config
 }
 
 /// A nisshi broker with persistent sqlite storage that can be stopped and started again.
@@ -65,22 +95,52 @@ impl Broker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    pub async fn restart(&mut self) {
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
+    /// nisshi on its store, listening on `port`, requiring authentication or not.
+    fn spawn(&self, port: u16, authentication: bool) -> Child {
+        let listener = format!("tcp://127.0.0.1:{port}");
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("nisshi.log")).unwrap();
         let broker = std::env::var("BROKER_BIN").unwrap_or_else(|_| "/usr/local/bin/nisshi".to_owned());
-        let child = Command::new(broker)
+        Command::new(broker)
             .current_dir(&self.dir) // sqlite paths are relative to the working directory
             .args(["broker", "--listener-url", &listener, "--advertised-listener-url", &listener])
             .args(["--storage-engine", &self.storage])
             // As infra/scripts/broker.sh starts it: a group's first rebalance does not wait.
             .args(["--group-initial-rebalance-delay", "0s"])
+            .args(authentication.then_some("--authentication"))
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("nisshi is installed (make infra installs it)");
-        self.child = Some(child);
+            .expect("nisshi is installed (make infra installs it)")
+    }
+
+    /// Gives the store every principal's credentials, as infra/scripts/broker.sh does: on a
+    /// broker without authentication on a port of its own, stopped afterwards.
+    fn enroll_principals(&self) {
+        let port = free_port();
+        let mut child = self.spawn(port, false);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !port_open(port) {
+            assert!(Instant::now() < deadline, "the enrolling broker did not listen within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../infra/scripts/kafka_users.py");
+        let mut users = Command::new("python3")
+            .args([script, "127.0.0.1", &port.to_string(), "upsert-users"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("python3 runs kafka_users.py");
+        let lines: String = PRINCIPALS.iter().map(|principal| format!("{principal}={}\n", password(principal))).collect();
+        users.stdin.take().expect("piped stdin").write_all(lines.as_bytes()).expect("kafka_users.py reads stdin");
+        assert!(users.wait().expect("kafka_users.py ends").success(), "kafka_users.py set the principals' credentials");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    pub async fn restart(&mut self) {
+        tokio::task::block_in_place(|| self.enroll_principals());
+        self.child = Some(self.spawn(self.port, true));
         let port = self.port;
         eventually("the broker to listen", Duration::from_secs(20), || async move { port_open(port).then_some(()) })
             .await;
@@ -101,10 +161,7 @@ impl Broker {
     /// Whether the broker answers a metadata request (a wedged broker may accept connections
     /// and fail every request).
     pub fn answers(&self) -> bool {
-        let Ok(client) = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", self.address())
-            .create::<rdkafka::consumer::BaseConsumer>()
-        else {
+        let Ok(client) = operator_config(&self.address()).create::<rdkafka::consumer::BaseConsumer>() else {
             return false;
         };
         rdkafka::consumer::Consumer::fetch_metadata(&client, None, Duration::from_secs(2)).is_ok()
@@ -176,7 +233,12 @@ impl Service {
     /// Starts the process without waiting for it to be ready.
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        // Each service signs in as itself; the gateway speaks no Kafka.
+        let principal = if self.name == "api-gateway" { Vec::new() } else { principal_env(self.name) };
         let child = Command::new(binary(self.name))
+            .env_remove("KAFKA_SASL_USERNAME")
+            .env_remove("KAFKA_SASL_PASSWORD")
+            .envs(principal)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PORT", self.port.to_string())
             .env("ADMIN_PORT", self.probe_port.to_string())

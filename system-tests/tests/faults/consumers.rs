@@ -52,7 +52,7 @@ async fn poison_messages_are_parked_and_the_chain_goes_on() {
     let first = platform.register(25, Arc::clone(&progress)).await.unwrap();
     let brokers = platform.broker.address();
     let producer: rdkafka::producer::FutureProducer =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", &brokers).create().unwrap();
+        cluster::operator_config(&brokers).create().unwrap();
     for topic in ["user.created", "order.created", "payment.completed"] {
         // Keyed like real traffic, so the poison shares partitions with good messages.
         for key in first.iter().take(3) {
@@ -68,7 +68,8 @@ async fn poison_messages_are_parked_and_the_chain_goes_on() {
 
     for topic in ["user.created", "order.created", "payment.completed"] {
         let settings = eventing::configuration::KafkaSettings::from_env(
-            &platform::configuration::Env::from_pairs([("KAFKA_BROKERS", brokers.as_str())]),
+            &platform::configuration::Env::from_pairs(cluster::principal_env("platform-operator"))
+                .with("KAFKA_BROKERS", brokers.as_str()),
             "fault-test",
         )
         .unwrap();

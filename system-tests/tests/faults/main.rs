@@ -216,8 +216,7 @@ impl Platform {
 
 /// Every `payment.completed` message on the broker, duplicates included.
 fn read_topic(brokers: &str, topic: &str) -> Vec<PaymentCompleted> {
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
+    let consumer: BaseConsumer = cluster::operator_config(brokers)
         .set("group.id", testkit::unique_name("verify"))
         .set("enable.auto.commit", "false")
         .create()

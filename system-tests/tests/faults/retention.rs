@@ -15,7 +15,7 @@ use testkit::eventually;
 use uuid::Uuid;
 
 use super::Platform;
-use super::cluster::{Broker, scratch_dir};
+use super::cluster::{Broker, operator_config, principal_env, scratch_dir};
 
 const CHAIN: [&str; 3] = ["user.created", "order.created", "payment.completed"];
 /// Enough users for every partition of the three topics (3 each) to hold records.
@@ -26,7 +26,7 @@ const WATCH_EVERY: Duration = Duration::from_secs(5);
 /// Whether every partition of the chain's topics had all its records deleted (its log
 /// starts where it ends), after records were written to them.
 fn chain_topics_emptied(brokers: &str) -> bool {
-    let Ok(consumer) = rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).create::<BaseConsumer>() else {
+    let Ok(consumer) = operator_config(brokers).create::<BaseConsumer>() else {
         return false;
     };
     let mut written = false;
@@ -89,7 +89,8 @@ async fn after_retention_emptied_the_topics_every_event_keeps_its_headers_throug
 
     // `make events`, from now.
     let settings =
-        KafkaSettings::from_env(&Env::from_pairs([("KAFKA_BROKERS", brokers.clone())]), "retention-test").unwrap();
+        KafkaSettings::from_env(&Env::from_pairs(principal_env("platform-operator")).with("KAFKA_BROKERS", brokers.clone()), "retention-test")
+            .unwrap();
     let topics: Vec<String> = CHAIN.iter().map(|topic| (*topic).to_owned()).collect();
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));

@@ -260,11 +260,22 @@ pub fn document() -> Result<Value, serde_json::Error> {
                 "title": "Local broker",
                 "description": "The Kafka-protocol broker `make infra` starts for the native platform; \
                     elsewhere the services read `KAFKA_BROKERS`.",
+                "security": [{ "$ref": "#/components/securitySchemes/scramSha512" }],
             },
         },
         "channels": channels,
         "operations": operations,
         "components": {
+            "securitySchemes": {
+                "scramSha512": {
+                    "type": "scramSha512",
+                    "description": "SASL/SCRAM-SHA-512 (`KAFKA_SASL_USERNAME`, `KAFKA_SASL_PASSWORD`). Each \
+                        service is a principal of its own; where the broker enforces ACLs (Apache Kafka in \
+                        compose and Kubernetes) a principal writes only the topics its service publishes (and \
+                        the dead-letter topics of those it consumes) and reads only those it consumes. The \
+                        operators' tools sign in as `platform-operator`.",
+                },
+            },
             "schemas": schemas,
             "messages": messages,
             "correlationIds": {

@@ -168,3 +168,11 @@ fn operations_name_the_wiring_of_the_services() {
     }
     assert_eq!(camel_case("payment.completed"), "paymentCompleted");
 }
+
+#[test]
+fn the_broker_requires_scram_as_the_services_sign_in() {
+    let doc = doc();
+    let security = doc["servers"]["local"]["security"].as_array().unwrap();
+    assert_eq!(security.len(), 1);
+    assert_eq!(resolve(&doc, &security[0])["type"], "scramSha512");
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::{ClientConfig, TopicPartitionList};
 
-use crate::configuration::KafkaSettings;
+use secrecy::ExposeSecret;
+
+use crate::configuration::{KafkaSecurity, KafkaSettings};
 
 /// How long one metadata, offsets or admin request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,6 +24,13 @@ pub fn base_config(settings: &KafkaSettings) -> ClientConfig {
         .set("allow.auto.create.topics", "false")
         // librdkafka logs through its own callback; keep it to warnings.
         .set("log_level", "4");
+    if let KafkaSecurity::Sasl { protocol, mechanism, username, password } = &settings.security {
+        config
+            .set("security.protocol", *protocol)
+            .set("sasl.mechanisms", *mechanism)
+            .set("sasl.username", username)
+            .set("sasl.password", password.expose_secret());
+    }
     config
 }
 
