@@ -1,5 +1,9 @@
 //! Hostile input from outside, through the gateway, against the real platform: NUL
-//! characters, made-up methods, orders for users that do not exist.
+//! characters, made-up methods, orders for users that do not exist, oversized trace headers.
+
+use std::time::Duration;
+
+use testkit::eventually;
 
 use crate::helpers::{Platform, assert_problem, raw_request};
 
@@ -66,4 +70,42 @@ async fn an_order_for_a_user_that_does_not_exist_is_refused() {
         .await
         .unwrap();
     assert_problem(response, 422).await;
+}
+
+/// 16 KB of `tracestate` and 8 KB of `baggage` on an order do not ride into its events
+/// (where records past the consumers' fetch size once stopped a partition): the order
+/// settles, and so does the same user's next one on the same partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn orders_sent_with_oversized_trace_headers_settle_and_so_does_the_next() {
+    let platform = Platform::start("0").await;
+    let (user, token) = platform.register("big-headers@example.com").await;
+    let tracestate = (0..800).map(|i| format!("v{i}=x")).collect::<Vec<_>>().join(",");
+    let baggage = format!("role=admin,padding={}", "p".repeat(8 * 1024));
+    let order = serde_json::json!({"userId": user["id"], "items": [{"productId": "product-1", "quantity": 1, "price": 5}]});
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let response = platform
+            .gateway
+            .client
+            .post(platform.url("/api/orders"))
+            .bearer_auth(&token)
+            .header("tracestate", &tracestate)
+            .header("baggage", &baggage)
+            .json(&order)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+        ids.push(response.json::<serde_json::Value>().await.unwrap()["id"].as_str().unwrap().to_owned());
+    }
+    for id in ids {
+        let url = platform.url(&format!("/api/orders/{id}"));
+        let status = eventually("the order to settle", Duration::from_secs(30), || async {
+            let order: serde_json::Value =
+                platform.gateway.client.get(&url).bearer_auth(&token).send().await.ok()?.json().await.ok()?;
+            (order["status"] != "pending").then(|| order["status"].clone())
+        })
+        .await;
+        assert_eq!(status, "paid", "order {id}");
+    }
 }
