@@ -687,7 +687,7 @@ def main():
     duration, repeats, connections = (1, 1, 4) if smoke else (5, 3, 16)
     results = {"mode": args.mode, "when": datetime.now(timezone.utc).isoformat(), "machine": f"{os.cpu_count()} cores",
                "settings": {"profile": "debug" if smoke else "release", "payment_delay_ms": 0,
-                            "partitions": 3, "wrk_connections": connections, "KAFKA_MAX_IN_FLIGHT": "default (64)",
+                            "partitions": int(os.environ.get("KAFKA_TOPIC_PARTITIONS", 3)), "wrk_connections": connections, "KAFKA_MAX_IN_FLIGHT": "default (64)",
                             "HASHING_MAX_QUEUED": "default (64)"}}
 
     stack = Stack(args)

@@ -13,6 +13,12 @@ USER_DATABASE_NAME="${USER_DATABASE_NAME:-userdb}"
 ORDER_DATABASE_NAME="${ORDER_DATABASE_NAME:-orderdb}"
 PAYMENT_DATABASE_NAME="${PAYMENT_DATABASE_NAME:-paymentdb}"
 SERVICES=(user-service order-service payment-service api-gateway)
+# One partition a topic on the local broker (compose and Kubernetes keep 3): nisshi serves
+# storage requests one at a time and answers an idle fetch by reading each partition it
+# names again and again until the fetch wait ends, so every partition a consumer holds
+# costs requests that the next produce waits behind. One instance of each service runs
+# here, and it handles a partition's keys concurrently. See docs/decisions/broker.md.
+export KAFKA_TOPIC_PARTITIONS="${KAFKA_TOPIC_PARTITIONS:-1}"
 mkdir -p "$LOG_DIR" "$RUN_DIR"
 
 # Close the descriptors inherited from the caller (a build lock taken with flock, a CI
