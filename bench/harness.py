@@ -53,6 +53,9 @@ BUDGETS = {
 # The consumers' fetch size, as the services read it (KAFKA_FETCH_MAX_BYTES; its default
 # in shared/eventing/src/configuration.rs).
 FETCH_MAX_BYTES = int(os.environ.get("KAFKA_FETCH_MAX_BYTES", 32 * 1024))
+# Partitions of the topics the services create (KAFKA_TOPIC_PARTITIONS: common.sh sets 1 for
+# the local broker); the broker's limits are measured on a topic of the same shape.
+PARTITIONS = int(os.environ.get("KAFKA_TOPIC_PARTITIONS", 3))
 ORDER_BODY_ITEMS = [{"productId": "product-bench", "quantity": 2, "price": 9.99}]
 
 
@@ -269,7 +272,7 @@ def broker_limits(brokers, prefix, pipelined_count, serial_count):
 
     topic = f"{prefix}bench.limits"
     admin = AdminClient(operator_client(brokers))
-    admin.create_topics([NewTopic(topic, 3, 1)])[topic].result(timeout=30)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])[topic].result(timeout=30)
     settings = {**operator_client(brokers), "acks": "all", "linger.ms": 1, "enable.idempotence": False,
                 "max.in.flight.requests.per.connection": 1}
     producer = Producer(settings)
@@ -687,7 +690,7 @@ def main():
     duration, repeats, connections = (1, 1, 4) if smoke else (5, 3, 16)
     results = {"mode": args.mode, "when": datetime.now(timezone.utc).isoformat(), "machine": f"{os.cpu_count()} cores",
                "settings": {"profile": "debug" if smoke else "release", "payment_delay_ms": 0,
-                            "partitions": int(os.environ.get("KAFKA_TOPIC_PARTITIONS", 3)), "wrk_connections": connections, "KAFKA_MAX_IN_FLIGHT": "default (64)",
+                            "partitions": PARTITIONS, "wrk_connections": connections, "KAFKA_MAX_IN_FLIGHT": "default (64)",
                             "HASHING_MAX_QUEUED": "default (64)"}}
 
     stack = Stack(args)
