@@ -9,8 +9,9 @@ SCRIPTS := infra/scripts
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-infra: ## Start the Kafka broker (installing it once) and create the databases; mold for fast links, OpenSSL for SASL
+infra: ## Build the broker, trace viewer and services side by side (the first two once per machine), start the broker, create the databases
 	@$(SCRIPTS)/apt-install.sh mold libssl-dev pkg-config
+	@OBSERVABILITY=$(OBSERVABILITY) $(SCRIPTS)/prepare.sh
 	@$(SCRIPTS)/broker.sh start
 	@$(SCRIPTS)/databases.sh
 
