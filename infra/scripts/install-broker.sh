@@ -21,6 +21,9 @@ fi
 echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes about 10 minutes on 2 cores)..."
 # Build artefacts live outside the work tree and are reused by a retried install.
 export CARGO_TARGET_DIR="${NISSHI_BUILD_DIR:-/var/tmp/nisshi-build}"
+# Linked as the workspace links (mold when installed): the broker is one large binary.
+linker="$(cd "$(dirname "$0")" && pwd)/link-gcc.sh"
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$linker"
 if ! cargo install nisshi --version "=$NISSHI_VERSION" --locked --ignore-rust-version \
     --no-default-features --features libsql --root "$NISSHI_INSTALL_ROOT"; then
   echo >&2 "error: could not build the broker nisshi $NISSHI_VERSION with $(rustc --version)."
