@@ -3,10 +3,9 @@
 # per machine), the trace viewer (once per machine, unless OBSERVABILITY=0) and the
 # services (debug, the workspace's binaries). On a fresh machine these are three long
 # cargo builds; one after another, each leaves a core idle whenever it compiles one large
-# crate, so together they finish sooner. The broker's build is the longest, so the other
-# two run at a lower priority and take the cores it leaves idle. Each build's output goes
-# to its own log in $LOG_DIR; a failure prints the end of that log and fails the script.
-# Already built parts return at once.
+# crate, so together they finish sooner. Each build's output goes to its own log in
+# $LOG_DIR; a failure prints the end of that log and fails the script. Already built
+# parts return at once.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -18,8 +17,8 @@ start() {
 }
 
 start broker "$ROOT/infra/scripts/install-broker.sh"
-[ "${OBSERVABILITY:-1}" = 0 ] || start trace-viewer nice -n 10 "$ROOT/infra/scripts/install-trace-viewer.sh"
-start services nice -n 10 bash -c "cd '$ROOT' && cargo build --bins"
+[ "${OBSERVABILITY:-1}" = 0 ] || start trace-viewer "$ROOT/infra/scripts/install-trace-viewer.sh"
+start services bash -c "cd '$ROOT' && cargo build --bins"
 say "Building side by side: ${!jobs[*]} (logs: $LOG_DIR/prepare-*.log)"
 
 failed=()
