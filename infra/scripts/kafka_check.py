@@ -114,6 +114,16 @@ class Reader:
         return max(n, 0)
 
 
+def uvarint(value: int) -> bytes:
+    """An unsigned varint (flexible versions' lengths; record fields after zigzag)."""
+    out = bytearray()
+    while value & ~0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def string(value: str | bytes | None) -> bytes:
     """A nullable STRING (int16 length, -1 for null)."""
     if value is None:

@@ -22,23 +22,14 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kafka_check import MECHANISMS, Connection, Unhealthy  # noqa: E402
+from kafka_check import MECHANISMS, Connection, Unhealthy, uvarint  # noqa: E402
 
 ALTER_USER_SCRAM_CREDENTIALS = 51
 ITERATIONS = 8192
 
 
-def _uvarint(value: int) -> bytes:
-    out = bytearray()
-    while value & ~0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def _compact(value: bytes) -> bytes:
-    return _uvarint(len(value) + 1) + value
+    return uvarint(len(value) + 1) + value
 
 
 def upsert_users(conn: Connection, users: list[tuple[str, str]], mechanism: str) -> None:
@@ -50,8 +41,8 @@ def upsert_users(conn: Connection, users: list[tuple[str, str]], mechanism: str)
         salted = hashlib.pbkdf2_hmac(digest().name, password.encode(), salt, ITERATIONS)
         upsertions += (_compact(name.encode()) + struct.pack(">bi", code, ITERATIONS)
                        + _compact(salt) + _compact(salted) + b"\0")
-    no_deletions = _uvarint(1)  # an empty compact array
-    request = no_deletions + _uvarint(len(users) + 1) + upsertions + b"\0"
+    no_deletions = uvarint(1)  # an empty compact array
+    request = no_deletions + uvarint(len(users) + 1) + upsertions + b"\0"
     body = conn.request(ALTER_USER_SCRAM_CREDENTIALS, 0, request, flexible=True)
     body.int32()  # throttle_time_ms
     failures = []

@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from kafka_check import Connection, Unhealthy, api_versions, connect, metadata, metadata_version, string  # noqa: E402
+from kafka_check import (Connection, Unhealthy, api_versions, connect, metadata, metadata_version, string,  # noqa: E402
+                         uvarint)
 
 CREATE_TOPICS, INCREMENTAL_ALTER_CONFIGS, DESCRIBE_CONFIGS, PRODUCE, LIST_OFFSETS = 19, 44, 32, 0, 2
 TOPIC_RESOURCE = 2
@@ -74,13 +75,7 @@ def crc32c(data: bytes) -> int:
 
 
 def varint(value: int) -> bytes:
-    value = (value << 1) ^ (value >> 63)  # zigzag
-    out = bytearray()
-    while value & ~0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    return uvarint((value << 1) ^ (value >> 63))  # zigzag
 
 
 def record_batch(values: list[bytes], timestamp_ms: int) -> bytes:

@@ -129,20 +129,38 @@ impl KafkaSecurity {
         let default = if credentials == (None, None) { "PLAINTEXT" } else { "SASL_PLAINTEXT" };
         let protocol = match env.raw("KAFKA_SECURITY_PROTOCOL").unwrap_or(default).to_ascii_uppercase().as_str() {
             "PLAINTEXT" if default == "PLAINTEXT" => return Ok(Self::Plaintext),
-            "PLAINTEXT" => return Err(ConfigError::new("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT sends no credentials, yet KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set")),
+            "PLAINTEXT" => {
+                return Err(ConfigError::new(
+                    "KAFKA_SECURITY_PROTOCOL",
+                    "PLAINTEXT sends no credentials, yet KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set",
+                ));
+            }
             "SASL_PLAINTEXT" => "SASL_PLAINTEXT",
             "SASL_SSL" => "SASL_SSL",
-            other => return Err(ConfigError::new("KAFKA_SECURITY_PROTOCOL", format!("{other:?}: expected PLAINTEXT, SASL_PLAINTEXT or SASL_SSL"))),
+            other => {
+                return Err(ConfigError::new(
+                    "KAFKA_SECURITY_PROTOCOL",
+                    format!("{other:?}: expected PLAINTEXT, SASL_PLAINTEXT or SASL_SSL"),
+                ));
+            }
         };
         let mechanism = match env.string("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").to_ascii_uppercase().as_str() {
             "SCRAM-SHA-512" => "SCRAM-SHA-512",
             "SCRAM-SHA-256" => "SCRAM-SHA-256",
-            other => return Err(ConfigError::new("KAFKA_SASL_MECHANISM", format!("{other:?}: expected SCRAM-SHA-512 or SCRAM-SHA-256"))),
+            other => {
+                return Err(ConfigError::new(
+                    "KAFKA_SASL_MECHANISM",
+                    format!("{other:?}: expected SCRAM-SHA-512 or SCRAM-SHA-256"),
+                ));
+            }
         };
         match credentials {
-            (Some(username), Some(password)) => {
-                Ok(Self::Sasl { protocol, mechanism, username: username.to_owned(), password: SecretString::from(password) })
-            }
+            (Some(username), Some(password)) => Ok(Self::Sasl {
+                protocol,
+                mechanism,
+                username: username.to_owned(),
+                password: SecretString::from(password),
+            }),
             (None, _) => Err(ConfigError::new("KAFKA_SASL_USERNAME", format!("{protocol} needs a username"))),
             (_, None) => Err(ConfigError::new("KAFKA_SASL_PASSWORD", format!("{protocol} needs a password"))),
         }

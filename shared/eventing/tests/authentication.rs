@@ -12,10 +12,8 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 
 /// Produces one record to a topic of this test's own, within a few seconds.
 async fn produce(mut config: ClientConfig, topic: &str) -> Result<(), String> {
-    let producer: FutureProducer = config
-        .set("message.timeout.ms", "2500")
-        .create()
-        .map_err(|error| error.to_string())?;
+    let producer: FutureProducer =
+        config.set("message.timeout.ms", "2500").create().map_err(|error| error.to_string())?;
     producer
         .send(FutureRecord::to(topic).key("k").payload("forged"), Duration::from_secs(5))
         .await
@@ -44,7 +42,8 @@ async fn the_broker_refuses_records_from_anyone_who_has_not_signed_in() {
     let settings = KafkaSettings::from_env(&testkit::kafka_env(), "auth-test").unwrap();
     ensure_topics(&settings, &[&topic]).await.unwrap();
 
-    let anonymous = without(signed_in.clone(), &["security.protocol", "sasl.mechanisms", "sasl.username", "sasl.password"]);
+    let anonymous =
+        without(signed_in.clone(), &["security.protocol", "sasl.mechanisms", "sasl.username", "sasl.password"]);
     let refused = produce(anonymous, &topic).await;
     assert!(refused.is_err(), "a producer without credentials was acknowledged");
 

@@ -40,7 +40,9 @@ fn a_fetch_size_librdkafka_would_refuse_is_refused_at_start() {
 fn credentials_come_in_pairs_and_never_show() {
     let env = Env::from_pairs([("KAFKA_SASL_USERNAME", "order-service"), ("KAFKA_SASL_PASSWORD", "hunter2")]);
     let kafka = KafkaSettings::from_env(&env, "svc").unwrap();
-    assert!(matches!(&kafka.security, KafkaSecurity::Sasl { protocol: "SASL_PLAINTEXT", mechanism: "SCRAM-SHA-512", username, .. } if username == "order-service"));
+    assert!(
+        matches!(&kafka.security, KafkaSecurity::Sasl { protocol: "SASL_PLAINTEXT", mechanism: "SCRAM-SHA-512", username, .. } if username == "order-service")
+    );
     assert!(!format!("{kafka:?}").contains("hunter2"));
     let config = eventing::kafka::client::base_config(&kafka);
     assert_eq!(config.get("sasl.username"), Some("order-service"));
@@ -50,8 +52,14 @@ fn credentials_come_in_pairs_and_never_show() {
         (vec![("KAFKA_SASL_USERNAME", "order-service")], "KAFKA_SASL_PASSWORD"),
         (vec![("KAFKA_SASL_PASSWORD", "hunter2")], "KAFKA_SASL_USERNAME"),
         (vec![("KAFKA_SECURITY_PROTOCOL", "SASL_SSL")], "KAFKA_SASL_USERNAME"),
-        (vec![("KAFKA_SASL_USERNAME", "u"), ("KAFKA_SASL_PASSWORD", "p"), ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")], "KAFKA_SECURITY_PROTOCOL"),
-        (vec![("KAFKA_SASL_USERNAME", "u"), ("KAFKA_SASL_PASSWORD", "p"), ("KAFKA_SASL_MECHANISM", "PLAIN")], "KAFKA_SASL_MECHANISM"),
+        (
+            vec![("KAFKA_SASL_USERNAME", "u"), ("KAFKA_SASL_PASSWORD", "p"), ("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")],
+            "KAFKA_SECURITY_PROTOCOL",
+        ),
+        (
+            vec![("KAFKA_SASL_USERNAME", "u"), ("KAFKA_SASL_PASSWORD", "p"), ("KAFKA_SASL_MECHANISM", "PLAIN")],
+            "KAFKA_SASL_MECHANISM",
+        ),
         (vec![("KAFKA_SECURITY_PROTOCOL", "SSL")], "KAFKA_SECURITY_PROTOCOL"),
     ];
     for (pairs, variable) in refused {

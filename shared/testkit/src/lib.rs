@@ -250,9 +250,7 @@ pub fn header_of(message: &rdkafka::message::OwnedMessage, name: &str) -> Option
 /// Produces raw bytes to `topic` (poison-message tests), waiting for the acknowledgement.
 pub async fn produce_raw(topic: &str, key: &str, payload: &[u8]) {
     use rdkafka::producer::{FutureProducer, FutureRecord};
-    let producer: FutureProducer = kafka_config()
-        .create()
-        .expect("can create a test producer");
+    let producer: FutureProducer = kafka_config().create().expect("can create a test producer");
     producer
         .send(FutureRecord::to(topic).key(key).payload(payload), Duration::from_secs(10))
         .await

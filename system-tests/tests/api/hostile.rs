@@ -81,7 +81,8 @@ async fn orders_sent_with_oversized_trace_headers_settle_and_so_does_the_next() 
     let (user, token) = platform.register("big-headers@example.com").await;
     let tracestate = (0..800).map(|i| format!("v{i}=x")).collect::<Vec<_>>().join(",");
     let baggage = format!("role=admin,padding={}", "p".repeat(8 * 1024));
-    let order = serde_json::json!({"userId": user["id"], "items": [{"productId": "product-1", "quantity": 1, "price": 5}]});
+    let order =
+        serde_json::json!({"userId": user["id"], "items": [{"productId": "product-1", "quantity": 1, "price": 5}]});
     let mut ids = Vec::new();
     for _ in 0..2 {
         let response = platform

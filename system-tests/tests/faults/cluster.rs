@@ -52,13 +52,19 @@ fn password(principal: &str) -> String {
 
 /// The settings that make a client sign in as `principal`.
 pub fn principal_env(principal: &str) -> Vec<(String, String)> {
-    vec![("KAFKA_SASL_USERNAME".to_owned(), principal.to_owned()), ("KAFKA_SASL_PASSWORD".to_owned(), password(principal))]
+    vec![
+        ("KAFKA_SASL_USERNAME".to_owned(), principal.to_owned()),
+        ("KAFKA_SASL_PASSWORD".to_owned(), password(principal)),
+    ]
 }
 
 /// A client of the tests' own (probes, producers of poison), signed in as the operator.
 pub fn operator_config(brokers: &str) -> rdkafka::ClientConfig {
     let mut config = rdkafka::ClientConfig::new();
-    config.set("bootstrap.servers", brokers).set("security.protocol", "SASL_PLAINTEXT").set("sasl.mechanisms", "SCRAM-SHA-512");
+    config
+        .set("bootstrap.servers", brokers)
+        .set("security.protocol", "SASL_PLAINTEXT")
+        .set("sasl.mechanisms", "SCRAM-SHA-512");
     for (key, value) in principal_env("platform-operator") {
         config.set(if key == "KAFKA_SASL_USERNAME" { "sasl.username" } else { "sasl.password" }, value);
     }
@@ -131,7 +137,8 @@ impl Broker {
             .stdout(Stdio::null())
             .spawn()
             .expect("python3 runs kafka_users.py");
-        let lines: String = PRINCIPALS.iter().map(|principal| format!("{principal}={}\n", password(principal))).collect();
+        let lines: String =
+            PRINCIPALS.iter().map(|principal| format!("{principal}={}\n", password(principal))).collect();
         users.stdin.take().expect("piped stdin").write_all(lines.as_bytes()).expect("kafka_users.py reads stdin");
         assert!(users.wait().expect("kafka_users.py ends").success(), "kafka_users.py set the principals' credentials");
         let _ = child.kill();

@@ -51,8 +51,7 @@ async fn poison_messages_are_parked_and_the_chain_goes_on() {
     let progress = Arc::new(AtomicUsize::new(0));
     let first = platform.register(25, Arc::clone(&progress)).await.unwrap();
     let brokers = platform.broker.address();
-    let producer: rdkafka::producer::FutureProducer =
-        cluster::operator_config(&brokers).create().unwrap();
+    let producer: rdkafka::producer::FutureProducer = cluster::operator_config(&brokers).create().unwrap();
     for topic in ["user.created", "order.created", "payment.completed"] {
         // Keyed like real traffic, so the poison shares partitions with good messages.
         for key in first.iter().take(3) {

@@ -18,8 +18,7 @@ const TOPICS: [&str; 4] = ["user.created", "user.deleted", "order.created", "pay
 
 /// Deletes the platform's topics.
 async fn wipe_topics(brokers: &str) {
-    let admin: AdminClient<DefaultClientContext> =
-        super::cluster::operator_config(brokers).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> = super::cluster::operator_config(brokers).create().unwrap();
     let names: Vec<String> = TOPICS.iter().flat_map(|t| [(*t).to_owned(), format!("{t}.dlq")]).collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
@@ -241,8 +240,7 @@ async fn topics_wiped_under_a_running_platform_are_recreated_and_nothing_is_lost
 /// operator or another service would after a loss.
 async fn create_topics(brokers: &str) {
     use rdkafka::admin::{NewTopic, TopicReplication};
-    let admin: AdminClient<DefaultClientContext> =
-        super::cluster::operator_config(brokers).create().unwrap();
+    let admin: AdminClient<DefaultClientContext> = super::cluster::operator_config(brokers).create().unwrap();
     let names: Vec<String> = TOPICS.iter().flat_map(|t| [(*t).to_owned(), format!("{t}.dlq")]).collect();
     let topics: Vec<NewTopic<'_>> =
         names.iter().map(|name| NewTopic::new(name, 3, TopicReplication::Fixed(1))).collect();

@@ -88,9 +88,11 @@ async fn after_retention_emptied_the_topics_every_event_keeps_its_headers_throug
     }
 
     // `make events`, from now.
-    let settings =
-        KafkaSettings::from_env(&Env::from_pairs(principal_env("platform-operator")).with("KAFKA_BROKERS", brokers.clone()), "retention-test")
-            .unwrap();
+    let settings = KafkaSettings::from_env(
+        &Env::from_pairs(principal_env("platform-operator")).with("KAFKA_BROKERS", brokers.clone()),
+        "retention-test",
+    )
+    .unwrap();
     let topics: Vec<String> = CHAIN.iter().map(|topic| (*topic).to_owned()).collect();
     let seen: Arc<Mutex<Vec<Seen>>> = Arc::default();
     let stop = Arc::new(AtomicBool::new(false));
