@@ -1079,26 +1079,26 @@ def self_test(root: Path, specs, compose, compose_test, k8s, native, texts) -> t
         if not run_all(root, specs, c, t, k, native, texts).problems:
             failures.append(f"self-test: {what} went unnoticed")
 
-    def expect_native(what: str, path: str, old: str, new: str) -> None:
-        """`old` replaced by `new` in a copy of one of NATIVE_FILES must be reported."""
+    def broken_copy(files: dict, path: str, old: str, new: str, times: int) -> dict | None:
+        """A copy of `files` with `old` replaced by `new` in `path` (`times` times, -1 for
+        all); None, and a failure, when the text no longer holds `old`."""
         nonlocal count
         count += 1
-        if old not in native[path]:
+        if old not in files[path]:
             failures.append(f"self-test: {path} no longer holds {old!r}; update the self-test")
-            return
-        broken = dict(native, **{path: native[path].replace(old, new)})
-        if not run_all(root, specs, compose, compose_test, k8s, broken, texts).problems:
+            return None
+        return dict(files, **{path: files[path].replace(old, new, times)})
+
+    def expect_native(what: str, path: str, old: str, new: str) -> None:
+        """`old` replaced by `new` in a copy of one of NATIVE_FILES must be reported."""
+        broken = broken_copy(native, path, old, new, -1)
+        if broken is not None and not run_all(root, specs, compose, compose_test, k8s, broken, texts).problems:
             failures.append(f"self-test: {what} went unnoticed")
 
     def expect_text(what: str, path: str, old: str, new: str) -> None:
         """`old` replaced by `new` in a copy of a deployment file's text must be reported."""
-        nonlocal count
-        count += 1
-        if old not in texts[path]:
-            failures.append(f"self-test: {path} no longer holds {old!r}; update the self-test")
-            return
-        broken = dict(texts, **{path: texts[path].replace(old, new, 1)})
-        if not run_all(root, specs, compose, compose_test, k8s, native, broken).problems:
+        broken = broken_copy(texts, path, old, new, 1)
+        if broken is not None and not run_all(root, specs, compose, compose_test, k8s, native, broken).problems:
             failures.append(f"self-test: {what} went unnoticed")
 
     def k8s_container(k, name):
