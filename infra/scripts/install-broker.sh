@@ -1,33 +1,79 @@
 #!/usr/bin/env bash
 #! Installs the Kafka-protocol broker `nisshi` machine-wide, once.
 #
-# Pinned version, built `--locked` with only the sqlite (`libsql`) storage
-# engine. The release's lockfile declares rustc 1.96 because of one dependency
-# (rama 0.4.0) that builds fine on 1.95, hence `--ignore-rust-version`: the
-# stable toolchain is the one every machine has. Installed under
-# $NISSHI_INSTALL_ROOT (default /usr/local), never into the work tree, so a
-# fresh clone on the same machine finds it already there.
+# Pinned version, built from its published crate with the lockfile it was released with
+# and only the sqlite (`libsql`) storage engine, plus the patches in infra/broker/patches
+# (one folder per crate of nisshi's, each patch saying what it fixes and why). The
+# release's lockfile declares rustc 1.96 because of one dependency (rama 0.4.0) that
+# builds fine on 1.95, hence `--ignore-rust-version`: the stable toolchain is the one
+# every machine has. Installed under $NISSHI_INSTALL_ROOT (default /usr/local), never into
+# the work tree, so a fresh clone on the same machine finds it already there; a stamp
+# beside it records the version and patches it was built with, and a change to either
+# builds it again.
 set -euo pipefail
 
 NISSHI_VERSION="${NISSHI_VERSION:-0.8.1}"
+# The published crate's checksum (crates.io's index), so that what is built is the release.
+NISSHI_SHA256="a357efb09b95f96964366d41b030341aa9c729544ae4dd9cdd012d7ef8e19a52"
 NISSHI_INSTALL_ROOT="${NISSHI_INSTALL_ROOT:-/usr/local}"
+PATCHES="$(cd "$(dirname "$0")/../broker/patches" && pwd)"
 bin="$NISSHI_INSTALL_ROOT/bin/nisshi"
+stamp="$NISSHI_INSTALL_ROOT/share/nisshi/build"
 
-if [ -x "$bin" ] && "$bin" --version 2>/dev/null | grep -q "$NISSHI_VERSION"; then
-  echo "nisshi $NISSHI_VERSION already installed at $bin"
+wanted_stamp() {
+  echo "nisshi $NISSHI_VERSION"
+  (cd "$PATCHES" && find . -name '*.patch' | LC_ALL=C sort | xargs sha256sum)
+}
+
+if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$(wanted_stamp)" ]; then
+  echo "nisshi $NISSHI_VERSION (with infra/broker/patches) already installed at $bin"
   exit 0
 fi
 
-echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes about 10 minutes on 2 cores)..."
-# Build artefacts live outside the work tree and are reused by a retried install.
-export CARGO_TARGET_DIR="${NISSHI_BUILD_DIR:-/var/tmp/nisshi-build}"
-# Linked as the workspace links (mold when installed): the broker is one large binary.
-linker="$(cd "$(dirname "$0")" && pwd)/link-gcc.sh"
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$linker"
-if ! cargo install nisshi --version "=$NISSHI_VERSION" --locked --ignore-rust-version \
-    --no-default-features --features libsql --root "$NISSHI_INSTALL_ROOT"; then
-  echo >&2 "error: could not build the broker nisshi $NISSHI_VERSION with $(rustc --version)."
+fail() {
+  echo >&2 "error: could not build the broker nisshi $NISSHI_VERSION with $(rustc --version): $1"
   echo >&2 "       It needs a Rust toolchain (stable >= 1.95), gcc and crates.io; see docs/getting-started.md."
   exit 1
-fi
+}
+
+# Build artefacts live outside the work tree and are reused by a retried install.
+export CARGO_TARGET_DIR="${NISSHI_BUILD_DIR:-/var/tmp/nisshi-build}"
+sources="$CARGO_TARGET_DIR/sources"
+rm -rf "$sources" && mkdir -p "$sources"
+
+# unpack <crate> <sha256>: the published crate, checked against its checksum, into $sources.
+unpack() {
+  local crate="$1-$NISSHI_VERSION" sum=$2
+  curl -sSfL --retry 3 -o "$sources/$crate.crate" "https://static.crates.io/crates/$1/$crate.crate" ||
+    fail "cannot download $crate from crates.io"
+  echo "$sum  $sources/$crate.crate" | sha256sum --check --quiet - || fail "$crate.crate does not match its checksum"
+  tar -xzf "$sources/$crate.crate" -C "$sources"
+}
+
+echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes about 10 minutes on 2 cores)..."
+unpack nisshi "$NISSHI_SHA256"
+root="$sources/nisshi-$NISSHI_VERSION"
+echo '[patch.crates-io]' >>"$root/Cargo.toml"
+for dir in "$PATCHES"/*/; do
+  crate=$(basename "$dir")
+  # The checksum nisshi's own lockfile pins for this crate.
+  sum=$(awk -v name="$crate" -v version="$NISSHI_VERSION" '
+    $1 == "name" { n = $3 } $1 == "version" { v = $3 }
+    $1 == "checksum" && n == "\"" name "\"" && v == "\"" version "\"" { gsub(/"/, "", $3); print $3 }' "$root/Cargo.lock")
+  [ -n "$sum" ] || fail "nisshi $NISSHI_VERSION's lockfile has no $crate $NISSHI_VERSION to patch"
+  unpack "$crate" "$sum"
+  for patch in "$dir"*.patch; do
+    patch --quiet -p1 -d "$sources/$crate-$NISSHI_VERSION" <"$patch" || fail "$patch does not apply"
+  done
+  echo "$crate = { path = \"../$crate-$NISSHI_VERSION\" }" >>"$root/Cargo.toml"
+done
+
+# Linked as the workspace links (mold when installed): the broker is one large binary.
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$(cd "$(dirname "$0")" && pwd)/link-gcc.sh"
+# `cargo build` keeps every version the release's lockfile pins; only the patched crates'
+# entries change, from crates.io to their folders here.
+(cd "$root" && cargo build --release --ignore-rust-version --no-default-features --features libsql) ||
+  fail "cargo build failed"
+install -D -m 0755 "$CARGO_TARGET_DIR/release/nisshi" "$bin"
+mkdir -p "$(dirname "$stamp")" && wanted_stamp >"$stamp"
 "$bin" --version
