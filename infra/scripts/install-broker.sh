@@ -13,8 +13,9 @@
 set -euo pipefail
 
 NISSHI_VERSION="${NISSHI_VERSION:-0.8.1}"
-# The published crate's checksum (crates.io's index), so that what is built is the release.
-NISSHI_SHA256="a357efb09b95f96964366d41b030341aa9c729544ae4dd9cdd012d7ef8e19a52"
+# The published crate's checksum (crates.io's index), so that what is built is the release;
+# set it with NISSHI_VERSION when building another one.
+NISSHI_SHA256="${NISSHI_SHA256:-a357efb09b95f96964366d41b030341aa9c729544ae4dd9cdd012d7ef8e19a52}"
 NISSHI_INSTALL_ROOT="${NISSHI_INSTALL_ROOT:-/usr/local}"
 PATCHES="$(cd "$(dirname "$0")/../broker/patches" && pwd)"
 bin="$NISSHI_INSTALL_ROOT/bin/nisshi"
