@@ -141,6 +141,10 @@ ok "the broker keeps no file of its starter's: the lock it was started under is 
 grep -q "maintenance_interval=60s" "/proc/$(broker_pid)/cmdline" ||
   fail "broker.sh started nisshi without maintenance_interval=60s: $(tr '\0' ' ' <"/proc/$(broker_pid)/cmdline")"
 ok "nisshi runs its maintenance every 60 s (storage URL: $(tr '\0' '\n' <"/proc/$(broker_pid)/cmdline" | grep '^sqlite'))"
+# The fetch query is compiled into the binary as text: the release's reads to the log's end.
+grep -aqF 'limit 1 + $5 / 128' "/proc/$(broker_pid)/exe" ||
+  fail "the running nisshi was built without infra/broker/patches/nisshi-storage-sql/record-fetch-bounded.patch"
+ok "nisshi was built with the bounded fetch query (infra/broker/patches)"
 
 # ------------------------------------------------------------------ 2. a foreign listener
 

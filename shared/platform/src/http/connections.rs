@@ -16,6 +16,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -79,7 +80,7 @@ pub(super) async fn accept_until(
                 }
             })
         };
-        let io = TokioIo::new(Tracked { inner: stream, activity: Arc::clone(&activity) });
+        let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
         let connection = graceful.watch(http.serve_connection(io, service));
         let idle_timeout = settings.idle_timeout;
         metrics::gauge!("http_connections_open").increment(1.0);
@@ -160,10 +161,43 @@ impl Drop for Busy {
     }
 }
 
+/// How long a connection closed by the server keeps reading, and discarding, what its client
+/// still sends. A server that answers before reading a whole request body (a 413, a 401)
+/// and then closes a socket with unread data makes the kernel send a reset, which can reach
+/// the client before it reads the answer: it sees a broken pipe instead of the 413. So the
+/// server sends its FIN and reads on, as nginx's lingering close does, until the client
+/// closes too or this time is up.
+const LINGER: Duration = Duration::from_secs(2);
+
 /// The connection's socket, noting every byte that moves either way.
 struct Tracked {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// Set once the server has sent its FIN: when the lingering read ends.
+    linger: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl Tracked {
+    fn new(inner: TcpStream, activity: Arc<Activity>) -> Self {
+        Self { inner, activity, linger: None }
+    }
+
+    /// Reads and discards until the client closes, the socket fails or [`LINGER`] is up.
+    fn poll_linger(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(deadline) = self.linger.as_mut() else { return Poll::Ready(()) };
+        let mut scratch = [0u8; 8192];
+        loop {
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(());
+            }
+            let mut buf = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.inner).poll_read(cx, &mut buf) {
+                Poll::Ready(Ok(())) if !buf.filled().is_empty() => {}
+                Poll::Ready(_) => return Poll::Ready(()),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
 }
 
 impl AsyncRead for Tracked {
@@ -207,6 +241,10 @@ impl AsyncWrite for Tracked {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+        if self.linger.is_none() {
+            std::task::ready!(Pin::new(&mut self.inner).poll_shutdown(cx))?;
+            self.linger = Some(Box::pin(tokio::time::sleep(LINGER)));
+        }
+        self.poll_linger(cx).map(Ok)
     }
 }
