@@ -12,11 +12,11 @@
 //!   in the kernel's backlog until a connection closes; the ones it holds are served as
 //!   before, so slow clients can at most delay new connections by the timeouts above.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::future::Future;
 use std::task::{Context, Poll};
 
 use axum::Router;
