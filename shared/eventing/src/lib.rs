@@ -9,3 +9,4 @@ pub mod health;
 pub mod idempotency;
 pub mod kafka;
 pub mod outbox;
+pub mod republish;

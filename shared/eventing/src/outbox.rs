@@ -35,6 +35,7 @@ use uuid::Uuid;
 
 use crate::configuration::KafkaSettings;
 use crate::kafka::{Acknowledgement, EventPublisher, OutgoingEvent};
+use crate::republish::RELAY_LOCK;
 use contracts::events::{Event, EventTooLarge, MAX_EVENT_BYTES};
 use platform::http::RequestId;
 use platform::telemetry::propagation;
@@ -52,8 +53,6 @@ const KEEP_PUBLISHED: &str = "1 hour";
 const GAUGES_EVERY: Duration = Duration::from_secs(1);
 /// How often published rows past [`KEEP_PUBLISHED`] are deleted (a scan, kept off the hot path).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
-/// Advisory lock key: one relay per database publishes at a time.
-const RELAY_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
 
 /// An event ready to be written to the outbox: what a row holds, before it is stored.
 /// A repository that stores a state change and its event in one statement binds these.

@@ -24,7 +24,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{REQUEST_TIMEOUT, base_config};
-use super::loss::{Certificates, replay_outbox};
+use super::loss::{Certificates, PendingReplay};
 use super::resets::LogResets;
 use crate::configuration::KafkaSettings;
 use crate::health::Status;
@@ -180,6 +180,7 @@ impl TopicKeeper {
             }
         };
         let mut first_pass = true;
+        let mut replays = PendingReplay::default();
         loop {
             let result = self.reconcile().await;
             let mut lost: Vec<String> = self.created.lock().map(|mut c| std::mem::take(&mut *c)).unwrap_or_default();
@@ -201,16 +202,12 @@ impl TopicKeeper {
                     });
                 }
                 // Likewise, what this process sent before its first pass went to these topics.
-                if let Some(pool) = &self.outbox {
-                    let bases: Vec<String> = self
-                        .needed
-                        .iter()
-                        .filter(|t| lost.contains(&t.name))
-                        .filter_map(|t| t.outbox_topic.clone())
-                        .collect();
-                    let before = first_pass.then_some(self.started);
-                    replay_outbox(pool, &bases, self.settings.retention, before).await;
-                }
+                let bases =
+                    self.needed.iter().filter(|t| lost.contains(&t.name)).filter_map(|t| t.outbox_topic.clone());
+                replays.add(bases, first_pass.then_some(self.started));
+            }
+            if let Some(pool) = &self.outbox {
+                replays.run(pool, self.settings.retention).await;
             }
             first_pass &= result.is_err();
             self.status.set(result);

@@ -12,6 +12,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -62,37 +64,62 @@ impl Certificates {
     }
 }
 
-/// Marks the outbox rows of `topics` (names as the outbox knows them) published within
-/// `retention` unpublished, so the relay sends them again, in their original order.
-/// With `published_before`, only rows published before then.
-pub(super) async fn replay_outbox(
-    pool: &sqlx::PgPool,
-    topics: &[String],
-    retention: Duration,
-    published_before: Option<chrono::DateTime<chrono::Utc>>,
-) {
-    if topics.is_empty() {
-        return;
-    }
-    let replayed = sqlx::query(
-        "UPDATE outbox SET published_at = NULL
-         WHERE topic = ANY($1) AND published_at > now() - make_interval(secs => $2)
-           AND ($3::timestamptz IS NULL OR published_at < $3)",
-    )
-    .bind(topics)
-    .bind(retention.as_secs_f64())
-    .bind(published_before)
-    .execute(pool)
-    .await;
-    match replayed {
-        Ok(result) => {
-            tracing::warn!(
-                ?topics,
-                events = result.rows_affected(),
-                "a topic lost its log; replaying the outbox's recent events"
-            );
-            metrics::counter!("outbox_replayed_events_total").increment(result.rows_affected());
+/// Outbox topics whose recent events must be sent again, kept until a replay succeeds:
+/// a replay that failed (database unreachable, relay batch slow to finish) and was
+/// forgotten would lose what the old logs held.
+#[derive(Debug, Default)]
+pub(super) struct PendingReplay {
+    topics: BTreeSet<String>,
+    /// Replay only rows published before this (what a process sent before its first look
+    /// at the topics); `None` replays everything within retention.
+    before: Option<DateTime<Utc>>,
+}
+
+impl PendingReplay {
+    /// Adds `topics` (names as the outbox knows them); `before` as in [`Self::before`].
+    pub(super) fn add(&mut self, topics: impl IntoIterator<Item = String>, before: Option<DateTime<Utc>>) {
+        let topics: Vec<String> = topics.into_iter().collect();
+        if topics.is_empty() {
+            return;
         }
-        Err(error) => tracing::warn!(%error, ?topics, "cannot replay the outbox"),
+        // The wider of two bounds: `None` (everything) wins.
+        self.before = if self.topics.is_empty() { before } else { self.before.zip(before).map(|(a, b)| a.max(b)) };
+        self.topics.extend(topics);
+    }
+
+    /// Replays what is pending, if anything; forgets it once done.
+    pub(super) async fn run(&mut self, pool: &sqlx::PgPool, retention: Duration) {
+        if self.topics.is_empty() {
+            return;
+        }
+        let topics: Vec<String> = self.topics.iter().cloned().collect();
+        match crate::republish::replay(pool, &topics, retention, self.before).await {
+            Ok(events) => {
+                tracing::warn!(?topics, events, "a topic lost its log; replaying the outbox's recent events");
+                metrics::counter!("outbox_replayed_events_total").increment(events);
+                *self = Self::default();
+            }
+            Err(error) => {
+                tracing::warn!(error = format!("{error:#}"), ?topics, "cannot replay the outbox yet; trying again");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_replays_merge_to_the_wider_bound() {
+        let start = Utc::now();
+        let mut pending = PendingReplay::default();
+        pending.add(["users".to_owned()], Some(start));
+        assert_eq!(pending.before, Some(start));
+        pending.add(["orders".to_owned()], None);
+        assert_eq!(pending.before, None, "a later loss replays everything within retention");
+        pending.add(["users".to_owned()], Some(start));
+        assert_eq!(pending.before, None, "a narrower bound does not narrow it");
+        assert_eq!(pending.topics.len(), 2);
     }
 }
