@@ -26,7 +26,9 @@ wanted_stamp() {
   (cd "$PATCHES" && find . -name '*.patch' | LC_ALL=C sort | xargs sha256sum)
 }
 
-if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$(wanted_stamp)" ]; then
+# Taken before the build, so that a patch added meanwhile makes the next run build again.
+wanted=$(wanted_stamp)
+if [ -x "$bin" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
   echo "nisshi $NISSHI_VERSION (with infra/broker/patches) already installed at $bin"
   exit 0
 fi
@@ -51,7 +53,7 @@ unpack() {
   tar -xzf "$sources/$crate.crate" -C "$sources"
 }
 
-echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes about 10 minutes on 2 cores)..."
+echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes about 15 minutes on 2 cores)..."
 unpack nisshi "$NISSHI_SHA256"
 root="$sources/nisshi-$NISSHI_VERSION"
 echo '[patch.crates-io]' >>"$root/Cargo.toml"
@@ -76,5 +78,5 @@ export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$(cd "$(dirname "$0")" && p
 (cd "$root" && cargo build --release --ignore-rust-version --no-default-features --features libsql) ||
   fail "cargo build failed"
 install -D -m 0755 "$CARGO_TARGET_DIR/release/nisshi" "$bin"
-mkdir -p "$(dirname "$stamp")" && wanted_stamp >"$stamp"
+mkdir -p "$(dirname "$stamp")" && echo "$wanted" >"$stamp"
 "$bin" --version
