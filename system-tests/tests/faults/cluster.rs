@@ -245,6 +245,9 @@ impl Service {
         let child = Command::new(binary(self.name))
             .env_remove("KAFKA_SASL_USERNAME")
             .env_remove("KAFKA_SASL_PASSWORD")
+            // The machine's key (exported by `infra/scripts/common.sh`) is not the one the
+            // tests' clients send: every service here uses the development key.
+            .env("SERVICE_API_KEY", platform::auth::DEVELOPMENT_API_KEY)
             .envs(principal)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("PORT", self.port.to_string())
