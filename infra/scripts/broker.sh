@@ -248,6 +248,13 @@ ensure_running() {
     terminate "$pid" nisshi
     pid=""
   fi
+  # A broker rebuilt since it started (a patch in infra/broker/patches changed) would run
+  # the old build until someone restarts it: restart it now, on its store.
+  if [ -n "$pid" ] && [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == *" (deleted)" ]]; then
+    say "nisshi was rebuilt since the broker (pid $pid) started; restarting it on its store"
+    terminate "$pid" nisshi
+    pid=""
+  fi
   kafka_check "$KAFKA_PORT" || status=$?
   case "$status" in
     0)

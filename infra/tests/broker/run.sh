@@ -22,6 +22,8 @@
 #      other topics are left alone, a second run changes nothing, and maintenance then
 #      deletes the records older than the new retention; section 3 shows `broker.sh
 #      start` applying it to a broker that was already running
+#   6. a broker whose binary was replaced since it started (install-broker.sh after a
+#      patch changed): `start` restarts it on its store, then leaves it alone
 #
 # Everything runs on free ports and in a private PLATFORM_STATE_DIR (pid files, logs,
 # stores), removed at the end: never the platform's broker on 9092. Waits are polls
@@ -308,5 +310,33 @@ run env KAFKA_RETENTION_MS=soon python3 "$RETENTION_TOOL" 127.0.0.1 "$RETENTION_
 ok "a bad setting is refused (exit 2): $OUT"
 unset KAFKA_TOPIC_PREFIX KAFKA_RETENTION_MS KAFKA_DLQ_RETENTION_MS
 "$BROKER" stop-fresh broker-retention
+
+# ------------------------------------------------------------------ 6. a rebuilt broker
+
+say "6. broker.sh restarts a broker whose binary was rebuilt since it started, on its store"
+"$BROKER" stop >/dev/null
+mkdir -p "$PRIVATE/root/bin" "$PRIVATE/root/share/nisshi"
+cp "${NISSHI_INSTALL_ROOT:-/usr/local}/bin/nisshi" "$PRIVATE/root/bin/nisshi"
+cp "${NISSHI_INSTALL_ROOT:-/usr/local}/share/nisshi/build" "$PRIVATE/root/share/nisshi/build"
+export NISSHI_INSTALL_ROOT="$PRIVATE/root"
+run "$BROKER" start
+[ "$RC" -eq 0 ] || fail "broker.sh start from the private install root: exit $RC: $OUT"
+python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" create-topic survives.rebuild >/dev/null
+python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" produce survives.rebuild --count 3 >/dev/null
+old_pid=$(broker_pid)
+# What install-broker.sh does after a build: a new file in the binary's place.
+install -m 0755 "$PRIVATE/root/bin/nisshi" "$PRIVATE/root/bin/nisshi.new"
+mv "$PRIVATE/root/bin/nisshi.new" "$PRIVATE/root/bin/nisshi"
+run "$BROKER" start
+[ "$RC" -eq 0 ] && [[ "$OUT" == *"rebuilt since the broker (pid $old_pid) started; restarting it on its store"* ]] ||
+  fail "broker.sh start after a rebuild: exit $RC: $OUT"
+new_pid=$(broker_pid)
+[ "$new_pid" != "$old_pid" ] && ! kill -0 "$old_pid" 2>/dev/null || fail "the old build (pid $old_pid) still runs"
+read -r earliest latest < <(python3 "$WIRE" 127.0.0.1 "$KAFKA_PORT" offsets survives.rebuild)
+[ "$latest" = 3 ] || fail "the rebuilt broker lost its store: survives.rebuild offsets $earliest..$latest"
+ok "pid $old_pid replaced by pid $new_pid running the new build; survives.rebuild keeps its 3 records"
+run "$BROKER" start
+[ "$RC" -eq 0 ] && [ "$(broker_pid)" = "$new_pid" ] || fail "a further start touched the current build (exit $RC): $OUT"
+ok "a further start leaves it alone"
 
 say "Broker tests passed ($((SECONDS - started)) s)"
