@@ -20,6 +20,11 @@ if ! command -v wrk >/dev/null; then
   say "Installing wrk (Debian)"
   apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 fi
+# nginx is the hop's reference: the same calls through a plain reverse proxy.
+if ! command -v nginx >/dev/null; then
+  say "Installing nginx (Debian), the gateway hop's reference proxy"
+  "$ROOT/infra/scripts/apt-install.sh" nginx-light >/dev/null || say "nginx is not installable here: the hop goes without its reference"
+fi
 # perf samples the gateway under load; without it the report leaves its profile out.
 if [ "$MODE" != smoke ] && ! command -v perf >/dev/null; then
   say "Installing perf (Debian)"
