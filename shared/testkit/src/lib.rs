@@ -93,8 +93,11 @@ pub fn init_tracing() {
     let Some(filter) = env.raw("TEST_LOG") else { return };
     let settings = TelemetrySettings::from_env(&Env::from_pairs([("OTEL_EXPORTER_OTLP_ENDPOINT", "none")]), "test")
         .expect("valid test telemetry settings");
-    if let Ok(filter) = platform::telemetry::env_filter(filter) {
-        let _ = platform::telemetry::install(&settings, filter, None);
+    if let Ok(filter) = platform::telemetry::env_filter(filter)
+        && let Ok(Some(writer)) = platform::telemetry::install(&settings, filter, None)
+    {
+        // The log's writer thread runs for the rest of the test process.
+        std::mem::forget(writer);
     }
 }
 

@@ -4,7 +4,8 @@
 //! `request_id` of the enclosing request or message), so any line leads to its
 //! trace in Jaeger and any trace to its lines.
 
-mod json_format;
+mod json_log;
+mod log_writer;
 pub mod propagation;
 
 use std::sync::OnceLock;
@@ -19,12 +20,12 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::configuration::TelemetrySettings;
-pub use json_format::JsonLogFormat;
+pub use json_log::JsonLogLayer;
+pub use log_writer::{LineWriter, WriterGuard};
 
 /// Libraries whose own chatter would drown the service's lines, or feed the exporter's
 /// failures back into the exporter.
@@ -40,15 +41,19 @@ const QUIET_DIRECTIVES: &[&str] = &[
 
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
-/// Flushes pending spans when the service stops.
-#[must_use = "call shutdown() before the process exits, or the last spans are lost"]
+/// Flushes pending spans and log lines when the service stops.
+#[must_use = "call shutdown() before the process exits, or the last spans and lines are lost"]
 pub struct TelemetryGuard {
     provider: Option<SdkTracerProvider>,
+    /// Dropped, it writes out the lines still queued for the log's writer thread.
+    lines: Option<WriterGuard>,
 }
 
 impl TelemetryGuard {
     /// Flushes and stops the span exporter. It blocks, so it runs off the async workers.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
+        // Log lines first: the exporter's shutdown can take its timeout.
+        drop(self.lines.take());
         if let Some(provider) = self.provider {
             let flushed = tokio::task::spawn_blocking(move || provider.shutdown()).await;
             if let Ok(Err(error)) = flushed {
@@ -63,24 +68,29 @@ impl TelemetryGuard {
 pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     let filter = env_filter(&settings.log_filter)?;
     let provider = settings.otlp_endpoint.as_deref().map(|endpoint| tracer_provider(settings, endpoint)).transpose()?;
-    install(settings, filter, provider.clone())?;
+    let lines = install(settings, filter, provider.clone())?;
     if let Some(endpoint) = &settings.otlp_endpoint {
         tokio::spawn(report_collector_reachability(endpoint.clone()));
     } else {
         tracing::info!("span export disabled (OTEL_EXPORTER_OTLP_ENDPOINT=none)");
     }
-    Ok(TelemetryGuard { provider })
+    Ok(TelemetryGuard { provider, lines })
 }
 
-/// Installs the given provider's layer once per process; later calls are no-ops.
-/// Tests that run several services in one process share one subscriber.
+/// Installs the given provider's layer once per process; later calls are no-ops. Returns
+/// the guard of the log's writer thread on the first call (keep it until the end, so the
+/// last lines are written). Tests that run several services in one process share one
+/// subscriber.
+///
+/// Lines go to stdout through a thread that writes them in batches (see [`log_writer`]):
+/// a request never waits on a `write`.
 pub fn install(
     settings: &TelemetrySettings,
     filter: EnvFilter,
     provider: Option<SdkTracerProvider>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Option<WriterGuard>> {
     if INSTALLED.get().is_some() {
-        return Ok(());
+        return Ok(None);
     }
     global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
         Box::new(TraceContextPropagator::new()),
@@ -90,19 +100,17 @@ pub fn install(
         global::set_tracer_provider(provider.clone());
         tracing_opentelemetry::layer().with_tracer(provider.tracer(settings.service_name.clone()))
     });
-    let fmt_layer = tracing_subscriber::fmt::layer()
-        .fmt_fields(JsonFields::new())
-        .event_format(JsonLogFormat::new(&settings.service_name))
-        .with_writer(std::io::stdout);
+    let (writer, guard) = log_writer::spawn(std::io::stdout()).context("cannot start the log's writer thread")?;
+    let log_layer = JsonLogLayer::new(&settings.service_name, writer);
     // One filter for both layers: a span too verbose to log is too verbose to export.
     tracing_subscriber::registry()
         .with(filter)
         .with(otel_layer)
-        .with(fmt_layer)
+        .with(log_layer)
         .try_init()
         .context("a global tracing subscriber is already installed")?;
     let _ = INSTALLED.set(());
-    Ok(())
+    Ok(Some(guard))
 }
 
 /// The log filter from `RUST_LOG`-style directives, with noisy libraries quietened.
