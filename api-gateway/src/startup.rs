@@ -29,6 +29,7 @@ impl Application {
         // Health and metrics are for operators and Prometheus: not on the public port.
         let callers = if settings.trust_client_trace_context { CallerContext::Parent } else { CallerContext::Link };
         let mut server = ServerBuilder::new(api)
+            .abandon_with_client()
             .admin_listener(settings.admin)
             .caller_context(callers)
             .edge_layer(routes::guard_paths);

@@ -36,6 +36,7 @@ pub struct ServerBuilder {
     edge: Vec<EdgeLayer>,
     admin: Option<SocketAddr>,
     callers: CallerContext,
+    finish_abandoned: bool,
 }
 
 /// Middleware that must see every request, routed or not (see [`ServerBuilder::edge_layer`]).
@@ -55,7 +56,18 @@ impl ServerBuilder {
             edge: Vec::new(),
             admin: None,
             callers: CallerContext::Parent,
+            finish_abandoned: true,
         }
+    }
+
+    /// Drops a request's work with its client: for a service whose handlers hold nothing
+    /// that must not be cut short, such as the gateway, which only forwards (the service it
+    /// forwards to finishes what it started). Saves the task every request is otherwise run
+    /// on (see [`run_to_completion`]).
+    #[must_use]
+    pub fn abandon_with_client(mut self) -> Self {
+        self.finish_abandoned = false;
+        self
     }
 
     /// Serves `/health/*` and `/metrics` on a listener of their own at `address`, and not
@@ -121,7 +133,8 @@ impl ServerBuilder {
         let listener = take_or_bind(&mut inherited, 0, SocketAddr::new(settings.host, settings.port)).await?;
         let port = listener.local_addr().context("listener has no local address")?.port();
         let probes = Router::new().merge(health::router(self.readiness)).merge(metrics::router());
-        let api = self.api.layer(axum::middleware::from_fn(run_to_completion));
+        let api =
+            if self.finish_abandoned { self.api.layer(axum::middleware::from_fn(run_to_completion)) } else { self.api };
         let (router, admin) = match self.admin {
             None => (probes.merge(api), None),
             Some(address) => {
