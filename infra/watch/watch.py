@@ -32,6 +32,7 @@ ADMIN_PORTS = {"api-gateway": (9305,)}
 SHARED = {
     "shared/contracts": tuple(SERVICES),
     "shared/platform": tuple(SERVICES),
+    "shared/database": ("user-service", "order-service", "payment-service"),
     "shared/eventing": ("user-service", "order-service", "payment-service"),
     "shared/testkit": (),
 }

@@ -1,6 +1,7 @@
 //! order-service's settings: read once at start from the environment.
 
-use eventing::configuration::{DatabaseSettings, KafkaSettings};
+use database::DatabaseSettings;
+use eventing::configuration::KafkaSettings;
 use platform::auth::ServiceKey;
 use platform::configuration::{ConfigError, Env, HttpSettings, TelemetrySettings};
 

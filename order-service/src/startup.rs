@@ -1,6 +1,7 @@
 //! Wiring: database, Kafka topics, the consumer, routes and the server.
 
 use contracts::events::ALL_TOPICS;
+use database::DatabaseReadiness;
 use eventing::health::{ConsumerStatus, ReadinessExt};
 use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
 use eventing::outbox::OutboxRelay;
@@ -29,7 +30,7 @@ impl Application {
     /// Connects, migrates, creates missing topics, subscribes and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         platform::metrics::handle();
-        let pool = eventing::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        let pool = database::connect_and_migrate(&settings.database, &MIGRATOR).await?;
         // order-service consumes or publishes every topic of the platform.
         let topics = TopicKeeper::start(&settings.kafka, &ALL_TOPICS).await?.replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
@@ -60,7 +61,7 @@ impl Application {
         server.spawn(consumer.run(shutdown.clone()));
         server.spawn(crate::payment_timeout::run(pool.clone(), settings.payment_timeout, shutdown.clone()));
         server.spawn(OutboxRelay::new(pool.clone(), &settings.kafka)?.run(shutdown.clone()));
-        server.spawn(eventing::db::report_pool_metrics(pool, shutdown));
+        server.spawn(database::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }
 }

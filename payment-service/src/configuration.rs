@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use eventing::configuration::{DatabaseSettings, KafkaSettings};
+use database::DatabaseSettings;
+use eventing::configuration::KafkaSettings;
 use platform::configuration::{ConfigError, Env, HttpSettings, TelemetrySettings};
 
 /// How the simulated payment provider behaves.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use contracts::events::{Event, OrderCancelled, OrderCreated, PaymentCompleted, PaymentRefunded};
+use database::DatabaseReadiness;
 use eventing::health::{ConsumerStatus, ReadinessExt};
 use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
 use eventing::outbox::OutboxRelay;
@@ -27,7 +28,7 @@ impl Application {
     /// Connects, migrates, creates missing topics, subscribes and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         platform::metrics::handle();
-        let pool = eventing::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        let pool = database::connect_and_migrate(&settings.database, &MIGRATOR).await?;
         let topics = TopicKeeper::start(
             &settings.kafka,
             &[OrderCreated::TOPIC, OrderCancelled::TOPIC, PaymentCompleted::TOPIC, PaymentRefunded::TOPIC],
@@ -57,7 +58,7 @@ impl Application {
         server.spawn(topics.run(shutdown.clone()));
         server.spawn(consumer.run(shutdown.clone()));
         server.spawn(OutboxRelay::new(pool.clone(), &settings.kafka)?.run(shutdown.clone()));
-        server.spawn(eventing::db::report_pool_metrics(pool, shutdown));
+        server.spawn(database::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }
 }

@@ -1,6 +1,7 @@
 //! Wiring: database, Kafka, routes and the server, in the order they must come up.
 
 use contracts::events::{Event, UserCreated, UserDeleted};
+use database::DatabaseReadiness;
 use eventing::health::ReadinessExt;
 use eventing::kafka::{EventPublisher, TopicKeeper};
 use eventing::outbox::OutboxRelay;
@@ -23,7 +24,7 @@ impl Application {
     /// Connects, migrates, creates missing topics and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Server> {
         platform::metrics::handle();
-        let pool = eventing::db::connect_and_migrate(&settings.database, &MIGRATOR).await?;
+        let pool = database::connect_and_migrate(&settings.database, &MIGRATOR).await?;
         let topics = TopicKeeper::start(&settings.kafka, &[UserCreated::TOPIC, UserDeleted::TOPIC])
             .await?
             .replay_outbox_on_loss(pool.clone());
@@ -38,7 +39,7 @@ impl Application {
         let shutdown = server.shutdown_token();
         server.spawn(topics.run(shutdown.clone()));
         server.spawn(relay.run(shutdown.clone()));
-        server.spawn(eventing::db::report_pool_metrics(pool, shutdown));
+        server.spawn(database::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }
 }

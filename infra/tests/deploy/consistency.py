@@ -82,7 +82,7 @@ LIVE, READY = "/health/live", "/health/ready"
 # or a pod: wherever a service reads one, the deployment must set it.
 MUST_SET = ("KAFKA_BROKERS", "DATABASE_URL", "USER_SERVICE_URL", "ORDER_SERVICE_URL")
 # env.get("NAME", …) and friends (also `env\n    .string(…)`), or a helper called as f(env, "NAME", …).
-ENV_CALL = re.compile(r'\benv\s*\.(?:get|optional|string|millis|raw|service_url)\(\s*"([A-Z][A-Z0-9_]*)"'
+ENV_CALL = re.compile(r'\benv\s*\.(?:get|optional|string|millis|raw|service_url|one_of)\(\s*"([A-Z][A-Z0-9_]*)"'
                       r'|\b\w+\(\s*&?env\s*,\s*"([A-Z][A-Z0-9_]*)"')
 # A closure taking the variable's name first: `let positive = |name: &str, default: u32| …`.
 NAME_CLOSURE = re.compile(r'\blet\s+(\w+)\s*=\s*(?:move\s*)?\|\s*\w+\s*:\s*&str\b')
@@ -157,8 +157,8 @@ def strip_tests(text: str) -> str:
 def shared_struct_vars(root: Path) -> dict[str, set[str]]:
     """Variables each `impl <Type>` block with a from_env in shared/*/src/**.rs reads.
 
-    Settings structs live in shared/platform/src/configuration.rs and
-    shared/eventing/src/configuration.rs, ServiceKey (SERVICE_API_KEY) in
+    Settings structs live in shared/platform/src/configuration.rs,
+    shared/database/src/lib.rs and shared/eventing/src/configuration.rs, ServiceKey (SERVICE_API_KEY) in
     shared/platform/src/auth.rs; any shared type a service builds with `<Type>::from_env`
     counts."""
     result: dict[str, set[str]] = {}

@@ -1,54 +1,11 @@
-//! Settings of the event infrastructure: the service's PostgreSQL database and the Kafka
-//! cluster, read from the environment like every other setting (see
+//! Settings of the event infrastructure: how to reach the Kafka cluster and name topics
+//! and groups, read from the environment like every other setting (see
 //! [`platform::configuration`]).
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use platform::configuration::{ConfigError, Env};
-use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::PgConnectOptions;
-
-/// How to reach the service's own PostgreSQL database. Its `Debug` shows the URL as
-/// `[REDACTED]` (a `SecretString`).
-#[derive(Debug, Clone)]
-pub struct DatabaseSettings {
-    /// Server URL without the database (`DATABASE_URL`); may hold a password, hence secret.
-    pub server_url: SecretString,
-    /// The database name (`DATABASE_NAME`).
-    pub name: String,
-    /// Pool size (`DATABASE_MAX_CONNECTIONS`).
-    pub max_connections: u32,
-    /// How long a request waits for a pooled connection (`DATABASE_ACQUIRE_TIMEOUT_MS`).
-    pub acquire_timeout: Duration,
-}
-
-impl DatabaseSettings {
-    /// Reads `DATABASE_URL`, `DATABASE_NAME`, `DATABASE_MAX_CONNECTIONS`, `DATABASE_ACQUIRE_TIMEOUT_MS`.
-    pub fn from_env(env: &Env, default_name: &str) -> Result<Self, ConfigError> {
-        let settings = Self {
-            server_url: SecretString::from(env.string("DATABASE_URL", "postgres://postgres@127.0.0.1:5432")),
-            name: env.string("DATABASE_NAME", default_name),
-            max_connections: env.get("DATABASE_MAX_CONNECTIONS", 10)?,
-            acquire_timeout: env.millis("DATABASE_ACQUIRE_TIMEOUT_MS", 3_000)?,
-        };
-        settings.server_options().map_err(|e| ConfigError::new("DATABASE_URL", e))?;
-        if settings.max_connections == 0 {
-            return Err(ConfigError::new("DATABASE_MAX_CONNECTIONS", "must be at least 1"));
-        }
-        Ok(settings)
-    }
-
-    /// Options for the server's maintenance connection (no database selected).
-    pub fn server_options(&self) -> Result<PgConnectOptions, sqlx::Error> {
-        PgConnectOptions::from_str(self.server_url.expose_secret())
-    }
-
-    /// Options for the service's own database.
-    pub fn options(&self) -> Result<PgConnectOptions, sqlx::Error> {
-        Ok(self.server_options()?.database(&self.name))
-    }
-}
+use secrecy::SecretString;
 
 /// How to reach the Kafka brokers and name topics and groups.
 #[derive(Debug, Clone)]
@@ -127,42 +84,22 @@ impl KafkaSecurity {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let credentials = (env.raw("KAFKA_SASL_USERNAME"), env.raw("KAFKA_SASL_PASSWORD"));
         let default = if credentials == (None, None) { "PLAINTEXT" } else { "SASL_PLAINTEXT" };
-        let protocol = match env.raw("KAFKA_SECURITY_PROTOCOL").unwrap_or(default).to_ascii_uppercase().as_str() {
-            "PLAINTEXT" if default == "PLAINTEXT" => return Ok(Self::Plaintext),
-            "PLAINTEXT" => {
-                return Err(ConfigError::new(
-                    "KAFKA_SECURITY_PROTOCOL",
-                    "PLAINTEXT sends no credentials, yet KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set",
-                ));
-            }
-            "SASL_PLAINTEXT" => "SASL_PLAINTEXT",
-            "SASL_SSL" => "SASL_SSL",
-            other => {
-                return Err(ConfigError::new(
-                    "KAFKA_SECURITY_PROTOCOL",
-                    format!("{other:?}: expected PLAINTEXT, SASL_PLAINTEXT or SASL_SSL"),
-                ));
-            }
-        };
-        let mechanism = match env.string("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512").to_ascii_uppercase().as_str() {
-            "SCRAM-SHA-512" => "SCRAM-SHA-512",
-            "SCRAM-SHA-256" => "SCRAM-SHA-256",
-            other => {
-                return Err(ConfigError::new(
-                    "KAFKA_SASL_MECHANISM",
-                    format!("{other:?}: expected SCRAM-SHA-512 or SCRAM-SHA-256"),
-                ));
-            }
-        };
-        match credentials {
-            (Some(username), Some(password)) => Ok(Self::Sasl {
+        let protocol = env.one_of("KAFKA_SECURITY_PROTOCOL", default, &["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"])?;
+        let mechanism = env.one_of("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", &["SCRAM-SHA-512", "SCRAM-SHA-256"])?;
+        match (protocol, credentials) {
+            ("PLAINTEXT", (None, None)) => Ok(Self::Plaintext),
+            ("PLAINTEXT", _) => Err(ConfigError::new(
+                "KAFKA_SECURITY_PROTOCOL",
+                "PLAINTEXT sends no credentials, yet KAFKA_SASL_USERNAME or KAFKA_SASL_PASSWORD is set",
+            )),
+            (_, (Some(username), Some(password))) => Ok(Self::Sasl {
                 protocol,
                 mechanism,
                 username: username.to_owned(),
                 password: SecretString::from(password),
             }),
-            (None, _) => Err(ConfigError::new("KAFKA_SASL_USERNAME", format!("{protocol} needs a username"))),
-            (_, None) => Err(ConfigError::new("KAFKA_SASL_PASSWORD", format!("{protocol} needs a password"))),
+            (_, (None, _)) => Err(ConfigError::new("KAFKA_SASL_USERNAME", format!("{protocol} needs a username"))),
+            (_, (_, None)) => Err(ConfigError::new("KAFKA_SASL_PASSWORD", format!("{protocol} needs a password"))),
         }
     }
 }

@@ -1,76 +1,27 @@
 //! The event infrastructure's readiness checks, registered by each service on its
-//! [`Readiness`]: PostgreSQL answers a query, the Kafka cluster answers a metadata
-//! request, the service's topics exist, and each consumer holds its partitions.
+//! [`Readiness`]: the Kafka cluster answers a metadata request, the service's topics
+//! exist, and each consumer holds its partitions.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
 
+pub use platform::health::Status;
 use platform::health::{CHECK_TIMEOUT, Check, Readiness};
 use rdkafka::producer::{FutureProducer, Producer};
-use sqlx::PgPool;
-
-type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
-
-/// A check's latest verdict, set by whatever watches the thing checked: the topic keeper,
-/// or a consumer's rebalance callbacks. Cheap to clone; fails until first set.
-#[derive(Debug, Clone)]
-pub struct Status(Arc<RwLock<Result<(), String>>>);
 
 /// What a consumer tells readiness: whether the group gave it its partitions.
 pub type ConsumerStatus = Status;
 
-impl Default for Status {
-    fn default() -> Self {
-        Self(Arc::new(RwLock::new(Err("not checked yet".to_owned()))))
-    }
-}
-
-impl Status {
-    /// Records the latest verdict: `Err(problem)` while the thing checked is not right.
-    pub fn set(&self, verdict: Result<(), String>) {
-        if let Ok(mut slot) = self.0.write() {
-            *slot = verdict;
-        }
-    }
-
-    /// Records whether a consumer holds a live group assignment.
-    pub fn set_subscribed(&self, subscribed: bool) {
-        self.set(if subscribed { Ok(()) } else { Err("not subscribed".to_owned()) });
-    }
-
-    /// The latest verdict.
-    pub fn get(&self) -> Result<(), String> {
-        self.0.read().map_or_else(|_| Err("status unavailable".to_owned()), |slot| slot.clone())
-    }
-}
-
-impl Check for Status {
-    fn check(&self) -> CheckFuture<'_> {
-        Box::pin(std::future::ready(self.get()))
-    }
-}
-
-/// PostgreSQL answers `SELECT 1`.
-struct Postgres(PgPool);
-
-impl Check for Postgres {
-    fn check(&self) -> CheckFuture<'_> {
-        Box::pin(async move {
-            sqlx::query_scalar::<_, i32>("SELECT 1")
-                .fetch_one(&self.0)
-                .await
-                .map(drop)
-                .map_err(|_| "query failed".to_owned())
-        })
-    }
+/// The verdict for a consumer that holds (or has lost) its group assignment.
+pub(crate) fn subscribed(holds: bool) -> Result<(), String> {
+    if holds { Ok(()) } else { Err("not subscribed".to_owned()) }
 }
 
 /// The Kafka cluster answers a metadata request with at least one broker.
 struct KafkaBroker(FutureProducer);
 
 impl Check for KafkaBroker {
-    fn check(&self) -> CheckFuture<'_> {
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
         let producer = self.0.clone();
         Box::pin(async move {
             // librdkafka's metadata call blocks its thread.
@@ -89,9 +40,6 @@ impl Check for KafkaBroker {
 
 /// Registers the event infrastructure's checks on a [`Readiness`].
 pub trait ReadinessExt: Sized {
-    /// Checks that PostgreSQL answers a query (`postgres`).
-    #[must_use]
-    fn postgres(self, pool: PgPool) -> Self;
     /// Checks that the Kafka cluster answers a metadata request (`kafka`).
     #[must_use]
     fn kafka(self, producer: FutureProducer) -> Self;
@@ -104,9 +52,6 @@ pub trait ReadinessExt: Sized {
 }
 
 impl ReadinessExt for Readiness {
-    fn postgres(self, pool: PgPool) -> Self {
-        self.with("postgres", Postgres(pool))
-    }
     fn kafka(self, producer: FutureProducer) -> Self {
         self.with("kafka", KafkaBroker(producer))
     }

@@ -81,6 +81,16 @@ impl Env {
         self.raw(name).unwrap_or(default).to_owned()
     }
 
+    /// `name` as one of `allowed` (compared without regard to case), or `default` when unset.
+    pub fn one_of(&self, name: &str, default: &str, allowed: &[&'static str]) -> Result<&'static str, ConfigError> {
+        let value = self.raw(name).unwrap_or(default).trim();
+        allowed
+            .iter()
+            .copied()
+            .find(|choice| choice.eq_ignore_ascii_case(value))
+            .ok_or_else(|| ConfigError::new(name, format!("{value:?}: expected one of {}", allowed.join(", "))))
+    }
+
     /// A duration given in milliseconds.
     pub fn millis(&self, name: &str, default_ms: u64) -> Result<Duration, ConfigError> {
         self.get(name, default_ms).map(Duration::from_millis)

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use axum::extract::State;
@@ -25,6 +25,35 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub trait Check: Send + Sync + 'static {
     /// `Ok` when the dependency answers now; otherwise why not, in words safe to show.
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
+}
+
+/// A check whose verdict is set by whatever watches the thing checked (a background task,
+/// a callback) rather than looked up at each probe. Cheap to clone; fails until first set.
+#[derive(Debug, Clone)]
+pub struct Status(Arc<RwLock<Result<(), String>>>);
+
+impl Default for Status {
+    fn default() -> Self {
+        Self(Arc::new(RwLock::new(Err("not checked yet".to_owned()))))
+    }
+}
+
+impl Status {
+    /// Records the latest verdict: `Err(problem)` while the thing checked is not right.
+    pub fn set(&self, verdict: Result<(), String>) {
+        *self.0.write().unwrap_or_else(PoisonError::into_inner) = verdict;
+    }
+
+    /// The latest verdict.
+    pub fn get(&self) -> Result<(), String> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+}
+
+impl Check for Status {
+    fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>> {
+        Box::pin(std::future::ready(self.get()))
+    }
 }
 
 /// The named checks behind `/health/ready`.

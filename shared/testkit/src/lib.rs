@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
-use eventing::configuration::DatabaseSettings;
+use database::DatabaseSettings;
 use platform::configuration::{Env, TelemetrySettings};
 
 /// The PostgreSQL server tests use (`TEST_DATABASE_URL`, default the local trust-auth server).

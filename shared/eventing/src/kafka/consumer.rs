@@ -30,7 +30,7 @@ use super::resets::LogResets;
 use super::rewind::{Found, Rewinds, seek_to_beginning};
 use super::workers::Workers;
 use crate::configuration::KafkaSettings;
-use crate::health::ConsumerStatus;
+use crate::health::{ConsumerStatus, subscribed};
 use contracts::events::Event;
 use platform::health::Readiness;
 
@@ -287,7 +287,7 @@ impl EventConsumer {
         }
         drop(flow);
         while tasks.join_next().await.is_some() {}
-        self.status.set_subscribed(false);
+        self.status.set(subscribed(false));
         commit_now(self.consumer.as_ref(), "final offset commit");
         tracing::info!(group = self.handling.group, "consumer stopped");
     }

@@ -7,7 +7,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use super::workers::Workers;
-use crate::health::ConsumerStatus;
+use crate::health::{ConsumerStatus, subscribed};
 
 /// The consumer of a group, with this context.
 pub(super) type GroupConsumer = rdkafka::consumer::StreamConsumer<GroupContext>;
@@ -51,14 +51,14 @@ impl ConsumerContext for GroupContext {
         match rebalance {
             Rebalance::Assign(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions assigned");
-                self.status.set_subscribed(true);
+                self.status.set(subscribed(true));
             }
             Rebalance::Revoke(partitions) => {
                 tracing::info!(partitions = partitions.count(), "partitions revoked");
             }
             Rebalance::Error(error) => {
                 tracing::warn!(%error, "rebalance failed");
-                self.status.set_subscribed(false);
+                self.status.set(subscribed(false));
             }
         }
     }

@@ -167,11 +167,6 @@ impl EventPublisher {
         }
     }
 
-    /// The settings it was built with.
-    pub fn settings(&self) -> &KafkaSettings {
-        &self.settings
-    }
-
     /// Publishes `event` to its topic keyed by its user id under a fresh event id, and
     /// returns the id once the broker acknowledged it.
     pub async fn publish<E: Event>(&self, event: &E, request_id: &RequestId) -> Result<Uuid, PublishError> {
