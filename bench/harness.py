@@ -197,6 +197,17 @@ class RssSampler(threading.Thread):
             time.sleep(0.05)
 
 
+def idle_cpu(args, stack, seconds):
+    """The share of a core each service and the broker use while nobody calls the platform:
+    what its consumers' polling, heartbeats, commits and housekeeping cost a machine at rest."""
+    pids = {s: p.pid for s, p in stack.processes.items()}
+    if args.broker_pid_file:
+        pids["broker (nisshi)"] = int(open(args.broker_pid_file).read())
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    time.sleep(seconds)
+    return {name: (cpu_seconds(pid) - before[name]) / seconds for name, pid in pids.items()}
+
+
 def cpu_seconds(pid):
     """User + system CPU seconds a process has used so far."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -701,6 +712,8 @@ def main():
         results["start_to_ready_s"] = {s: stack.start(s) for s in SERVICES}
         time.sleep(1)
         results["idle_rss_mib"] = {s: rss_mib(p.pid) for s, p in stack.processes.items()}
+        results["idle_cpu_cores"] = idle_cpu(args, stack, 1 if smoke else 10)
+        log("  at rest, share of a core: " + ", ".join(f"{n} {c:.3f}" for n, c in results["idle_cpu_cores"].items()))
         sampler.start()
         gateway = "http://127.0.0.1:3005"
         status, body = http("POST", f"{gateway}/api/auth/login",
@@ -902,9 +915,13 @@ def write_report(args, r):
         lines.append(f"| {step} | " + " | ".join(f"{peaks.get(s, 0):.1f}" for s in SERVICES) + " |")
     if r.get("slow_to_stop"):
         lines += ["", f"Did not stop within 30 s of SIGTERM at the end (killed): {', '.join(r['slow_to_stop'])}."]
-    lines += ["", "| service | start → ready s | idle RSS MiB |", "|---|---|---|"]
+    idle_cpu = r.get("idle_cpu_cores", {})
+    lines += ["", "| service | start → ready s | idle RSS MiB | share of a core at rest |", "|---|---|---|---|"]
     for service in SERVICES:
-        lines.append(f"| {service} | {r['start_to_ready_s'][service]:.3f} | {r['idle_rss_mib'][service]:.1f} |")
+        lines.append(f"| {service} | {r['start_to_ready_s'][service]:.3f} | {r['idle_rss_mib'][service]:.1f} "
+                     f"| {idle_cpu.get(service, 0):.3f} |")
+    if "broker (nisshi)" in idle_cpu:
+        lines.append(f"| broker (nisshi) | | | {idle_cpu['broker (nisshi)']:.3f} |")
     hot_max = hot["others_max_s"]
     budgets = [
         ("one consumer drains a backlog at ≥ 10 000 msg/s (services' fetch size)",
