@@ -3,8 +3,7 @@
 #
 # Pinned version, built from its published crate with the lockfile it was released with
 # and only the sqlite (`libsql`) storage engine, plus the patches in infra/broker/patches
-# (one folder per crate of nisshi's, each patch saying what it fixes and why), optimised as
-# infra/broker/build-profile.toml says (full speed on the request path only). The
+# (one folder per crate of nisshi's, each patch saying what it fixes and why). The
 # release's lockfile declares rustc 1.96 because of one dependency (rama 0.4.0) that
 # builds fine on 1.95, hence `--ignore-rust-version`: the stable toolchain is the one
 # every machine has. Installed under $NISSHI_INSTALL_ROOT (default /usr/local), never into
@@ -19,7 +18,6 @@ NISSHI_VERSION="${NISSHI_VERSION:-0.8.1}"
 NISSHI_SHA256="${NISSHI_SHA256:-a357efb09b95f96964366d41b030341aa9c729544ae4dd9cdd012d7ef8e19a52}"
 NISSHI_INSTALL_ROOT="${NISSHI_INSTALL_ROOT:-/usr/local}"
 PATCHES="$(cd "$(dirname "$0")/../broker/patches" && pwd)"
-PROFILE="$(cd "$(dirname "$0")/../broker" && pwd)/build-profile.toml"
 bin="$NISSHI_INSTALL_ROOT/bin/nisshi"
 stamp="$NISSHI_INSTALL_ROOT/share/nisshi/build"
 
@@ -55,7 +53,7 @@ unpack() {
   tar -xzf "$sources/$crate.crate" -C "$sources"
 }
 
-echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes about 12 minutes on 2 cores)..."
+echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes about 15 minutes on 2 cores)..."
 unpack nisshi "$NISSHI_SHA256"
 root="$sources/nisshi-$NISSHI_VERSION"
 echo '[patch.crates-io]' >>"$root/Cargo.toml"
@@ -77,7 +75,7 @@ done
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_LINKER="$(cd "$(dirname "$0")" && pwd)/link-gcc.sh"
 # `cargo build` keeps every version the release's lockfile pins; only the patched crates'
 # entries change, from crates.io to their folders here.
-(cd "$root" && cargo build --release --config "$PROFILE" --ignore-rust-version --no-default-features --features libsql) ||
+(cd "$root" && cargo build --release --ignore-rust-version --no-default-features --features libsql) ||
   fail "cargo build failed"
 install -D -m 0755 "$CARGO_TARGET_DIR/release/nisshi" "$bin"
 mkdir -p "$(dirname "$stamp")" && echo "$wanted" >"$stamp"
