@@ -19,9 +19,9 @@ use serde_json::{Map, Value, json};
 /// How long one readiness check may take; one that takes longer is down.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// One dependency readiness checks. Services register the checks they need (the event
-/// infrastructure provides PostgreSQL, Kafka, topics and consumers); this module knows
-/// none of them.
+/// One dependency readiness checks. Services register the checks they need (the
+/// `database` crate provides PostgreSQL's; the event infrastructure Kafka's, its topics'
+/// and its consumers'); this module knows none of them.
 pub trait Check: Send + Sync + 'static {
     /// `Ok` when the dependency answers now; otherwise why not, in words safe to show.
     fn check(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + '_>>;
