@@ -119,6 +119,11 @@ def main():
     finally:
         poller.stop.set()
         ready.stop.set()
+        # A round in flight must finish before the services go down, or the shutdown
+        # itself would count as a failed request.
+        for thread in (poller, ready):
+            if thread.is_alive():
+                thread.join(timeout=30)
         with open(HANDLER, "w") as handler:
             handler.write(original)
         os.killpg(watch.pid, signal.SIGTERM)
