@@ -215,6 +215,30 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def machine_cpu_seconds():
+    """CPU seconds every core of the machine has spent busy so far (not idle, not waiting on I/O)."""
+    with open("/proc/stat") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu_seconds():
+    """CPU seconds used so far by PostgreSQL's running processes (the pools' backends live
+    as long as their services, so a difference over a step is what the step cost it)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm") as comm:
+                if comm.read().strip() != "postgres":
+                    continue
+            total += cpu_seconds(int(entry))
+        except (OSError, ValueError):
+            pass  # exited meanwhile
+    return total
+
+
 def kafka_hop(brokers, prefix, count):
     """One produce → consume hop on the same broker, consumer tuned like the services."""
     from confluent_kafka import Consumer, Producer
@@ -594,6 +618,7 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
     if broker_pid:
         pids["broker (nisshi)"] = broker_pid
     cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    shared_before = {"PostgreSQL": postgres_cpu_seconds(), "the whole machine": machine_cpu_seconds()}
     since = psql(args.database_url, "SELECT EXTRACT(EPOCH FROM clock_timestamp())", stack.order_db)
     before = chain_scrape(stack)
     started = time.time()
@@ -610,6 +635,8 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
     placed, pending, last = row.split("|")
     placed, pending, last = int(placed), int(pending), float(last)
     cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (settled_at - started) for name, pid in pids.items()}
+    cpu["PostgreSQL"] = (postgres_cpu_seconds() - shared_before["PostgreSQL"]) / (settled_at - started)
+    cpu["the whole machine"] = (machine_cpu_seconds() - shared_before["the whole machine"]) / (settled_at - started)
     settled = placed - pending
     return {"duration_s": duration, "users": len(users), "accept_per_s": load["rps"], "p50_ms": load["p50_ms"],
             "p99_ms": load["p99_ms"], "errors": load["errors"], "placed": placed, "still_pending": pending,

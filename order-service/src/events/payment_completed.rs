@@ -1,9 +1,8 @@
 //! `payment.completed` → the order becomes `paid` or `payment_failed`.
 
-use anyhow::Context;
 use contracts::events::{PaymentCompleted, PaymentStatus};
 use contracts::money::Money;
-use eventing::idempotency::first_delivery;
+use eventing::idempotency::redelivery_skipped;
 use eventing::kafka::{HandlerError, Incoming};
 
 use super::refuse;
@@ -17,18 +16,22 @@ use crate::state::AppState;
 /// a redelivered event is recognised by its id.
 pub async fn on_payment_completed(state: AppState, message: Incoming<PaymentCompleted>) -> Result<(), HandlerError> {
     let payment = &message.event;
-    let mut transaction = state.pool.begin().await.context("cannot begin transaction")?;
-    if !first_delivery(&mut transaction, &message.meta).await? {
-        return Ok(());
-    }
     let next = match payment.status {
         PaymentStatus::Completed => OrderStatus::Paid,
         PaymentStatus::Failed => OrderStatus::PaymentFailed,
     };
-    let found =
-        orders::settle(&mut *transaction, payment.order_id, payment.user_id, payment.amount.cents(), next).await?;
-    // A refusal rolls back with the processed mark, so a replay from the dead-letter topic is handled afresh.
-    let Some(order) = found else {
+    let found = orders::settle_once(
+        &state.pool,
+        payment.order_id,
+        payment.user_id,
+        payment.amount.cents(),
+        next,
+        &message.meta,
+    )
+    .await?;
+    // A refusal writes nothing, not even the processed mark, so a replay from the dead-letter
+    // topic is handled afresh.
+    let Some((order, first)) = found else {
         return Err(refuse(
             "unknown_order",
             format!("payment {} is for unknown order {}", payment.payment_id, payment.order_id),
@@ -48,7 +51,10 @@ pub async fn on_payment_completed(state: AppState, message: Incoming<PaymentComp
             ),
         ));
     }
-    transaction.commit().await.context("cannot commit the status change")?;
+    if !first {
+        redelivery_skipped(&message.meta);
+        return Ok(());
+    }
     if !order.previous.can_become(next) {
         tracing::info!(order_id = %payment.order_id, status = order.previous.as_str(), "order already final; payment event ignored");
         return Ok(());

@@ -6,10 +6,12 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use contracts::events::OrderItem;
 use contracts::money::Money;
-use sqlx::{PgConnection, PgExecutor};
+use sqlx::{FromRow, PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use eventing::outbox::PreparedEvent;
+use eventing::idempotency;
+use eventing::kafka::EventMeta;
+use eventing::outbox::{self, PreparedEvent};
 
 use crate::domain::{Order, OrderKind, OrderStatus};
 
@@ -72,7 +74,7 @@ pub async fn insert_with_event(
         quantities.push(i32::try_from(item.quantity).context("quantity out of range")?);
         prices.push(item.price.cents());
     }
-    let row = sqlx::query_as::<_, OrderRow>(INSERT_WITH_EVENT)
+    let query = sqlx::query(INSERT_WITH_EVENT)
         .bind(order.id)
         .bind(order.user_id)
         .bind(order.kind.as_str())
@@ -81,17 +83,10 @@ pub async fn insert_with_event(
         .bind(&lines)
         .bind(&products)
         .bind(&quantities)
-        .bind(&prices)
-        .bind(event.event_id)
-        .bind(event.topic)
-        .bind(event.event_type)
-        .bind(&event.key)
-        .bind(sqlx::types::Json(&event.payload))
-        .bind(sqlx::types::Json(&event.headers))
-        .fetch_optional(executor)
-        .await
-        .context("INSERT order with its event failed")?;
-    row.map(|row| to_order(row, order.items.clone())).transpose()
+        .bind(&prices);
+    let row =
+        outbox::bind(query, event).fetch_optional(executor).await.context("INSERT order with its event failed")?;
+    row.map(|row| to_order(OrderRow::from_row(&row)?, order.items.clone())).transpose()
 }
 
 /// The order, its lines and its `order.created` outbox row. The CTEs see one snapshot:
@@ -249,33 +244,46 @@ pub struct PaymentTarget {
     pub user_id: Uuid,
 }
 
-/// Moves a `pending` order to `next` for a payment of `amount_cents` by `user_id`, but only
-/// when both are the order's own: a payment that names another amount or owner changes
-/// nothing. Returns what the order was, or `None` when there is no such order.
+/// Applies a payment's outcome once, in one statement (one round trip, atomic on its own):
+/// records the event as processed for `meta`'s group and moves a `pending` order to `next`,
+/// but only when the payment's `amount_cents` and `user_id` are the order's own. A payment
+/// that names another amount or owner, or an unknown order, writes nothing (not even the
+/// processed mark, so a replay once it is fixed is handled afresh). Returns what the order
+/// was and whether this was the event's first delivery, or `None` when there is no such order.
 #[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "UPDATE orders", db.system.name = "postgresql", db.operation.name = "UPDATE", db.collection.name = "orders"))]
-pub async fn settle(
+pub async fn settle_once(
     executor: impl PgExecutor<'_>,
     id: Uuid,
     user_id: Uuid,
     amount_cents: i64,
     next: OrderStatus,
-) -> anyhow::Result<Option<PaymentTarget>> {
-    let found: Option<(String, i64, Uuid)> = sqlx::query_as(
+    meta: &EventMeta,
+) -> anyhow::Result<Option<(PaymentTarget, bool)>> {
+    let sql = format!(
         "WITH current AS (SELECT id, status, total_cents, user_id FROM orders WHERE id = $1 FOR UPDATE),
-              due AS (SELECT c.status = 'pending' AND c.total_cents = $3 AND c.user_id = $4 AS ok FROM current c)
-         UPDATE orders o SET status = CASE WHEN due.ok THEN $2 ELSE o.status END,
-                             updated_at = CASE WHEN due.ok THEN now() ELSE o.updated_at END
-         FROM current c, due WHERE o.id = c.id
-         RETURNING c.status, c.total_cents, c.user_id",
-    )
-    .bind(id)
-    .bind(next.as_str())
-    .bind(amount_cents)
-    .bind(user_id)
-    .fetch_optional(executor)
-    .await
-    .context("UPDATE order status for a payment failed")?;
-    found.map(PaymentTarget::try_from).transpose()
+              mark AS ({} SELECT $5, $6 FROM current WHERE total_cents = $3 AND user_id = $4
+                       ON CONFLICT DO NOTHING RETURNING event_id),
+              moved AS (UPDATE orders o SET status = $2, updated_at = now()
+                        FROM current c WHERE o.id = c.id AND c.status = 'pending' AND EXISTS (SELECT 1 FROM mark)
+                        RETURNING o.id)
+         SELECT c.status, c.total_cents, c.user_id, EXISTS (SELECT 1 FROM mark) FROM current c",
+        idempotency::MARK_INTO
+    );
+    let found: Option<(String, i64, Uuid, bool)> = sqlx::query_as(&sql)
+        .bind(id)
+        .bind(next.as_str())
+        .bind(amount_cents)
+        .bind(user_id)
+        .bind(&meta.group)
+        .bind(meta.event_id)
+        .fetch_optional(executor)
+        .await
+        .context("UPDATE order status for a payment failed")?;
+    found
+        .map(|(status, total_cents, user_id, first)| {
+            Ok((PaymentTarget::try_from((status, total_cents, user_id))?, first))
+        })
+        .transpose()
 }
 
 impl TryFrom<(String, i64, Uuid)> for PaymentTarget {

@@ -3,7 +3,8 @@
 
 use anyhow::Context;
 use contracts::events::PaymentStatus;
-use sqlx::PgConnection;
+use eventing::outbox::{self, PreparedEvent};
+use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 /// Where an order's payment stands.
@@ -52,6 +53,40 @@ pub struct Payment {
     pub standing: Standing,
     /// Whether this call created the row (a first charge or cancellation, not a repeat).
     pub created: bool,
+}
+
+/// Records `payment` as the order's first row together with its outbox `event`, in one
+/// statement (one round trip, atomic on its own): the common case of a charge, which
+/// then needs no transaction. Returns false and stores nothing when the order already has
+/// a row (a repeat, or a cancellation first); the caller then takes [`record`]'s locking path.
+#[tracing::instrument(name = "db.query", skip_all, fields(otel.kind = "client", otel.name = "INSERT payments", db.system.name = "postgresql", db.operation.name = "INSERT", db.collection.name = "payments"))]
+pub async fn record_first_with_event(
+    executor: impl PgExecutor<'_>,
+    payment: &Payment,
+    event: &PreparedEvent,
+) -> anyhow::Result<bool> {
+    let sql = format!(
+        "WITH payment AS (
+            INSERT INTO payments (order_id, payment_id, user_id, amount_cents, status)
+            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING
+            RETURNING order_id
+        )
+        {} SELECT $6, $7, $8, $9, $10, $11 FROM payment {}",
+        outbox::INSERT_INTO,
+        outbox::ARM_AGAIN
+    );
+    let query = sqlx::query(&sql)
+        .bind(payment.order_id)
+        .bind(payment.payment_id)
+        .bind(payment.user_id)
+        .bind(payment.amount_cents)
+        .bind(payment.standing.as_str());
+    let inserted = outbox::bind(query, event)
+        .execute(executor)
+        .await
+        .context("INSERT payment with its event failed")?
+        .rows_affected();
+    Ok(inserted == 1)
 }
 
 /// Records `payment` for its order unless the order already has a row (paid, declined,

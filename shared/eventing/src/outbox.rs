@@ -28,8 +28,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use sqlx::postgres::PgListener;
-use sqlx::{PgConnection, PgPool};
+use sqlx::postgres::{PgArguments, PgListener};
+use sqlx::query::Query;
+use sqlx::{PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -116,25 +117,33 @@ pub async fn enqueue<E: Event>(
 /// request that must be repeated with the same event id, so its consumer's idempotency
 /// recognises it (the saga's payment timeout).
 pub async fn enqueue_again(connection: &mut PgConnection, event: &PreparedEvent) -> anyhow::Result<()> {
-    insert(connection, event, "ON CONFLICT (event_id) DO UPDATE SET published_at = NULL, headers = EXCLUDED.headers")
-        .await
+    insert(connection, event, ARM_AGAIN).await
+}
+
+/// The head of a statement writing one outbox row, its six values in [`bind`]'s order: a state
+/// change and its event in one statement write `{INSERT_INTO} SELECT $n, … FROM …`.
+pub const INSERT_INTO: &str = "INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)";
+
+/// The conflict clause of [`enqueue_again`]: a row with the event's id still kept is re-armed.
+pub const ARM_AGAIN: &str = "ON CONFLICT (event_id) DO UPDATE SET published_at = NULL, headers = EXCLUDED.headers";
+
+/// Binds `event`'s six outbox values to `query`, after the parameters already bound.
+pub fn bind<'q>(query: Query<'q, Postgres, PgArguments>, event: &'q PreparedEvent) -> Query<'q, Postgres, PgArguments> {
+    query
+        .bind(event.event_id)
+        .bind(event.topic)
+        .bind(event.event_type)
+        .bind(&event.key)
+        .bind(sqlx::types::Json(&event.payload))
+        .bind(sqlx::types::Json(&event.headers))
 }
 
 /// One outbox row for `event`; `on_conflict` is the statement's conflict clause, if any.
 async fn insert(connection: &mut PgConnection, event: &PreparedEvent, on_conflict: &str) -> anyhow::Result<()> {
-    sqlx::query(&format!(
-        "INSERT INTO outbox (event_id, topic, event_type, message_key, payload, headers)
-         VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}"
-    ))
-    .bind(event.event_id)
-    .bind(event.topic)
-    .bind(event.event_type)
-    .bind(&event.key)
-    .bind(sqlx::types::Json(&event.payload))
-    .bind(sqlx::types::Json(&event.headers))
-    .execute(connection)
-    .await
-    .with_context(|| format!("cannot write {} to the outbox", event.event_type))?;
+    bind(sqlx::query(&format!("{INSERT_INTO} VALUES ($1, $2, $3, $4, $5, $6) {on_conflict}")), event)
+        .execute(connection)
+        .await
+        .with_context(|| format!("cannot write {} to the outbox", event.event_type))?;
     Ok(())
 }
 
@@ -356,28 +365,5 @@ async fn wait_for_notification(listener: &mut Option<PgListener>) -> bool {
     match listener {
         Some(listener) => listener.recv().await.is_ok(),
         None => std::future::pending().await,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use contracts::events::{MAX_EVENT_BYTES, UserCreated};
-
-    use super::*;
-
-    #[test]
-    fn an_event_over_the_limit_is_refused_before_it_is_stored() {
-        let user = |name: String| UserCreated {
-            user_id: Uuid::new_v4(),
-            email: "big@example.com".to_owned(),
-            name,
-            created_at: Utc::now(),
-        };
-        let request_id = RequestId::parse_or_generate(None);
-        assert!(prepare(&user("Ordinary Name".to_owned()), &request_id).is_ok());
-        let error = prepare(&user("x".repeat(MAX_EVENT_BYTES)), &request_id).unwrap_err();
-        let too_large = error.downcast_ref::<EventTooLarge>().expect("refused as too large");
-        assert_eq!(too_large.event_type, UserCreated::TYPE);
-        assert!(too_large.bytes > MAX_EVENT_BYTES);
     }
 }

@@ -24,7 +24,7 @@ async fn produce(mut config: ClientConfig, topic: &str) -> Result<(), String> {
 fn without(config: ClientConfig, keys: &[&str]) -> ClientConfig {
     let mut stripped = ClientConfig::new();
     for (key, value) in config.config_map() {
-        if !keys.iter().any(|k| *k == key.to_string()) {
+        if !keys.contains(&key) {
             stripped.set(key, value);
         }
     }
