@@ -54,7 +54,7 @@ if [ -z "${BENCH_BIN_DIR:-}" ]; then
 fi
 
 # The bench runs its own instances on the standard ports.
-if "$ROOT/infra/scripts/services.sh" status | grep -q running; then
+if "$ROOT/infra/scripts/services.sh" status | grep running >/dev/null; then  # no -q: an early exit would fail the pipe
   say "Stopping the running services for the bench (start them again with make up)"
   "$ROOT/infra/scripts/services.sh" stop
 fi

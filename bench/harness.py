@@ -9,6 +9,7 @@ import json
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -137,6 +138,11 @@ class Stack:
         log_file = open(os.path.join(self.logs, f"{service}.log"), "ab")
         started = time.perf_counter()
         env = {**self.env(service), **(extra_env or {})}
+        for port in {self.ports[service], self.probe_port(service)}:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    # Another instance would answer for this one, which could not bind.
+                    sys.exit(f"port {port} is taken: stop what listens there (make down) before the bench")
         process = subprocess.Popen([os.path.join(self.args.bin_dir, service)], env=env,
                                    stdout=log_file, stderr=log_file)
         self.processes[service] = process
