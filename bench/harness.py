@@ -139,10 +139,13 @@ class Stack:
         started = time.perf_counter()
         env = {**self.env(service), **(extra_env or {})}
         for port in {self.ports[service], self.probe_port(service)}:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    # Another instance would answer for this one, which could not bind.
+            # Another instance would answer for this one, which could not bind; one that is
+            # shutting down gets a few seconds.
+            taken_until = time.time() + 15
+            while port_answers(port):
+                if time.time() > taken_until:
                     sys.exit(f"port {port} is taken: stop what listens there (make down) before the bench")
+                time.sleep(0.2)
         process = subprocess.Popen([os.path.join(self.args.bin_dir, service)], env=env,
                                    stdout=log_file, stderr=log_file)
         self.processes[service] = process
@@ -201,6 +204,12 @@ class RssSampler(threading.Thread):
                 except OSError:
                     pass
             time.sleep(0.05)
+
+
+def port_answers(port):
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def idle_cpu(args, stack, seconds):
