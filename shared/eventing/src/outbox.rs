@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use sqlx::postgres::{PgArguments, PgListener};
 use sqlx::query::Query;
 use sqlx::{PgConnection, PgPool, Postgres};
@@ -361,9 +362,15 @@ async fn record_backlog(pool: &PgPool) {
 }
 
 /// Waits for a notification; returns false when the listener is gone (and must be rebuilt).
+/// The notifications already waiting go with it: under load most of them announce rows the
+/// last drain published, and each would cost a drain that finds nothing.
 async fn wait_for_notification(listener: &mut Option<PgListener>) -> bool {
     match listener {
-        Some(listener) => listener.recv().await.is_ok(),
+        Some(listener) => {
+            let notified = listener.recv().await.is_ok();
+            while let Some(Ok(Some(_))) = listener.try_recv().now_or_never() {}
+            notified
+        }
         None => std::future::pending().await,
     }
 }
