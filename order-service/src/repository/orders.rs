@@ -1,6 +1,7 @@
 //! The `orders` and `order_items` tables.
 
 use std::collections::HashMap;
+use std::sync::LazyLock;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -244,6 +245,20 @@ pub struct PaymentTarget {
     pub user_id: Uuid,
 }
 
+/// [`settle_once`]'s statement, built once from the processed mark's insert.
+static SETTLE_ONCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH current AS (SELECT id, status, total_cents, user_id FROM orders WHERE id = $1 FOR UPDATE),
+              mark AS ({} SELECT $5, $6 FROM current WHERE total_cents = $3 AND user_id = $4
+                       ON CONFLICT DO NOTHING RETURNING event_id),
+              moved AS (UPDATE orders o SET status = $2, updated_at = now()
+                        FROM current c WHERE o.id = c.id AND c.status = 'pending' AND EXISTS (SELECT 1 FROM mark)
+                        RETURNING o.id)
+         SELECT c.status, c.total_cents, c.user_id, EXISTS (SELECT 1 FROM mark) FROM current c",
+        idempotency::MARK_INTO
+    )
+});
+
 /// Applies a payment's outcome once, in one statement (one round trip, atomic on its own):
 /// records the event as processed for `meta`'s group and moves a `pending` order to `next`,
 /// but only when the payment's `amount_cents` and `user_id` are the order's own. A payment
@@ -259,17 +274,7 @@ pub async fn settle_once(
     next: OrderStatus,
     meta: &EventMeta,
 ) -> anyhow::Result<Option<(PaymentTarget, bool)>> {
-    let sql = format!(
-        "WITH current AS (SELECT id, status, total_cents, user_id FROM orders WHERE id = $1 FOR UPDATE),
-              mark AS ({} SELECT $5, $6 FROM current WHERE total_cents = $3 AND user_id = $4
-                       ON CONFLICT DO NOTHING RETURNING event_id),
-              moved AS (UPDATE orders o SET status = $2, updated_at = now()
-                        FROM current c WHERE o.id = c.id AND c.status = 'pending' AND EXISTS (SELECT 1 FROM mark)
-                        RETURNING o.id)
-         SELECT c.status, c.total_cents, c.user_id, EXISTS (SELECT 1 FROM mark) FROM current c",
-        idempotency::MARK_INTO
-    );
-    let found: Option<(String, i64, Uuid, bool)> = sqlx::query_as(&sql)
+    let found: Option<(String, i64, Uuid, bool)> = sqlx::query_as(&SETTLE_ONCE)
         .bind(id)
         .bind(next.as_str())
         .bind(amount_cents)

@@ -1,6 +1,8 @@
 //! The `payments` table: one row per order, which a charge and a cancellation of that
 //! order take turns on (the primary key serialises their inserts, the row lock the rest).
 
+use std::sync::LazyLock;
+
 use anyhow::Context;
 use contracts::events::PaymentStatus;
 use eventing::outbox::{self, PreparedEvent};
@@ -55,6 +57,20 @@ pub struct Payment {
     pub created: bool,
 }
 
+/// [`record_first_with_event`]'s statement, built once from the outbox's insert.
+static RECORD_FIRST_WITH_EVENT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH payment AS (
+            INSERT INTO payments (order_id, payment_id, user_id, amount_cents, status)
+            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING
+            RETURNING order_id
+        )
+        {} SELECT $6, $7, $8, $9, $10, $11 FROM payment {}",
+        outbox::INSERT_INTO,
+        outbox::ARM_AGAIN
+    )
+});
+
 /// Records `payment` as the order's first row together with its outbox `event`, in one
 /// statement (one round trip, atomic on its own): the common case of a charge, which
 /// then needs no transaction. Returns false and stores nothing when the order already has
@@ -65,17 +81,7 @@ pub async fn record_first_with_event(
     payment: &Payment,
     event: &PreparedEvent,
 ) -> anyhow::Result<bool> {
-    let sql = format!(
-        "WITH payment AS (
-            INSERT INTO payments (order_id, payment_id, user_id, amount_cents, status)
-            VALUES ($1, $2, $3, $4, $5) ON CONFLICT (order_id) DO NOTHING
-            RETURNING order_id
-        )
-        {} SELECT $6, $7, $8, $9, $10, $11 FROM payment {}",
-        outbox::INSERT_INTO,
-        outbox::ARM_AGAIN
-    );
-    let query = sqlx::query(&sql)
+    let query = sqlx::query(&RECORD_FIRST_WITH_EVENT)
         .bind(payment.order_id)
         .bind(payment.payment_id)
         .bind(payment.user_id)
