@@ -14,9 +14,8 @@ ORDER_DATABASE_NAME="${ORDER_DATABASE_NAME:-orderdb}"
 PAYMENT_DATABASE_NAME="${PAYMENT_DATABASE_NAME:-paymentdb}"
 SERVICES=(user-service order-service payment-service api-gateway)
 # One partition a topic on the local broker (compose and Kubernetes keep 3): nisshi serves
-# storage requests one at a time and answers an idle fetch by reading each partition it
-# names again and again until the fetch wait ends, so every partition a consumer holds
-# costs requests that the next produce waits behind. One instance of each service runs
+# storage requests one at a time and every fetch reads each partition it names, so every
+# partition a consumer holds costs requests that the next produce waits behind. One instance of each service runs
 # here, and it handles a partition's keys concurrently. See docs/decisions/broker.md.
 export KAFKA_TOPIC_PARTITIONS="${KAFKA_TOPIC_PARTITIONS:-1}"
 mkdir -p "$LOG_DIR" "$RUN_DIR"

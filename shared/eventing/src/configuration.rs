@@ -20,9 +20,9 @@ pub struct KafkaSettings {
     pub partitions: i32,
     /// `KAFKA_REPLICATION_FACTOR`, used when the platform creates a missing topic.
     pub replication_factor: i32,
-    /// `KAFKA_FETCH_WAIT_MAX_MS` (10): how long a fetch may wait for data. The local broker
-    /// looks for new records at intervals within this wait rather than being woken by them,
-    /// so it bounds every hop's latency; Apache Kafka answers as soon as data arrives.
+    /// `KAFKA_FETCH_WAIT_MAX_MS` (10): how long a fetch may wait for data. Brokers answer as
+    /// soon as data arrives; the wait bounds how long a partition resumed after a pause
+    /// waits to join the consumer's next fetch.
     pub fetch_wait_max_ms: u32,
     /// `KAFKA_FETCH_MAX_BYTES` (32 KiB): the most one fetch may bring back, per request and
     /// per partition. Chosen by measuring the order flood (docs/decisions/fetch-size.md).
