@@ -11,10 +11,14 @@ use anyhow::Context;
 use platform::configuration::{ConfigError, Env};
 use platform::health::{Check, Readiness};
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgPool};
 use tokio_util::sync::CancellationToken;
+
+/// A pooled connection idle this long is pinged before it is handed out; one used more
+/// recently is not (see [`connect_and_migrate`]).
+const PING_IF_IDLE_FOR: Duration = Duration::from_millis(500);
 
 /// How to reach the service's own PostgreSQL database. Its `Debug` shows the URL as
 /// `[REDACTED]` (a `SecretString`).
@@ -63,6 +67,20 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings, migrator: &Migrato
     let pool = PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .acquire_timeout(settings.acquire_timeout)
+        // sqlx pings every connection as it comes back to the pool and closes one that does
+        // not answer, so a pooled connection can only have died since: a server restart or
+        // `pg_terminate_backend` while it sat idle. Pinging it again on the way out, sqlx's
+        // default, puts a second round trip in front of every statement, on the caller's
+        // path; only a connection idle for a while is pinged, as HikariCP does.
+        .test_before_acquire(false)
+        .before_acquire(|connection, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= PING_IF_IDLE_FOR {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .with_context(|| format!("cannot connect to database {:?}", settings.name))?;
