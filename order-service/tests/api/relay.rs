@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use eventing::republish::RELAY_LOCK;
 use rdkafka::Message;
 use sqlx::PgPool;
 use testkit::{TopicProbe, eventually};
@@ -85,6 +86,18 @@ async fn a_failed_row_holds_back_only_its_key_and_nothing_is_lost_or_reordered()
     for key in keys {
         assert_eq!(seen[key], (1..=ROWS_PER_KEY).collect::<Vec<_>>(), "{key}: each row once, in order");
     }
+    // The relay lets its lock go after every batch, the failed ones included: a replay can take it.
+    eventually("the relay's lock to be free", Duration::from_secs(10), || async {
+        let mut session = pool.acquire().await.ok()?;
+        let free: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *session)
+            .await
+            .ok()?;
+        sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *session).await.ok()?;
+        free.then_some(())
+    })
+    .await;
 }
 
 /// Rows handed to the idempotent producer all at once, across several batches: every

@@ -1,27 +1,16 @@
-//! The transactional outbox: an event is written in the same transaction as the
-//! state change it announces, and a relay publishes it afterwards.
+//! The transactional outbox: an event is written in the same transaction as the state
+//! change it announces, so a commit always has its event and a rollback never does. A relay
+//! publishes it afterwards, woken by PostgreSQL `NOTIFY` on commit and sweeping every second
+//! in case a notification was lost; one relay at a time (an advisory lock) keeps each key's
+//! events in order across instances.
 //!
-//! So a commit always has its event, and a rollback never does, whatever the
-//! broker is doing at the time. The relay is woken at once by PostgreSQL
-//! `NOTIFY` on commit, and sweeps every second in case a notification was lost
-//! (listener reconnecting, relay busy). One relay publishes at a time (an advisory
-//! lock), which keeps every key's events in order across instances.
-//!
-//! A batch is pipelined: its rows are handed to the producer in id order before the
-//! first acknowledgement comes back, so they travel in few broker requests instead of
-//! a round trip each. Order per key holds because the producer is idempotent: the
-//! broker accepts a partition's messages of one producer session only in the order they
-//! were handed over, so a later row lands only after every earlier one did. A row the
-//! producer refuses outright (too large, queue full) stops its key for the batch, so
-//! nothing of that key overtakes it. After a batch with a failure the relay starts a new
-//! producer session, so that rows sent again cannot land behind a later row of the old
-//! one. A row is marked published only after the broker's acknowledgement, and a key's
-//! rows after one that failed are sent again after it; a crash in between publishes a
-//! row again with the same event id, which consumers deduplicate.
-//!
-//! Each service's migrations create the table (see `OUTBOX_MIGRATION_SQL` in the
-//! services' migration files): `outbox(id bigserial, event_id, topic, event_type,
-//! message_key, payload jsonb, headers jsonb, created_at, published_at)`.
+//! A batch is pipelined: its rows are handed to the producer in id order before the first
+//! acknowledgement. Order per key holds because the producer is idempotent (the broker takes
+//! a producer session's messages of a partition only in order). A row the producer refuses
+//! stops its key for the batch, and the relay then starts a new producer session, so rows
+//! sent again cannot land behind a later row of the old one. A row is marked published only
+//! once acknowledged; a crash in between sends it again under the same event id, which
+//! consumers deduplicate. The table: each service's `migrations/*_create_outbox.sql`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -31,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use sqlx::postgres::{PgArguments, PgListener};
 use sqlx::query::Query;
-use sqlx::{PgConnection, PgPool, Postgres};
+use sqlx::{ConnectOptions, PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -178,15 +167,14 @@ impl OutboxRelay {
         // On a task of its own, so the backlog gauges and pruning keep their schedule while
         // a long backlog drains.
         let housekeeping = tokio::spawn(housekeeping(self.pool.clone(), shutdown.clone()));
-        let mut listener = None;
-        let mut failures = 0u32;
+        let (mut listener, mut connection, mut failures) = (None, None, 0u32);
         loop {
             if listener.is_none() {
                 listener = self.listen().await;
             }
             let drained = tokio::select! {
                 () = shutdown.cancelled() => break,
-                result = self.drain() => result,
+                result = self.drain(&mut connection) => result,
             };
             match drained {
                 Ok(()) => failures = 0,
@@ -219,24 +207,38 @@ impl OutboxRelay {
         Some(listener)
     }
 
-    /// Publishes pending rows in order until none are left.
-    pub async fn drain(&self) -> anyhow::Result<()> {
-        while self.publish_batch().await? == BATCH as usize {}
-        Ok(())
+    /// Publishes pending rows in order until none are left, on the relay's own connection: one
+    /// that fails holding the relay's lock is closed, letting it go (a pool would hand it on).
+    async fn drain(&self, slot: &mut Option<PgConnection>) -> anyhow::Result<()> {
+        let connection = match slot {
+            Some(connection) => connection,
+            None => slot.insert(self.pool.connect_options().connect().await.context("cannot connect the relay")?),
+        };
+        loop {
+            match self.publish_batch(connection).await {
+                Ok((read, None)) if read == BATCH as usize => {}
+                Ok((_, failure)) => return failure.map_or(Ok(()), Err),
+                Err(error) => {
+                    *slot = None;
+                    return Err(error);
+                }
+            }
+        }
     }
 
-    async fn publish_batch(&self) -> anyhow::Result<usize> {
-        let mut transaction = self.pool.begin().await.context("cannot begin outbox transaction")?;
-        // The lock and the read in one round trip: without the lock (another instance is
-        // relaying) no row comes back. The CTE holds a volatile call, so it runs once.
+    /// One batch, three statements, no transaction: the read takes the relay's lock for the
+    /// session (without it no row comes back), and the lock goes only once the mark is
+    /// committed, so a replay never sees a batch half marked. `Err` is the database's.
+    async fn publish_batch(&self, connection: &mut PgConnection) -> anyhow::Result<(usize, Option<anyhow::Error>)> {
+        // The CTE holds a volatile call, so it runs once.
         let rows: Vec<Row> = sqlx::query_as(
-            "WITH relay AS (SELECT pg_try_advisory_xact_lock($1) AS locked)
+            "WITH relay AS (SELECT pg_try_advisory_lock($1) AS locked)
              SELECT id, event_id, topic, event_type, message_key, payload, headers, created_at
              FROM outbox, relay WHERE relay.locked AND published_at IS NULL ORDER BY id LIMIT $2",
         )
         .bind(RELAY_LOCK)
         .bind(BATCH)
-        .fetch_all(&mut *transaction)
+        .fetch_all(&mut *connection)
         .await
         .context("cannot read the outbox")?;
         let (published, failure) = self.publish_rows(&rows).await;
@@ -246,15 +248,13 @@ impl OutboxRelay {
         if !published.is_empty() {
             sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
                 .bind(&published)
-                .execute(&mut *transaction)
+                .execute(&mut *connection)
                 .await
                 .context("cannot mark outbox rows published")?;
         }
-        transaction.commit().await.context("cannot commit outbox progress")?;
-        match failure {
-            Some(error) => Err(error),
-            None => Ok(rows.len()),
-        }
+        // Whether or not the read got the lock (an empty read cannot tell): a no-op without it.
+        sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *connection).await.context("cannot unlock")?;
+        Ok((rows.len(), failure))
     }
 
     /// Publishes `rows` (in id order): every row is handed to the producer before any

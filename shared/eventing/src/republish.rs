@@ -1,8 +1,8 @@
 //! Sending published outbox rows again, for topics whose logs were lost, without racing
 //! the relay.
 //!
-//! The relay marks a batch's rows published only once the whole batch is acknowledged, in
-//! the transaction that holds [`RELAY_LOCK`]. A batch in flight while the broker loses its
+//! The relay marks a batch's rows published only once the whole batch is acknowledged,
+//! holding [`RELAY_LOCK`] from its read until the mark is committed. A batch in flight while the broker loses its
 //! store may hold rows the old log acknowledged just before it went: they are still
 //! unpublished when the loss is noticed, and marked published after it, so a replay that
 //! ran meanwhile would miss them and they would be gone for good. A replay therefore takes
@@ -18,8 +18,8 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-/// Advisory lock key held by the relay's batch (`pg_try_advisory_xact_lock`) and by a replay
-/// (`pg_advisory_xact_lock`): one of them per database at a time. Anything else that edits
+/// Advisory lock key held by the relay's batch (`pg_try_advisory_lock`, for its session) and
+/// by a replay (`pg_advisory_xact_lock`): one of them per database at a time. Anything else that edits
 /// the outbox's `published_at` takes it too.
 pub const RELAY_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
 

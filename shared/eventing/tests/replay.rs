@@ -32,14 +32,11 @@ async fn a_replay_waits_for_the_batch_in_flight_and_sends_its_rows_again() {
     .await
     .unwrap();
 
-    // The relay's batch: it holds the lock while the row's acknowledgement is awaited
-    // (here the old log acknowledged it just before the broker lost its store).
-    let mut batch = pool.begin().await.unwrap();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(RELAY_LOCK)
-        .fetch_one(&mut *batch)
-        .await
-        .unwrap();
+    // The relay's batch: its session holds the lock while the row's acknowledgement is
+    // awaited (here the old log acknowledged it just before the broker lost its store).
+    let mut batch = pool.acquire().await.unwrap();
+    let locked: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(RELAY_LOCK).fetch_one(&mut *batch).await.unwrap();
     assert!(locked);
 
     let replaying = tokio::spawn({
@@ -59,13 +56,14 @@ async fn a_replay_waits_for_the_batch_in_flight_and_sends_its_rows_again() {
     .await;
     assert!(!replaying.is_finished(), "the replay must not run beside the batch");
 
-    // The batch is acknowledged and marked.
+    // The batch is acknowledged and marked, then lets the lock go.
     sqlx::query("UPDATE outbox SET published_at = now() WHERE event_id = $1")
         .bind(event_id)
         .execute(&mut *batch)
         .await
         .unwrap();
-    batch.commit().await.unwrap();
+    assert!(!replaying.is_finished(), "the replay waits until the relay lets the lock go");
+    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *batch).await.unwrap();
 
     let replayed = replaying.await.unwrap().unwrap();
     assert_eq!(replayed, 1, "the batch's row is replayed");
