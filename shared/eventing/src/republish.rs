@@ -1,13 +1,12 @@
 //! Sending published outbox rows again, for topics whose logs were lost, without racing
 //! the relay.
 //!
-//! The relay marks a batch's rows published only once the whole batch is acknowledged,
-//! holding [`RELAY_LOCK`] from its read until the mark is committed. A batch in flight while the broker loses its
-//! store may hold rows the old log acknowledged just before it went: they are still
-//! unpublished when the loss is noticed, and marked published after it, so a replay that
-//! ran meanwhile would miss them and they would be gone for good. A replay therefore takes
-//! the relay's lock first: it waits for the batch in flight to be marked, then marks it
-//! unpublished again with the rest.
+//! The relay marks a batch's rows published only once the whole batch is acknowledged, and
+//! holds [`RELAY_LOCK`] from its read until the mark is committed. A batch in flight while
+//! the broker loses its store may hold rows the old log acknowledged just before it went:
+//! they are unpublished when the loss is noticed and marked published after it, so a replay
+//! that ran meanwhile would miss them for good. A replay therefore takes the relay's lock
+//! first: it waits for the batch in flight to be marked, then marks it unpublished again.
 //!
 //! This module knows the outbox table and nothing of Kafka, so that both the relay
 //! ([`crate::outbox`]) and the topic keeper ([`crate::kafka::TopicKeeper`]) build on it.
@@ -18,9 +17,9 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 
-/// Advisory lock key held by the relay's batch (`pg_try_advisory_lock`, for its session) and
-/// by a replay (`pg_advisory_xact_lock`): one of them per database at a time. Anything else that edits
-/// the outbox's `published_at` takes it too.
+/// Advisory lock key held by the relay's batch (`pg_try_advisory_lock`, for its session)
+/// and by a replay (`pg_advisory_xact_lock`): one of them per database at a time. Anything
+/// else that edits the outbox's `published_at` takes it too.
 pub const RELAY_LOCK: i64 = 0x6f75_7462_6f78; // "outbox"
 
 /// How long a replay waits for the relay's batch in flight before giving up (to be tried
