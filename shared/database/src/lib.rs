@@ -76,6 +76,7 @@ pub async fn connect_and_migrate(settings: &DatabaseSettings, migrator: &Migrato
         .before_acquire(|connection, meta| {
             Box::pin(async move {
                 if meta.idle_for >= PING_IF_IDLE_FOR {
+                    metrics::counter!("db_pool_pings_total").increment(1);
                     connection.ping().await?;
                 }
                 Ok(true)
