@@ -418,14 +418,16 @@ def order_chain(args, stack, gateway, token, user_id, rate, duration):
                      f"WHERE status = 'paid' AND id IN ({ids})",
                      lambda r: len(r.splitlines()) >= len(sends), 60)
     paid = {fields[0]: (float(fields[1]), float(fields[2])) for fields in (line.split("|") for line in rows.splitlines() if line)}
-    means = chain_means(before, chain_scrape(stack))
+    after = chain_scrape(stack)
+    means = chain_means(before, after)
     chain = sorted((settled - stored) * 1000 for stored, settled in paid.values())
     from_send = sorted((paid[o][1] - sends[o]) * 1000 for o in paid)
     p99 = lambda xs: xs[max(0, int(len(xs) * 0.99) - 1)]
     return {"rate_per_s": rate, "orders": len(sends), "settled": len(paid),
             "p50_ms": statistics.median(chain), "p99_ms": p99(chain),
             "from_send_p50_ms": statistics.median(from_send), "from_send_p99_ms": p99(from_send),
-            "stages": chain_stages.stages(args.brokers, stack.prefix, paid), "mean_ms": means}
+            "stages": chain_stages.stages(args.brokers, stack.prefix, paid), "mean_ms": means,
+            "pool_pings": pool_pings(before, after)}
 
 
 def simultaneous_signups(args, stack, gateway, count):
@@ -575,14 +577,14 @@ def pgbench_write(args, seconds, connections):
 
 
 def metric_sums(url, names, prefix):
-    """{(name, topic): value} for the `_sum` and `_count` series of `names` at a /metrics URL,
-    topics without the deployment's `prefix`."""
+    """{(name, topic): value} for the `_sum` and `_count` series of `names` (histograms) and
+    for `names` themselves (counters) at a /metrics URL, topics without the deployment's `prefix`."""
     _, body = http("GET", url)
     found = {}
     for line in body.decode().splitlines():
-        match = re.match(r'^(\w+?)(_sum|_count)\{([^}]*)\} ([0-9.eE+-]+)$', line)
+        match = re.match(r'^(\w+?)(_sum|_count|)(?:\{([^}]*)\})? ([0-9.eE+-]+)$', line)
         if match and match.group(1) in names:
-            topic = re.search(r'topic="([^"]*)"', match.group(3))
+            topic = re.search(r'topic="([^"]*)"', match.group(3) or "")
             key = (match.group(1) + match.group(2), topic.group(1).removeprefix(prefix) if topic else "")
             found[key] = found.get(key, 0) + float(match.group(4))
     return found
@@ -595,7 +597,7 @@ def mean_ms(before, after, name, topic):
     return total / count * 1000 if count else None
 
 
-CHAIN_METRICS = ("kafka_produce_duration_seconds", "kafka_handler_duration_seconds")
+CHAIN_METRICS = ("kafka_produce_duration_seconds", "kafka_handler_duration_seconds", "db_pool_pings_total")
 
 
 def chain_scrape(stack):
@@ -613,6 +615,12 @@ def chain_means(before, after):
         "order-service: producing order.created (relay)": ("order-service", "kafka_produce_duration_seconds", "order.created"),
     }
     return {step: mean_ms(before[s], after[s], name, topic) for step, (s, name, topic) in steps.items()}
+
+
+def pool_pings(before, after):
+    """Per service, the pooled connections pinged before a statement between two [`chain_scrape`]s."""
+    key = ("db_pool_pings_total", "")
+    return {s: int(after[s].get(key, 0) - before[s].get(key, 0)) for s in before}
 
 
 def order_flood(args, stack, gateway, token, users, duration, connections):
@@ -690,7 +698,8 @@ def chain_step(args, stack, sampler, gateway, token, admin_id, smoke, results):
     sampler.step = "chain latency"
     results["order_chain"] = c = order_chain(args, stack, gateway, token, admin_id, 10, 1 if smoke else 10)
     log(f"  stored → paid p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms; from the send p50 {c['from_send_p50_ms']:.1f} ms "
-        f"(hop p50 {results['hop']['p50_ms']:.2f} ms); stages {c['stages']}; means {c['mean_ms']}")
+        f"(hop p50 {results['hop']['p50_ms']:.2f} ms); stages {c['stages']}; means {c['mean_ms']}; "
+        f"pool pings {c['pool_pings']}")
 
 
 def chain_stage_lines(chain):
