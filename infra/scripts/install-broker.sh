@@ -53,7 +53,7 @@ unpack() {
   tar -xzf "$sources/$crate.crate" -C "$sources"
 }
 
-echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes 15 to 20 minutes on 2 cores)..."
+echo "Installing nisshi $NISSHI_VERSION into $NISSHI_INSTALL_ROOT (a cold build takes 15 to 18 minutes on 2 cores)..."
 unpack nisshi "$NISSHI_SHA256"
 root="$sources/nisshi-$NISSHI_VERSION"
 echo '[patch.crates-io]' >>"$root/Cargo.toml"
