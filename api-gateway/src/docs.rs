@@ -195,7 +195,8 @@ fn delete_user() {}
     (status = 400, description = "Every invalid field", body = Problem, content_type = PROBLEM),
     (status = 401, body = Problem, content_type = PROBLEM),
     (status = 403, description = "`userId` is not you (and you are no admin)", body = Problem, content_type = PROBLEM),
-    (status = 422, description = "`userId` names no user, or a deleted one", body = Problem, content_type = PROBLEM)))]
+    (status = 422, description = "`userId` names no user, or a deleted one", body = Problem, content_type = PROBLEM),
+    (status = 503, description = "Too many orders await their payment; `Retry-After` says when to try again", body = Problem, content_type = PROBLEM)))]
 fn create_order() {}
 
 #[utoipa::path(get, path = "/api/orders", tag = "orders", security(("bearer" = [])),

@@ -5,6 +5,7 @@ use eventing::configuration::KafkaSettings;
 use platform::auth::ServiceKey;
 use platform::configuration::{ConfigError, Env, HttpSettings, TelemetrySettings};
 
+use crate::admission::AdmissionLimits;
 use crate::payment_timeout::PaymentTimeout;
 
 /// Everything order-service can be configured with.
@@ -26,6 +27,9 @@ pub struct Settings {
     /// `PAYMENT_TIMEOUT_MS` (120000) and `PAYMENT_MAX_REQUESTS` (3): how long a payment
     /// request may go unanswered, and how many requests an order gets before it fails.
     pub payment_timeout: PaymentTimeout,
+    /// `ORDER_ADMISSION_MAX_PENDING` (500) and `ORDER_ADMISSION_MAX_WAIT_MS` (2000): how many
+    /// orders may await their payment at once, and how long a new order waits for a place.
+    pub admission: AdmissionLimits,
 }
 
 impl Settings {
@@ -39,6 +43,7 @@ impl Settings {
             service_key: ServiceKey::from_env(env, telemetry.environment)?,
             user_service: env.service_url("USER_SERVICE_URL", "http://127.0.0.1:3001")?,
             payment_timeout: payment_timeout(env)?,
+            admission: admission(env)?,
             telemetry,
         })
     }
@@ -58,4 +63,17 @@ fn payment_timeout(env: &Env) -> Result<PaymentTimeout, ConfigError> {
         return Err(ConfigError::new("PAYMENT_MAX_REQUESTS", "must be at least 1"));
     }
     Ok(settings)
+}
+
+/// The default bound is what the chain settles in well under a second on two cores, so a
+/// burst leaves a short tail rather than minutes of backlog.
+fn admission(env: &Env) -> Result<AdmissionLimits, ConfigError> {
+    let limits = AdmissionLimits {
+        max_pending: env.get("ORDER_ADMISSION_MAX_PENDING", 500)?,
+        max_wait: env.millis("ORDER_ADMISSION_MAX_WAIT_MS", 2_000)?,
+    };
+    if limits.max_pending < 1 {
+        return Err(ConfigError::new("ORDER_ADMISSION_MAX_PENDING", "must be at least 1"));
+    }
+    Ok(limits)
 }

@@ -1,6 +1,7 @@
 //! order-service: orders in their own database; reacts to `user.created`, `user.deleted`,
 //! `payment.completed` and `payment.refunded`, announces `order.created` and `order.cancelled`.
 
+pub mod admission;
 pub mod configuration;
 pub mod domain;
 pub mod events;

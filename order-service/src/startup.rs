@@ -11,6 +11,7 @@ use sqlx::migrate::Migrator;
 
 use std::sync::Arc;
 
+use crate::admission::Admission;
 use crate::configuration::Settings;
 use crate::events::{on_payment_completed, on_payment_refunded, on_user_created, on_user_deleted};
 use crate::origin::Producer;
@@ -35,7 +36,8 @@ impl Application {
         let topics = TopicKeeper::start(&settings.kafka, &ALL_TOPICS).await?.replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
         let users = Arc::new(Producer::new(settings.user_service.as_str(), settings.service_key.clone())?);
-        let state = AppState { pool: pool.clone(), users };
+        let admission = Arc::new(Admission::new(settings.admission));
+        let state = AppState { pool: pool.clone(), users, admission: Arc::clone(&admission) };
 
         let (on_user, on_deleted) = (state.clone(), state.clone());
         let (on_payment, on_refund) = (state.clone(), state.clone());
@@ -60,6 +62,8 @@ impl Application {
         server.spawn(topics.run(shutdown.clone()));
         server.spawn(consumer.run(shutdown.clone()));
         server.spawn(crate::payment_timeout::run(pool.clone(), settings.payment_timeout, shutdown.clone()));
+        let recount = (pool.clone(), shutdown.clone());
+        server.spawn(async move { admission.recount_until(recount.0, recount.1).await });
         server.spawn(OutboxRelay::new(pool.clone(), &settings.kafka)?.run(shutdown.clone()));
         server.spawn(database::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await

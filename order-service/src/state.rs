@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use sqlx::PgPool;
 
+use crate::admission::Admission;
 use crate::origin::Producer;
 
 /// What handlers share.
@@ -14,4 +15,6 @@ pub struct AppState {
     pub pool: PgPool,
     /// user-service, asked whether it published the user events acted on.
     pub users: Arc<Producer>,
+    /// Places for pending orders: how many more the chain has room for.
+    pub admission: Arc<Admission>,
 }

@@ -59,6 +59,9 @@ pub async fn on_payment_completed(state: AppState, message: Incoming<PaymentComp
         tracing::info!(order_id = %payment.order_id, status = order.previous.as_str(), "order already final; payment event ignored");
         return Ok(());
     }
+    if order.previous == OrderStatus::Pending {
+        state.admission.settled(1);
+    }
     metrics::counter!("order_status_changes_total", "status" => next.as_str()).increment(1);
     if next == OrderStatus::Paid {
         metrics::counter!("order_revenue_cents_total").increment(u64::try_from(payment.amount.cents()).unwrap_or(0));

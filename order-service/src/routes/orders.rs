@@ -26,12 +26,14 @@ pub async fn create(
     if !principal.may_access(order.user_id) {
         return Err(forbidden());
     }
+    let place = state.admission.admit().await?;
     // One statement stores the order, its lines and its event: no transaction to open,
     // and nothing half-done if the client goes away mid-request.
     let mut connection = state.pool.acquire().await.context("cannot get a connection")?;
     let stored = place_order(&mut connection, &order, OrderKind::Standard, &request_id)
         .await?
         .context("a standard order never conflicts")?;
+    place.keep();
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
@@ -74,6 +76,9 @@ async fn transition(state: &AppState, id: Uuid, next: OrderStatus, request_id: &
             .await?;
     }
     transaction.commit().await.context("cannot commit the status change")?;
+    if previous == OrderStatus::Pending && next != OrderStatus::Pending {
+        state.admission.settled(1);
+    }
     metrics::counter!("order_status_changes_total", "status" => next.as_str()).increment(1);
     tracing::info!(order_id = %id, status = next.as_str(), "order status changed");
     Ok(order)

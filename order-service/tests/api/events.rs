@@ -15,7 +15,7 @@ fn user_created(user_id: Uuid) -> UserCreated {
     UserCreated { user_id, email: "new@example.com".into(), name: "New User".into(), created_at: Utc::now() }
 }
 
-fn payment(order: &serde_json::Value, status: PaymentStatus) -> PaymentCompleted {
+pub fn payment(order: &serde_json::Value, status: PaymentStatus) -> PaymentCompleted {
     PaymentCompleted {
         payment_id: Uuid::new_v4(),
         order_id: order["id"].as_str().unwrap().parse().unwrap(),

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
 
+mod admission;
 mod events;
 mod helpers;
 mod orders;
