@@ -673,6 +673,10 @@ def hop_step(args, stack, sampler, gateway, token, admin_id, smoke):
     log("Gateway hop: a read and a write, through the gateway and straight to the service, at 1 and 16 connections")
     sampler.step = "gateway hop"
     duration, repeats = (1, 1) if smoke else (5, 3)
+    # The hop measures what a request costs the API. Bounded admission would hold its writes
+    # to the event chain's pace (the flood measures that), so order-service runs unbounded here.
+    stack.stop("order-service")
+    stack.start("order-service", {"ORDER_ADMISSION_MAX_PENDING": str(10**9)})
     pids = {s: p.pid for s, p in stack.processes.items()}
     hop = gateway_hop.measure(stack.ports, pids, gateway, token, admin_id, API_KEY, ORDER_BODY_ITEMS, duration, repeats,
                               (1, 4) if smoke else (1, 16))
@@ -829,11 +833,12 @@ def main():
 
         sampler.step = "order flood"
         results["flood"] = flood_step(args, stack, gateway, token, 5 if smoke else 50, 1 if smoke else 15, connections)
-        results["write_over_pgbench"] = results["flood"]["accept_per_s"] / results["pgbench_write"]["tps"]
 
         # After the flood has settled: the hop's writes start tens of thousands of orders down
         # the chain, which would otherwise still be settling when the flood begins.
         results["gateway_hop"] = hop_step(args, stack, sampler, gateway, token, admin_id, smoke)
+        write16 = results["gateway_hop"]["write"][str(connections)]["gateway"]
+        results["write_over_pgbench"] = write16["rps"] / results["pgbench_write"]["tps"]
         results["read_pgbench_select"] = median_runs([pgbench_read(args, duration) for _ in range(repeats)])
 
         log("Broker limits again, on the platform's broker as the flood and the hop left it (services stopped)")
@@ -900,6 +905,8 @@ def write_report(args, r):
     backlog, hot = broker["backlog_drain"], r["hot_key"]
     hot_slowest = "—" if hot["others_max_s"] is None else f"{hot['others_max_s']:.2f}"
     chain, demo, burst, pgw = r["order_chain"], r["demo"], r["signup_burst"], r["pgbench_write"]
+    connections = r["settings"]["wrk_connections"]
+    write16 = r["gateway_hop"]["write"][str(connections)]["gateway"]
     settle_ratio = flood["settle_per_s"] / flood["accept_per_s"] if flood["accept_per_s"] else 0
     drain = flood["last_settled_after_flood_end_s"]
     demo_drain = demo["last_settled_after_last_201_s"]
@@ -919,6 +926,9 @@ def write_report(args, r):
         "|---|---|---|---|---|---|---|",
         f"| {flood['duration_s']} | {flood['accept_per_s']:.0f} | {flood['settle_per_s']:.0f} | {settle_ratio:.2f} | "
         f"{'—' if drain is None else f'{drain:.2f}'} | {flood['still_pending']} of {flood['placed']} | {flood['errors']:.0f} |", "",
+        "order-service admits new orders while fewer than `ORDER_ADMISSION_MAX_PENDING` (default 500) await their payment, "
+        "so the accepted rate is the pace the event chain keeps, and the flood's p50 and p99 include the wait for a place: "
+        f"{flood['p50_ms']:.1f} and {flood['p99_ms']:.1f} ms.", "",
         "The same broker's own limits at the end of the run, with the services stopped, on the store the flood and the gateway hop's writes left (its sqlite engine slows as "
         "the store grows): pipelined produce "
         f"{r['broker_after_flood']['pipelined_produce_per_s']:.0f} msg/s, serial {r['broker_after_flood']['serial_produce_per_s']:.0f} msg/s, "
@@ -933,10 +943,12 @@ def write_report(args, r):
         + ", ".join(f"{name} {cores:.2f}" for name, cores in flood["cpu_cores_used"].items()) + ".", "",
         "## Write path: `POST /api/orders` beside PostgreSQL running its statement", "",
         "| | req/s | p50 ms | p99 ms |", "|---|---|---|---|",
-        f"| through the gateway (the flood) | {flood['accept_per_s']:.0f} | {flood['p50_ms']:.2f} | {flood['p99_ms']:.2f} |",
+        f"| through the gateway (the hop's writes at {connections}) | {write16['rps']:.0f} | {write16['p50_ms']:.2f} | {write16['p99_ms']:.2f} |",
         f"| `pgbench` of the same statement, same concurrency | {pgw['tps']:.0f} | avg {pgw['latency_avg_ms']:.2f} | |", "",
         f"API ÷ pgbench = {r['write_over_pgbench']:.2f}. Round trips per order: one statement (order, lines and "
-        "outbox row; the outbox trigger's NOTIFY fires inside it), no explicit transaction.", "",
+        "outbox row; the outbox trigger's NOTIFY fires inside it), no explicit transaction. Measured in the gateway's "
+        "hop, where order-service runs with admission unbounded: in the flood, admission holds the writes to the "
+        "event chain's pace, which is what the flood measures.", "",
         "## Chain latency: order → paid at 10 orders/s (two hops)", "",
         f"One produce → consume hop on the same broker: p50 {hop['p50_ms']:.2f} ms, p99 {hop['p99_ms']:.2f} ms ({hop['samples']} hops).", "",
         "| orders | settled | stored → paid p50 ms | p99 ms | client's send → paid p50 ms | p99 ms |", "|---|---|---|---|---|---|",
