@@ -946,7 +946,7 @@ def write_report(args, r):
         f"| through the gateway (the hop's writes at {connections}) | {write16['rps']:.0f} | {write16['p50_ms']:.2f} | {write16['p99_ms']:.2f} |",
         f"| `pgbench` of the same statement, same concurrency | {pgw['tps']:.0f} | avg {pgw['latency_avg_ms']:.2f} | |", "",
         f"API ÷ pgbench = {r['write_over_pgbench']:.2f}. Round trips per order: one statement (order, lines and "
-        "outbox row; the outbox trigger's NOTIFY fires inside it), no explicit transaction. Measured in the gateway's "
+        "outbox row), no explicit transaction. Measured in the gateway's "
         "hop, where order-service runs with admission unbounded: in the flood, admission holds the writes to the "
         "event chain's pace, which is what the flood measures.", "",
         "## Chain latency: order → paid at 10 orders/s (two hops)", "",

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::Utc;
-use eventing::outbox;
+use eventing::outbox::{self, RelayWake};
 use platform::http::RequestId;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,7 @@ pub struct Sweep {
 }
 
 /// Sweeps every `timeout / 4` (at least 100 ms) until `shutdown`.
-pub async fn run(pool: PgPool, settings: PaymentTimeout, shutdown: CancellationToken) {
+pub async fn run(pool: PgPool, settings: PaymentTimeout, relay: RelayWake, shutdown: CancellationToken) {
     let every = (settings.timeout / 4).max(Duration::from_millis(100));
     // Series exist from the start, so the alert reads 0 rather than "no data".
     for outcome in ["requested_again", "failed"] {
@@ -58,8 +58,10 @@ pub async fn run(pool: PgPool, settings: PaymentTimeout, shutdown: CancellationT
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every) => {}
         }
-        if let Err(error) = sweep(&pool, settings).await {
-            tracing::warn!(error = format!("{error:#}"), "payment timeout sweep failed");
+        match sweep(&pool, settings).await {
+            Ok(swept) if swept.requested_again > 0 => relay.wake(),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(error = format!("{error:#}"), "payment timeout sweep failed"),
         }
     }
 }

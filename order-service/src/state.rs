@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use eventing::outbox::RelayWake;
 use sqlx::PgPool;
 
 use crate::admission::Admission;
@@ -17,4 +18,6 @@ pub struct AppState {
     pub users: Arc<Producer>,
     /// Places for pending orders: how many more the chain has room for.
     pub admission: Arc<Admission>,
+    /// Wakes the outbox relay after a commit that wrote events.
+    pub relay: RelayWake,
 }

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use eventing::outbox::RelayWake;
 use sqlx::PgPool;
 
 use crate::configuration::PaymentSettings;
@@ -14,4 +15,6 @@ pub struct AppState {
     pub pool: PgPool,
     /// The simulated provider's behaviour.
     pub payment: Arc<PaymentSettings>,
+    /// Wakes the outbox relay after a commit that wrote events.
+    pub relay: RelayWake,
 }

@@ -1,6 +1,7 @@
 //! What the handlers share: in a module of its own, so routes and event handlers
 //! depend on it and `startup` wires it, without either importing the other.
 
+use eventing::outbox::RelayWake;
 use sqlx::PgPool;
 
 use crate::hashing::Hasher;
@@ -12,4 +13,6 @@ pub struct AppState {
     pub pool: PgPool,
     /// Password hashing, with bounded admission.
     pub hasher: Hasher,
+    /// Wakes the outbox relay after a commit that wrote events.
+    pub relay: RelayWake,
 }

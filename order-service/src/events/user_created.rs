@@ -34,5 +34,6 @@ pub async fn on_user_created(state: AppState, message: Incoming<UserCreated>) ->
         }
     }
     transaction.commit().await.context("cannot commit the welcome order")?;
+    state.relay.wake();
     Ok(())
 }

@@ -24,6 +24,7 @@ pub async fn on_user_deleted(state: AppState, message: Incoming<UserDeleted>) ->
         announce_cancellation(&mut transaction, *order_id, user_id, *total_cents, &message.meta.request_id).await?;
     }
     transaction.commit().await.context("cannot commit the user's deletion")?;
+    state.relay.wake();
     let cancelled = orders.len() as u64;
     metrics::counter!("order_status_changes_total", "status" => "cancelled").increment(cancelled);
     tracing::info!(%user_id, cancelled, "user deleted; pending orders cancelled");

@@ -34,6 +34,7 @@ pub async fn create(
         .await?
         .context("a standard order never conflicts")?;
     place.keep();
+    state.relay.wake();
     Ok((StatusCode::CREATED, Json(stored)))
 }
 
@@ -76,6 +77,9 @@ async fn transition(state: &AppState, id: Uuid, next: OrderStatus, request_id: &
             .await?;
     }
     transaction.commit().await.context("cannot commit the status change")?;
+    if next == OrderStatus::Cancelled {
+        state.relay.wake();
+    }
     if previous == OrderStatus::Pending && next != OrderStatus::Pending {
         state.admission.settled(1);
     }

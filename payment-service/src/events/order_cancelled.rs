@@ -54,5 +54,6 @@ pub async fn on_order_cancelled(state: AppState, message: Incoming<OrderCancelle
         Standing::Settled(PaymentStatus::Failed) | Standing::Refunded => {}
     }
     transaction.commit().await.context("cannot commit the cancellation")?;
+    state.relay.wake();
     Ok(())
 }

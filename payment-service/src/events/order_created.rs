@@ -35,6 +35,7 @@ pub async fn on_order_created(state: AppState, message: Incoming<OrderCreated>) 
     };
     let first = announcement(&decided, status, &message)?;
     if payments::record_first_with_event(&state.pool, &decided, &first).await? {
+        state.relay.wake();
         settled(&decided, status);
         return Ok(());
     }
@@ -48,6 +49,7 @@ pub async fn on_order_created(state: AppState, message: Incoming<OrderCreated>) 
     // What was recorded, not what this delivery says: a repeat announces the same payment.
     outbox::enqueue_again(&mut transaction, &announcement(&payment, status, &message)?).await?;
     transaction.commit().await.context("cannot commit the payment")?;
+    state.relay.wake();
     if payment.created {
         settled(&payment, status);
     }

@@ -1,8 +1,12 @@
 //! The transactional outbox: an event is written in the same transaction as the state
 //! change it announces, so a commit always has its event and a rollback never does. A relay
-//! publishes it afterwards, woken by PostgreSQL `NOTIFY` on commit and sweeping every second
-//! in case a notification was lost; one relay at a time (an advisory lock) keeps each key's
-//! events in order across instances.
+//! publishes it afterwards, woken in process by the writer right after its commit
+//! ([`RelayWake`]) and sweeping every second for rows written elsewhere (another instance, a
+//! replay, a hand-written fix). Not by `NOTIFY`: PostgreSQL commits notifying transactions
+//! one at a time across the whole server, and under load every writer of every service
+//! queued behind that lock. One relay at a time (an advisory lock) keeps each key's events
+//! in order across instances; a relay refused the lock tries again shortly, since the one
+//! holding it may have read before this relay's rows were committed.
 //!
 //! A batch is pipelined: its rows are handed to the producer in id order before the first
 //! acknowledgement. Order per key holds because the producer is idempotent (the broker takes
@@ -13,12 +17,12 @@
 //! consumers deduplicate. The table: each service's `migrations/*_create_outbox.sql`.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
-use futures::FutureExt;
-use sqlx::postgres::{PgArguments, PgListener};
+use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{ConnectOptions, PgConnection, PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
@@ -31,12 +35,12 @@ use contracts::events::{Event, EventTooLarge, MAX_EVENT_BYTES};
 use platform::http::RequestId;
 use platform::telemetry::propagation;
 
-/// The `NOTIFY` channel the outbox trigger signals.
-pub const CHANNEL: &str = "outbox";
 /// Rows published per relay transaction.
 const BATCH: i64 = 200;
 /// How often the relay looks even without a notification.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How soon a relay refused the lock tries again.
+const LOCK_RETRY: Duration = Duration::from_millis(20);
 /// Published rows are kept this long for inspection, then pruned.
 const KEEP_PUBLISHED: &str = "1 hour";
 /// How often the backlog gauges are refreshed: not on every wake-up, which under load is
@@ -149,17 +153,30 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
+/// Wakes this process's relay: whoever commits outbox rows calls [`RelayWake::wake`] right
+/// after the commit. Cheap to clone; wake-ups while the relay is busy coalesce into one.
+#[derive(Debug, Clone, Default)]
+pub struct RelayWake(Arc<tokio::sync::Notify>);
+
+impl RelayWake {
+    /// Rows were committed: the relay drains the outbox now rather than at its next sweep.
+    pub fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// Publishes outbox rows of one database.
 pub struct OutboxRelay {
     pool: PgPool,
     publisher: EventPublisher,
+    wake: RelayWake,
 }
 
 impl OutboxRelay {
-    /// A relay over `pool`'s outbox, with a producer of its own.
-    pub fn new(pool: PgPool, settings: &KafkaSettings) -> anyhow::Result<Self> {
+    /// A relay over `pool`'s outbox, with a producer of its own, woken by `wake`.
+    pub fn new(pool: PgPool, settings: &KafkaSettings, wake: RelayWake) -> anyhow::Result<Self> {
         let publisher = EventPublisher::new(settings)?;
-        Ok(Self { pool, publisher })
+        Ok(Self { pool, publisher, wake })
     }
 
     /// Relays until `shutdown`, then returns (unpublished rows wait for the next start).
@@ -167,11 +184,8 @@ impl OutboxRelay {
         // On a task of its own, so the backlog gauges and pruning keep their schedule while
         // a long backlog drains.
         let housekeeping = tokio::spawn(housekeeping(self.pool.clone(), shutdown.clone()));
-        let (mut listener, mut connection, mut failures) = (None, None, 0u32);
+        let (mut connection, mut failures) = (None, 0u32);
         loop {
-            if listener.is_none() {
-                listener = self.listen().await;
-            }
             let drained = tokio::select! {
                 () = shutdown.cancelled() => break,
                 result = self.drain(&mut connection) => result,
@@ -189,22 +203,12 @@ impl OutboxRelay {
             let pause = if failures == 0 { SWEEP_EVERY } else { SWEEP_EVERY * failures.min(5) };
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                notified = wait_for_notification(&mut listener) => {
-                    if !notified {
-                        listener = None;
-                    }
-                }
+                () = self.wake.0.notified() => {}
                 () = tokio::time::sleep(pause) => {}
             }
         }
         let _ = housekeeping.await;
         tracing::info!("outbox relay stopped");
-    }
-
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
-        listener.listen(CHANNEL).await.ok()?;
-        Some(listener)
     }
 
     /// Publishes pending rows in order until none are left, on the relay's own connection: one
@@ -216,8 +220,9 @@ impl OutboxRelay {
         };
         loop {
             match self.publish_batch(connection).await {
-                Ok((read, None)) if read == BATCH as usize => {}
-                Ok((_, failure)) => return failure.map_or(Ok(()), Err),
+                Ok(None) => tokio::time::sleep(LOCK_RETRY).await,
+                Ok(Some((read, None))) if read == BATCH as usize => {}
+                Ok(Some((_, failure))) => return failure.map_or(Ok(()), Err),
                 Err(error) => {
                     *slot = None;
                     return Err(error);
@@ -226,17 +231,25 @@ impl OutboxRelay {
         }
     }
 
-    /// One batch, three statements, no transaction: the read takes the relay's lock for the
-    /// session (without it no row comes back), and the lock goes only once the mark is
-    /// committed, so a replay never sees a batch half marked. `Err` is the database's.
-    async fn publish_batch(&self, connection: &mut PgConnection) -> anyhow::Result<(usize, Option<anyhow::Error>)> {
-        // The CTE holds a volatile call, so it runs once.
+    /// One batch, four statements, no transaction: the relay's lock is taken for the session
+    /// (`None` when another relay holds it), and goes only once the mark is committed, so a
+    /// replay never sees a batch half marked. `Err` is the database's.
+    async fn publish_batch(
+        &self,
+        connection: &mut PgConnection,
+    ) -> anyhow::Result<Option<(usize, Option<anyhow::Error>)>> {
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(RELAY_LOCK)
+            .fetch_one(&mut *connection)
+            .await
+            .context("cannot take the relay's lock")?;
+        if !locked {
+            return Ok(None);
+        }
         let rows: Vec<Row> = sqlx::query_as(
-            "WITH relay AS (SELECT pg_try_advisory_lock($1) AS locked)
-             SELECT id, event_id, topic, event_type, message_key, payload, headers, created_at
-             FROM outbox, relay WHERE relay.locked AND published_at IS NULL ORDER BY id LIMIT $2",
+            "SELECT id, event_id, topic, event_type, message_key, payload, headers, created_at
+             FROM outbox WHERE published_at IS NULL ORDER BY id LIMIT $1",
         )
-        .bind(RELAY_LOCK)
         .bind(BATCH)
         .fetch_all(&mut *connection)
         .await
@@ -252,9 +265,8 @@ impl OutboxRelay {
                 .await
                 .context("cannot mark outbox rows published")?;
         }
-        // Whether or not the read got the lock (an empty read cannot tell): a no-op without it.
         sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *connection).await.context("cannot unlock")?;
-        Ok((rows.len(), failure))
+        Ok(Some((rows.len(), failure)))
     }
 
     /// Publishes `rows` (in id order): every row is handed to the producer before any
@@ -358,19 +370,5 @@ async fn record_backlog(pool: &PgPool) {
         #[allow(clippy::cast_precision_loss)]
         metrics::gauge!("outbox_pending_events").set(pending as f64);
         metrics::gauge!("outbox_oldest_pending_age_seconds").set(oldest.unwrap_or(0.0).max(0.0));
-    }
-}
-
-/// Waits for a notification; returns false when the listener is gone (and must be rebuilt).
-/// The notifications already waiting go with it: under load most of them announce rows the
-/// last drain published, and each would cost a drain that finds nothing.
-async fn wait_for_notification(listener: &mut Option<PgListener>) -> bool {
-    match listener {
-        Some(listener) => {
-            let notified = listener.recv().await.is_ok();
-            while let Some(Ok(Some(_))) = listener.try_recv().now_or_never() {}
-            notified
-        }
-        None => std::future::pending().await,
     }
 }

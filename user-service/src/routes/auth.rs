@@ -20,7 +20,9 @@ pub async fn register(
     ApiJson(request): ApiJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<User>), Problem> {
     let new_user = parse_new_user(&request.email, &request.name, request.password, Role::User)?;
-    Ok((StatusCode::CREATED, Json(create_user(&state.pool, &state.hasher, &request_id, &new_user).await?)))
+    let user = create_user(&state.pool, &state.hasher, &request_id, &new_user).await?;
+    state.relay.wake();
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 /// `POST /auth/verify` (the gateway's sign-in, same body): the user for these credentials,

@@ -23,7 +23,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<User>), Problem> {
     principal.require_admin()?;
     let new_user = parse_new_user(&request.email, &request.name, request.password, request.role.unwrap_or_default())?;
-    Ok((StatusCode::CREATED, Json(create_user(&state.pool, &state.hasher, &request_id, &new_user).await?)))
+    let user = create_user(&state.pool, &state.hasher, &request_id, &new_user).await?;
+    state.relay.wake();
+    Ok((StatusCode::CREATED, Json(user)))
 }
 
 /// `GET /users/{id}` (the user themself, or an admin); the gateway's account check reads
@@ -143,6 +145,7 @@ pub async fn delete(
 ) -> Result<StatusCode, Problem> {
     principal.require_admin()?;
     if crate::accounts::delete_user(&state.pool, &request_id, id.into()).await? {
+        state.relay.wake();
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(id))
