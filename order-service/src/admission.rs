@@ -20,6 +20,7 @@
 //!   cancellations and payment timeouts). With several instances the bound is therefore
 //!   approximate between recounts, never unbounded.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -111,7 +112,7 @@ impl Admission {
     }
 
     /// Recounts every [`RECOUNT_EVERY`] until `shutdown`.
-    pub async fn recount_until(&self, pool: PgPool, shutdown: CancellationToken) {
+    pub async fn recount_until(self: Arc<Self>, pool: PgPool, shutdown: CancellationToken) {
         let mut every = tokio::time::interval(RECOUNT_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         metrics::counter!("order_admission_refused_total").absolute(0);

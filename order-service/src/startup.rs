@@ -4,7 +4,7 @@ use contracts::events::ALL_TOPICS;
 use database::DatabaseReadiness;
 use eventing::health::{ConsumerStatus, ReadinessExt};
 use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
-use eventing::outbox::{OutboxRelay, RelayWake};
+use eventing::outbox::OutboxRelay;
 use platform::health::Readiness;
 use platform::http::{Server, ServerBuilder};
 use sqlx::migrate::Migrator;
@@ -37,8 +37,8 @@ impl Application {
         let publisher = EventPublisher::new(&settings.kafka)?;
         let users = Arc::new(Producer::new(settings.user_service.as_str(), settings.service_key.clone())?);
         let admission = Arc::new(Admission::new(settings.admission));
-        let relay = RelayWake::default();
-        let state = AppState { pool: pool.clone(), users, admission: Arc::clone(&admission), relay: relay.clone() };
+        let relay = OutboxRelay::new(pool.clone(), &settings.kafka)?;
+        let state = AppState { pool: pool.clone(), users, admission: Arc::clone(&admission), relay: relay.waker() };
 
         let (on_user, on_deleted) = (state.clone(), state.clone());
         let (on_payment, on_refund) = (state.clone(), state.clone());
@@ -63,10 +63,9 @@ impl Application {
         server.spawn(topics.run(shutdown.clone()));
         server.spawn(consumer.run(shutdown.clone()));
         let timeout = settings.payment_timeout;
-        server.spawn(crate::payment_timeout::run(pool.clone(), timeout, relay.clone(), shutdown.clone()));
-        let recount = (pool.clone(), shutdown.clone());
-        server.spawn(async move { admission.recount_until(recount.0, recount.1).await });
-        server.spawn(OutboxRelay::new(pool.clone(), &settings.kafka, relay)?.run(shutdown.clone()));
+        server.spawn(crate::payment_timeout::run(pool.clone(), timeout, relay.waker(), shutdown.clone()));
+        server.spawn(admission.recount_until(pool.clone(), shutdown.clone()));
+        server.spawn(relay.run(shutdown.clone()));
         server.spawn(database::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }

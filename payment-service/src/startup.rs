@@ -6,7 +6,7 @@ use contracts::events::{Event, OrderCancelled, OrderCreated, PaymentCompleted, P
 use database::DatabaseReadiness;
 use eventing::health::{ConsumerStatus, ReadinessExt};
 use eventing::kafka::{ConsumerBuilder, EventPublisher, TopicKeeper};
-use eventing::outbox::{OutboxRelay, RelayWake};
+use eventing::outbox::OutboxRelay;
 use platform::health::Readiness;
 use platform::http::{Server, ServerBuilder};
 use sqlx::migrate::Migrator;
@@ -36,8 +36,8 @@ impl Application {
         .await?
         .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
-        let relay = RelayWake::default();
-        let state = AppState { pool: pool.clone(), payment: Arc::new(settings.payment.clone()), relay: relay.clone() };
+        let relay = OutboxRelay::new(pool.clone(), &settings.kafka)?;
+        let state = AppState { pool: pool.clone(), payment: Arc::new(settings.payment.clone()), relay: relay.waker() };
         let on_cancel = state.clone();
         let consumer = ConsumerBuilder::new(&settings.kafka, CONSUMER_GROUP, publisher.clone())
             .rewind_on(topics.log_resets())
@@ -58,7 +58,7 @@ impl Application {
         let shutdown = server.shutdown_token();
         server.spawn(topics.run(shutdown.clone()));
         server.spawn(consumer.run(shutdown.clone()));
-        server.spawn(OutboxRelay::new(pool.clone(), &settings.kafka, relay)?.run(shutdown.clone()));
+        server.spawn(relay.run(shutdown.clone()));
         server.spawn(database::report_pool_metrics(pool, shutdown));
         server.bind(&settings.http).await
     }

@@ -4,7 +4,7 @@ use contracts::events::{Event, UserCreated, UserDeleted};
 use database::DatabaseReadiness;
 use eventing::health::ReadinessExt;
 use eventing::kafka::{EventPublisher, TopicKeeper};
-use eventing::outbox::{OutboxRelay, RelayWake};
+use eventing::outbox::OutboxRelay;
 use platform::health::Readiness;
 use platform::http::{Server, ServerBuilder};
 use sqlx::migrate::Migrator;
@@ -30,13 +30,13 @@ impl Application {
             .replay_outbox_on_loss(pool.clone());
         let publisher = EventPublisher::new(&settings.kafka)?;
         let readiness = Readiness::default().postgres(pool.clone()).kafka(publisher.producer()).topics(topics.status());
-        let wake = RelayWake::default();
-        let relay = OutboxRelay::new(pool.clone(), &settings.kafka, wake.clone())?;
+        let relay = OutboxRelay::new(pool.clone(), &settings.kafka)?;
         let hasher = Hasher::start(settings.hashing)?;
         crate::accounts::ensure_admin(&pool, &hasher, &settings.admin.email, &settings.admin.password).await?;
-        let mut server = ServerBuilder::new(routes::router(AppState { pool: pool.clone(), hasher, relay: wake }))
-            .service_key(settings.service_key.clone())
-            .readiness(readiness);
+        let mut server =
+            ServerBuilder::new(routes::router(AppState { pool: pool.clone(), hasher, relay: relay.waker() }))
+                .service_key(settings.service_key.clone())
+                .readiness(readiness);
         let shutdown = server.shutdown_token();
         server.spawn(topics.run(shutdown.clone()));
         server.spawn(relay.run(shutdown.clone()));

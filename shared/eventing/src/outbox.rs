@@ -1,12 +1,10 @@
 //! The transactional outbox: an event is written in the same transaction as the state
 //! change it announces, so a commit always has its event and a rollback never does. A relay
-//! publishes it afterwards, woken in process by the writer right after its commit
-//! ([`RelayWake`]) and sweeping every second for rows written elsewhere (another instance, a
-//! replay, a hand-written fix). Not by `NOTIFY`: PostgreSQL commits notifying transactions
-//! one at a time across the whole server, and under load every writer of every service
-//! queued behind that lock. One relay at a time (an advisory lock) keeps each key's events
-//! in order across instances; a relay refused the lock tries again shortly, since the one
-//! holding it may have read before this relay's rows were committed.
+//! publishes it afterwards, woken in process by the writer after its commit ([`RelayWake`])
+//! and sweeping every second for rows written elsewhere (another instance, a replay). Not by
+//! `NOTIFY`: PostgreSQL commits notifying transactions one at a time across the server.
+//! One relay at a time (an advisory lock) keeps each key's events in order across instances;
+//! a relay refused the lock retries shortly, as the holder may have read before its rows.
 //!
 //! A batch is pipelined: its rows are handed to the producer in id order before the first
 //! acknowledgement. Order per key holds because the producer is idempotent (the broker takes
@@ -153,8 +151,8 @@ struct Row {
     created_at: DateTime<Utc>,
 }
 
-/// Wakes this process's relay: whoever commits outbox rows calls [`RelayWake::wake`] right
-/// after the commit. Cheap to clone; wake-ups while the relay is busy coalesce into one.
+/// Wakes this process's relay ([`OutboxRelay::waker`]) right after a commit that wrote
+/// outbox rows. Cheap to clone; wake-ups while the relay is busy coalesce into one.
 #[derive(Debug, Clone, Default)]
 pub struct RelayWake(Arc<tokio::sync::Notify>);
 
@@ -173,10 +171,15 @@ pub struct OutboxRelay {
 }
 
 impl OutboxRelay {
-    /// A relay over `pool`'s outbox, with a producer of its own, woken by `wake`.
-    pub fn new(pool: PgPool, settings: &KafkaSettings, wake: RelayWake) -> anyhow::Result<Self> {
+    /// A relay over `pool`'s outbox, with a producer of its own.
+    pub fn new(pool: PgPool, settings: &KafkaSettings) -> anyhow::Result<Self> {
         let publisher = EventPublisher::new(settings)?;
-        Ok(Self { pool, publisher, wake })
+        Ok(Self { pool, publisher, wake: RelayWake::default() })
+    }
+
+    /// What the writers of this process wake the relay with.
+    pub fn waker(&self) -> RelayWake {
+        self.wake.clone()
     }
 
     /// Relays until `shutdown`, then returns (unpublished rows wait for the next start).
