@@ -3,20 +3,18 @@
 //!
 //! The document's operations are written by hand (the gateway forwards most bodies
 //! without parsing them), so nothing in the type system stops a handler from gaining a
-//! status the document does not list. This layer catches that drift where it shows:
-//! an answer outside the document is logged as a warning and counted in
-//! `http_undocumented_responses_total{method,route,status}`. The platform-wide tests
-//! require that count to stay zero over every request they make, so a handler that
-//! learns a new status fails a test until the document says so.
+//! status the document does not list. This check, which the platform's edge runs on every
+//! answer, catches that drift where it shows: an answer outside the document is logged as
+//! a warning and counted in `http_undocumented_responses_total{method,route,status}`. The
+//! platform-wide tests require that count to stay zero over every request they make, so a
+//! handler that learns a new status fails a test until the document says so.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::{Method, StatusCode};
+use platform::http::AnswerCheck;
 
 /// Answers outside the document in this process, for tests to assert on (the metric is
 /// the production view of the same count).
@@ -62,21 +60,17 @@ impl Conformance {
     }
 }
 
-/// Middleware: counts and logs every answer whose status its operation does not list.
-/// Nothing is allocated unless an answer is out of the document.
-pub async fn check_answers(State(conformance): State<Arc<Conformance>>, request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
-    if let Some(route) = route
-        && conformance.documents(&method, route.as_str(), status) == Some(false)
-    {
-        UNDOCUMENTED.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("http_undocumented_responses_total", "method" => method.to_string(), "route" => route.as_str().to_owned(), "status" => status.to_string()).increment(1);
-        tracing::warn!(%method, route = route.as_str(), status, "answered with a status the OpenAPI document does not list");
+/// Counts and logs every answer whose status its operation does not list. Nothing is
+/// allocated unless an answer is out of the document.
+impl AnswerCheck for Conformance {
+    fn check(&self, method: &Method, route: &str, status: StatusCode) {
+        let status = status.as_u16();
+        if self.documents(method, route, status) == Some(false) {
+            UNDOCUMENTED.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("http_undocumented_responses_total", "method" => method.to_string(), "route" => route.to_owned(), "status" => status.to_string()).increment(1);
+            tracing::warn!(%method, route, status, "answered with a status the OpenAPI document does not list");
+        }
     }
-    response
 }
 
 #[cfg(test)]

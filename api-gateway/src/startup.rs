@@ -6,9 +6,12 @@ use axum::http::{Method, header};
 use platform::http::{Server, ServerBuilder};
 use platform::telemetry::propagation::CallerContext;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use utoipa::OpenApi as _;
 
 use crate::auth::{Accounts, RateLimits, Tokens};
 use crate::configuration::Settings;
+use crate::conformance::Conformance;
+use crate::docs::ApiDoc;
 use crate::routes::{self, AppState};
 use crate::upstream::Upstreams;
 
@@ -21,18 +24,23 @@ impl Application {
         platform::metrics::handle();
         let upstreams = Upstreams::new(&settings.upstreams, &settings.service_key, settings.limits.max_body_bytes)?;
         let accounts = Accounts::new(settings.jwt.status_ttl, 100_000);
-        let state = AppState { upstreams, tokens: Arc::new(Tokens::new(&settings.jwt)), accounts };
-        // One body limit for every route, the auth routes included.
         let limits = RateLimits::new(&settings.limits);
-        let api = routes::router(state, limits.clone())
-            .layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
+        let state =
+            AppState { upstreams, tokens: Arc::new(Tokens::new(&settings.jwt)), accounts, limits: limits.clone() };
+        // Built once: served as is, and read for the statuses the conformance check expects.
+        let document = ApiDoc::openapi();
+        let conformance = Conformance::of(&document);
+        // One body limit for every route, the auth routes included.
+        let api =
+            routes::router(state, document).layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
         // Health and metrics are for operators and Prometheus: not on the public port.
         let callers = if settings.trust_client_trace_context { CallerContext::Parent } else { CallerContext::Link };
         let mut server = ServerBuilder::new(api)
             .abandon_with_client()
             .admin_listener(settings.admin)
             .caller_context(callers)
-            .edge_layer(routes::guard_paths);
+            .path_policy(routes::ambiguous_path)
+            .answer_check(conformance);
         let shutdown = server.shutdown_token();
         server.spawn(limits.prune(shutdown));
         if !settings.limits.cors_origins.is_empty() {

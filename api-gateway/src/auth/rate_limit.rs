@@ -1,5 +1,6 @@
-//! Rate limits: per client address on sign-up and sign-in (password guessing),
-//! per principal on the API. Over the limit → 429 with `Retry-After`.
+//! Rate limits: per client address on sign-up and sign-in (password guessing), per
+//! principal on the API (checked by [`super::Authenticated`]). Over the limit → 429 with
+//! `Retry-After`.
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
@@ -35,6 +36,11 @@ impl RateLimits {
             by_principal: Arc::new(RateLimiter::keyed(per_minute(settings.api_per_minute))),
         }
     }
+
+    /// `principal`'s call within its per-minute limit, or the 429 that says when to retry.
+    pub fn check_principal(&self, principal: &Principal) -> Result<(), TooMany> {
+        self.by_principal.check_key(&principal.id).map_err(|not_until| TooMany::since(&not_until))
+    }
 }
 
 impl RateLimits {
@@ -57,16 +63,28 @@ impl RateLimits {
     }
 }
 
-fn too_many(wait: std::time::Duration) -> Response {
-    let seconds = wait.as_secs() + 1;
-    metrics::counter!("gateway_rate_limited_total").increment(1);
-    let mut response =
-        Problem::new(StatusCode::TOO_MANY_REQUESTS, Some(format!("too many requests; retry in {seconds} s")))
-            .into_response();
-    if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
-        response.headers_mut().insert(header::RETRY_AFTER, value);
+/// A call over its limit: a 429 problem with `Retry-After`.
+#[derive(Debug)]
+pub struct TooMany(std::time::Duration);
+
+impl TooMany {
+    fn since(not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Self {
+        Self(not_until.wait_time_from(DefaultClock::default().now()))
     }
-    response
+}
+
+impl IntoResponse for TooMany {
+    fn into_response(self) -> Response {
+        let seconds = self.0.as_secs() + 1;
+        metrics::counter!("gateway_rate_limited_total").increment(1);
+        let mut response =
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, Some(format!("too many requests; retry in {seconds} s")))
+                .into_response();
+        if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
 }
 
 /// Middleware for the auth routes: limits by the client's address.
@@ -75,17 +93,7 @@ pub async fn limit_by_client_address(State(limits): State<RateLimits>, request: 
     if let Some(address) = address
         && let Err(not_until) = limits.by_address.check_key(&address)
     {
-        return too_many(not_until.wait_time_from(DefaultClock::default().now()));
-    }
-    next.run(request).await
-}
-
-/// Middleware for the API: limits by the authenticated principal (runs after authentication).
-pub async fn limit_by_principal(State(limits): State<RateLimits>, request: Request, next: Next) -> Response {
-    if let Some(principal) = request.extensions().get::<Principal>()
-        && let Err(not_until) = limits.by_principal.check_key(&principal.id)
-    {
-        return too_many(not_until.wait_time_from(DefaultClock::default().now()));
+        return TooMany::since(&not_until).into_response();
     }
     next.run(request).await
 }

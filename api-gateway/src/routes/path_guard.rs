@@ -1,12 +1,8 @@
 //! Refuses request paths that could mean something else further in: dot segments
 //! (plain or percent-encoded), encoded slashes and backslashes, backslashes, empty
-//! segments and encoded NUL. Such a path is a 400 before routing, authentication or
-//! forwarding sees it, so no later stage has to agree with this one on how to read it.
-
-use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use platform::http::Problem;
+//! segments and encoded NUL. Such a path is a 400 (the platform's edge, given [`refusal`]
+//! as its path policy) before authentication or forwarding sees it, so no later stage has
+//! to agree with this one on how to read it.
 
 /// Why a raw path is refused, or `None` when it is plain.
 pub fn refusal(raw_path: &str) -> Option<&'static str> {
@@ -34,17 +30,6 @@ pub fn refusal(raw_path: &str) -> Option<&'static str> {
         }
     }
     None
-}
-
-/// Middleware: answers a path [`refusal`] names with a 400 problem.
-pub async fn refuse_ambiguous_paths(request: Request, next: Next) -> Response {
-    match refusal(request.uri().path()) {
-        Some(reason) => {
-            tracing::info!(path = request.uri().path(), reason, "ambiguous path refused");
-            Problem::bad_request(reason).into_response()
-        }
-        None => next.run(request).await,
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,6 @@
 //! they map to, with the same method, query and body (see [`crate::upstream`] for the call
 //! itself).
 
-use axum::Extension;
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{RawPathParams, Request, State};
 use axum::http::{HeaderMap, Method, header};
@@ -11,7 +10,7 @@ use platform::http::{Problem, RequestId};
 use uuid::Uuid;
 
 use super::SharedState;
-use crate::auth::Verified;
+use crate::auth::Authenticated;
 use crate::upstream::{Call, Service, too_large};
 
 /// Headers a client may send that a backend needs; everything else stays at the edge.
@@ -91,7 +90,7 @@ impl ForwardedRoute {
 pub async fn forward_route(
     route: &'static ForwardedRoute,
     State(state): State<SharedState>,
-    Extension(token): Extension<Verified>,
+    Authenticated(token): Authenticated,
     request_id: RequestId,
     params: Result<RawPathParams, RawPathParamsRejection>,
     request: Request,

@@ -9,10 +9,7 @@ use std::time::Duration;
 
 use axum::BoxError;
 use axum::body::{Body, Bytes};
-use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
-use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::Sleep;
 
@@ -22,12 +19,6 @@ use super::Problem;
 #[derive(Debug, thiserror::Error)]
 #[error("the body did not arrive within {0:?}")]
 pub struct BodyTimedOut(Duration);
-
-/// Middleware: gives the request's body a deadline `limit` from now.
-pub(super) async fn read_body_within(limit: Duration, request: Request, next: Next) -> Response {
-    let (parts, body) = request.into_parts();
-    next.run(Request::from_parts(parts, within(body, limit))).await
-}
 
 /// `body`, failing with [`BodyTimedOut`] unless it has been read whole within `limit` from now.
 pub fn within<B>(body: B, limit: Duration) -> Body

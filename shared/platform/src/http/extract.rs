@@ -96,7 +96,7 @@ fn json_problem(rejection: &JsonRejection) -> Problem {
 }
 
 /// Path parameters; a malformed one (say, an id that is not a UUID) is a 400 problem.
-/// (An encoded NUL never gets here: `standard_layers` refuses it first.)
+/// (An encoded NUL never gets here: the edge refuses it first.)
 #[derive(Debug, Clone, Copy, Default, FromRequestParts)]
 #[from_request(via(Path), rejection(Problem))]
 pub struct ApiPath<T>(pub T);

@@ -5,11 +5,9 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{FromRequestParts, Request};
+use axum::extract::FromRequestParts;
+use axum::http::HeaderName;
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::Next;
-use axum::response::Response;
 use uuid::Uuid;
 
 /// The header carrying the request id, on HTTP and on Kafka messages.
@@ -57,23 +55,6 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(parts.extensions.get::<Self>().cloned().unwrap_or_else(Self::generate))
     }
-}
-
-/// Middleware: settles the request's id before anything else looks at it.
-pub async fn set_request_id(mut request: Request, next: Next) -> Response {
-    let supplied = request.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
-    let id = RequestId::parse_or_generate(supplied);
-    // The id only holds header-safe characters, so this conversion cannot fail.
-    let value = HeaderValue::from_str(id.as_str()).ok();
-    if let Some(value) = &value {
-        request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
-    }
-    request.extensions_mut().insert(id);
-    let mut response = next.run(request).await;
-    if let Some(value) = value {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    response
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -17,8 +18,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use super::Problem;
 use super::connections::accept_until;
-use super::{Problem, standard_layers, standard_layers_with};
+use super::edge::{AnswerCheck, EdgeLayer, EdgeSettings, PathPolicy};
 use crate::configuration::HttpSettings;
 use crate::health::{self, Readiness};
 use crate::metrics;
@@ -33,14 +35,16 @@ pub struct ServerBuilder {
     readiness: Readiness,
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
-    edge: Vec<EdgeLayer>,
+    edge: Vec<EdgeWrap>,
     admin: Option<SocketAddr>,
     callers: CallerContext,
     finish_abandoned: bool,
+    paths: Option<PathPolicy>,
+    answers: Option<Arc<dyn AnswerCheck>>,
 }
 
 /// Middleware that must see every request, routed or not (see [`ServerBuilder::edge_layer`]).
-type EdgeLayer = Box<dyn FnOnce(Router) -> Router + Send>;
+type EdgeWrap = Box<dyn FnOnce(Router) -> Router + Send>;
 
 impl ServerBuilder {
     /// Starts with the service's own API routes.
@@ -57,13 +61,15 @@ impl ServerBuilder {
             admin: None,
             callers: CallerContext::Parent,
             finish_abandoned: true,
+            paths: None,
+            answers: None,
         }
     }
 
     /// Drops a request's work with its client: for a service whose handlers hold nothing
     /// that must not be cut short, such as the gateway, which only forwards (the service it
     /// forwards to finishes what it started). Saves the task every request is otherwise run
-    /// on (see [`run_to_completion`]).
+    /// on (see [`super::edge`]).
     #[must_use]
     pub fn abandon_with_client(mut self) -> Self {
         self.finish_abandoned = false;
@@ -85,6 +91,21 @@ impl ServerBuilder {
     #[must_use]
     pub fn caller_context(mut self, callers: CallerContext) -> Self {
         self.callers = callers;
+        self
+    }
+
+    /// Refuses, with a 400 problem, the raw paths `policy` names, before routing decides
+    /// anything (an encoded NUL is refused whatever the policy).
+    #[must_use]
+    pub fn path_policy(mut self, policy: PathPolicy) -> Self {
+        self.paths = Some(policy);
+        self
+    }
+
+    /// Shows `check` the status of every answer to a routed request.
+    #[must_use]
+    pub fn answer_check(mut self, check: Arc<dyn AnswerCheck>) -> Self {
+        self.answers = Some(check);
         self
     }
 
@@ -133,23 +154,29 @@ impl ServerBuilder {
         let listener = take_or_bind(&mut inherited, 0, SocketAddr::new(settings.host, settings.port)).await?;
         let port = listener.local_addr().context("listener has no local address")?.port();
         let probes = Router::new().merge(health::router(self.readiness)).merge(metrics::router());
-        let api =
-            if self.finish_abandoned { self.api.layer(axum::middleware::from_fn(run_to_completion)) } else { self.api };
+        let edge = |finish_abandoned, paths, answers| {
+            EdgeLayer::new(EdgeSettings {
+                callers: self.callers,
+                body_deadline: settings.body_read_timeout,
+                paths,
+                finish_abandoned,
+                answers,
+            })
+        };
         let (router, admin) = match self.admin {
-            None => (probes.merge(api), None),
+            None => (probes.merge(self.api), None),
             Some(address) => {
                 let listener = take_or_bind(&mut inherited, 1, address).await?;
-                let probes =
-                    standard_layers(probes.fallback(not_found).method_not_allowed_fallback(method_not_allowed));
-                (api, Some((listener, probes)))
+                let probes = probes
+                    .fallback(not_found)
+                    .method_not_allowed_fallback(method_not_allowed)
+                    .layer(edge(false, None, None));
+                (self.api, Some((listener, probes)))
             }
         };
         let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
         let router = self.edge.into_iter().fold(router, |router, layer| layer(router));
-        let body_limit = settings.body_read_timeout;
-        let router = router.layer(axum::middleware::from_fn(move |request, next| {
-            super::deadline::read_body_within(body_limit, request, next)
-        }));
+        let router = router.layer(edge(self.finish_abandoned, self.paths, self.answers.clone()));
         let admin_port = match &admin {
             Some((listener, _)) => Some(listener.local_addr().context("admin listener has no local address")?.port()),
             None => None,
@@ -160,7 +187,7 @@ impl ServerBuilder {
             admin_port,
             settings: settings.clone(),
             port,
-            router: standard_layers_with(router, self.callers),
+            router,
             tasks: self.tasks,
             shutdown: self.shutdown,
         })
@@ -183,20 +210,6 @@ async fn take_or_bind(
             TcpListener::from_std(listener).context("cannot use the inherited socket")
         }
         None => TcpListener::bind(address).await.with_context(|| format!("failed to bind {address}")),
-    }
-}
-
-/// Runs the rest of the request (auth and handler) as a task of its own, so a client that
-/// disconnects halfway does not cancel it. A handler future dropped inside a transaction
-/// gives its connection back mid-transaction: PostgreSQL then logs "there is already a
-/// transaction in progress", and a handler that had stored something would stop before
-/// the rest of its work. Finishing costs a little work for nobody; it never leaves half.
-async fn run_to_completion(request: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    use tracing::Instrument;
-    match tokio::spawn(next.run(request).in_current_span()).await {
-        Ok(response) => response,
-        Err(error) => Problem::internal(&anyhow::anyhow!("request task failed: {error}")).into_response(),
     }
 }
 
