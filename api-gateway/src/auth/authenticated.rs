@@ -2,13 +2,13 @@
 //! caller's rate limit, or a 429. An extractor rather than middleware: it runs only on the
 //! routes that name it, at the cost of a function call.
 
+use std::sync::Arc;
+
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use platform::http::Problem;
-
-use std::sync::Arc;
 
 use super::{RateLimits, Tokens, Verified};
 

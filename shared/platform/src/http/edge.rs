@@ -120,10 +120,10 @@ where
     if let Some(value) = &id_header {
         request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
     }
-    request.extensions_mut().insert(id);
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
-    let span = make_span(&request, route.as_ref(), settings.callers);
+    let span = make_span(&request, id.as_str(), route.as_ref(), settings.callers);
+    request.extensions_mut().insert(id);
     let started = Instant::now();
     let mut response = answer(inner, &settings, request).instrument(span.clone()).await;
     let _entered = span.enter();
@@ -209,10 +209,9 @@ fn is_probe(route: &str) -> bool {
     route.starts_with("/health") || route == "/metrics"
 }
 
-fn make_span(request: &Request<Body>, route: Option<&MatchedPath>, callers: CallerContext) -> Span {
+fn make_span(request: &Request<Body>, request_id: &str, route: Option<&MatchedPath>, callers: CallerContext) -> Span {
     let route = route.map_or("unmatched", MatchedPath::as_str);
     let method = request.method().as_str();
-    let request_id = request.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let span = tracing::info_span!(
         "http.server.request",
         otel.name = format!("{method} {route}"),

@@ -176,7 +176,7 @@ impl ServerBuilder {
         };
         let router = router.fallback(not_found).method_not_allowed_fallback(method_not_allowed);
         let router = self.edge.into_iter().fold(router, |router, layer| layer(router));
-        let router = router.layer(edge(self.finish_abandoned, self.paths, self.answers.clone()));
+        let router = router.layer(edge(self.finish_abandoned, self.paths, self.answers));
         let admin_port = match &admin {
             Some((listener, _)) => Some(listener.local_addr().context("admin listener has no local address")?.port()),
             None => None,
