@@ -22,11 +22,13 @@ bin="$NISSHI_INSTALL_ROOT/bin/nisshi"
 stamp="$NISSHI_INSTALL_ROOT/share/nisshi/build"
 
 # Crates the broker links but the platform never runs: schema validation and object storage
-# (no topic here has a schema; storage is sqlite), TLS (clients connect in plain text with
-# SCRAM) and compression codecs (no producer compresses). Built unoptimised: they are a
-# fifth of the broker's compile time and none of its hot path.
-COLD_CRATES=(aws-lc-sys zstd-sys lz4-sys jsonschema rhai object_store protobuf protobuf-parse apache-avro reqwest
-  nisshi-generator)
+# (no topic here has a schema; storage is sqlite, not PostgreSQL), TLS (clients connect in
+# plain text with SCRAM), compression codecs (no producer compresses) and the command-line
+# tools beside the broker. Built unoptimised: they are a fifth of the broker's compile time
+# and none of its hot path.
+COLD_CRATES=(aws-lc-sys rustls rustls-webpki x509-cert zstd-sys lz4-sys jsonschema referencing fancy-regex rhai
+  object_store protobuf protobuf-parse apache-avro bigdecimal reqwest tokio-postgres deadpool-postgres
+  postgres-types postgres-protocol clap_builder nisshi-generator nisshi-cat nisshi-perf)
 cold_config=()
 for crate in "${COLD_CRATES[@]}"; do cold_config+=(--config "profile.release.package.$crate.opt-level=0"); done
 
