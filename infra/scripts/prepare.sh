@@ -16,9 +16,11 @@ start() {
   jobs[$name]=$!
 }
 
+# The broker's build is the longest, and the end of it compiles a few large crates one after
+# another: it gets the cores first, and the others take whatever it leaves idle.
 start broker "$ROOT/infra/scripts/install-broker.sh"
-[ "${OBSERVABILITY:-1}" = 0 ] || start trace-viewer "$ROOT/infra/scripts/install-trace-viewer.sh"
-start services bash -c "cd '$ROOT' && cargo build --bins"
+[ "${OBSERVABILITY:-1}" = 0 ] || start trace-viewer nice -n 10 "$ROOT/infra/scripts/install-trace-viewer.sh"
+start services nice -n 10 bash -c "cd '$ROOT' && cargo build --bins"
 say "Building side by side: ${!jobs[*]} (logs: $LOG_DIR/prepare-*.log)"
 
 failed=()
