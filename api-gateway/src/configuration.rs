@@ -111,6 +111,9 @@ pub struct Settings {
     pub service_key: ServiceKey,
     /// Rate, size and origin limits.
     pub limits: LimitSettings,
+    /// `HTTP_SERVING_THREADS` (the machine's cores): threads serving the public port, each
+    /// owning its connections and its pool of backend connections.
+    pub serving_threads: usize,
 }
 
 impl Settings {
@@ -128,7 +131,13 @@ impl Settings {
             let value = env.get(name, default)?;
             if value == 0 { Err(ConfigError::new(name, "must be positive")) } else { Ok(value) }
         };
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+        let serving_threads = env.get("HTTP_SERVING_THREADS", cores)?;
+        if !(1..=1024).contains(&serving_threads) {
+            return Err(ConfigError::new("HTTP_SERVING_THREADS", "must be between 1 and 1024"));
+        }
         Ok(Self {
+            serving_threads,
             http: HttpSettings::from_env(env, 3005)?,
             admin: SocketAddr::new(env.get("ADMIN_HOST", IpAddr::from([127, 0, 0, 1]))?, env.get("ADMIN_PORT", 9305)?),
             trust_client_trace_context: env.get("TRUST_CLIENT_TRACE_CONTEXT", false)?,

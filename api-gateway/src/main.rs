@@ -14,7 +14,10 @@ use platform::configuration::Env;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-#[tokio::main]
+/// A single-threaded runtime: the public port's connections are served by threads that
+/// each own theirs (`HTTP_SERVING_THREADS`, see `platform::http::ServerBuilder::serving_threads`),
+/// this one among them; background work is light.
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let settings = Settings::from_env(&Env::from_process())?;
     let telemetry = platform::telemetry::init(&settings.telemetry)?;

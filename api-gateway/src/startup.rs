@@ -37,6 +37,7 @@ impl Application {
         let callers = if settings.trust_client_trace_context { CallerContext::Parent } else { CallerContext::Link };
         let mut server = ServerBuilder::new(api)
             .abandon_with_client()
+            .serving_threads(settings.serving_threads)
             .admin_listener(settings.admin)
             .caller_context(callers)
             .path_policy(routes::ambiguous_path)

@@ -19,6 +19,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use platform::auth::{API_KEY_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey};
 use platform::http::{BodyTimedOut, Problem, REQUEST_ID_HEADER, RequestId, body_within, inject_trace_context};
+use thread_local::ThreadLocal;
 use tokio::time::Instant;
 use tracing::{Instrument, field};
 
@@ -65,9 +66,13 @@ pub struct Call<'a> {
     pub body: Body,
 }
 
-/// The backends and the pooled client that reaches them.
+/// The backends and the pooled clients that reach them.
 pub struct Upstreams {
-    client: Client<HttpConnector, Body>,
+    /// A client, and so a pool of backend connections, per thread that calls: a serving
+    /// thread's requests go out on connections its own runtime drives, never handed to
+    /// another thread and back (see `platform::http::ServerBuilder::serving_threads`).
+    clients: ThreadLocal<Client<HttpConnector, Body>>,
+    connector: HttpConnector,
     users: String,
     orders: String,
     /// The service key as a header value, made once (and marked sensitive).
@@ -82,12 +87,6 @@ impl Upstreams {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(settings.timeout.min(Duration::from_secs(2))));
-        let client = Client::builder(TokioExecutor::new())
-            // Shorter than the backends' idle timeout (`HTTP_IDLE_TIMEOUT_MS`, 5 s): the
-            // gateway drops a pooled connection before a backend closes it under a request.
-            .pool_idle_timeout(Duration::from_secs(4))
-            .pool_timer(TokioTimer::new())
-            .build(connector);
         let mut key = HeaderValue::from_str(key.expose()).context("SERVICE_API_KEY is not a valid header value")?;
         key.set_sensitive(true);
         // Series exist from the start, so the error panels read 0 rather than "no data".
@@ -98,12 +97,25 @@ impl Upstreams {
             }
         }
         Ok(Self {
-            client,
+            clients: ThreadLocal::new(),
+            connector,
             users: settings.user_service.as_str().trim_end_matches('/').to_owned(),
             orders: settings.order_service.as_str().trim_end_matches('/').to_owned(),
             key,
             timeout: settings.timeout,
             max_body_bytes,
+        })
+    }
+
+    /// This thread's client.
+    fn client(&self) -> &Client<HttpConnector, Body> {
+        self.clients.get_or(|| {
+            Client::builder(TokioExecutor::new())
+                // Shorter than the backends' idle timeout (`HTTP_IDLE_TIMEOUT_MS`, 5 s): the
+                // gateway drops a pooled connection before a backend closes it under a request.
+                .pool_idle_timeout(Duration::from_secs(4))
+                .pool_timer(TokioTimer::new())
+                .build(self.connector.clone())
         })
     }
 
@@ -178,7 +190,7 @@ impl Upstreams {
             *request.method_mut() = method;
             *request.uri_mut() = uri;
             *request.headers_mut() = headers;
-            let result = match tokio::time::timeout_at(deadline, self.client.request(request)).await {
+            let result = match tokio::time::timeout_at(deadline, self.client().request(request)).await {
                 Ok(Ok(response)) => Ok(response),
                 Ok(Err(error)) => Err(failed_call(service, &error)),
                 Err(_) => Err(upstream_problem(service, Failure::Timeout, "no answer in time")),

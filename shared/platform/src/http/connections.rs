@@ -34,17 +34,40 @@ use tower::ServiceExt;
 
 use crate::configuration::HttpSettings;
 
-/// Accepts connections until `stop` is cancelled and serves each on a task of its own,
-/// watched by `graceful` so that a stopping server can let them finish. The listener stays
-/// the caller's: kept open, it leaves unaccepted connections in its backlog.
-pub(super) async fn accept_until(
+/// How long a stopping server keeps its connections open after it stops accepting,
+/// before closing the idle ones. hyper closes a connection whose request it has not read
+/// yet as idle; without this pause, a connection accepted just before the stop (from a
+/// socket the next process takes over, under `make watch` or a rolling restart) would be
+/// reset instead of served.
+const ACCEPT_GRACE: Duration = Duration::from_millis(250);
+
+/// Serves `listener` until `stop` is cancelled, then lets the connections it accepted
+/// finish. `permits` bounds the connections held at once, shared by every loop that
+/// accepts for the same server. The listener stays open: unaccepted connections wait in
+/// its backlog for whoever takes it over.
+pub(super) async fn serve_until(
     listener: &mut TcpListener,
     router: Router,
     settings: &HttpSettings,
+    permits: Arc<Semaphore>,
+    stop: CancellationToken,
+) {
+    let graceful = GracefulShutdown::new();
+    accept_until(listener, router, settings, permits, stop, &graceful).await;
+    tokio::time::sleep(ACCEPT_GRACE).await;
+    graceful.shutdown().await;
+}
+
+/// Accepts connections until `stop` is cancelled and serves each on a task of its own,
+/// watched by `graceful` so that a stopping server can let them finish.
+async fn accept_until(
+    listener: &mut TcpListener,
+    router: Router,
+    settings: &HttpSettings,
+    permits: Arc<Semaphore>,
     stop: CancellationToken,
     graceful: &GracefulShutdown,
 ) {
-    let permits = Arc::new(Semaphore::new(settings.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
     loop {

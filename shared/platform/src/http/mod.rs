@@ -10,6 +10,7 @@ mod paging;
 mod problem;
 mod request_id;
 mod server;
+mod serving;
 
 pub use deadline::{BodyTimedOut, body_problem, within as body_within};
 pub use edge::{AnswerCheck, PathPolicy, TRACE_ID_HEADER, inject_trace_context};

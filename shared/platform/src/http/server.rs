@@ -13,13 +13,13 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::http::{Method, StatusCode, Uri};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Problem;
-use super::connections::accept_until;
+use super::connections::serve_until;
 use super::edge::{AnswerCheck, EdgeLayer, EdgeSettings, PathPolicy};
 use crate::configuration::HttpSettings;
 use crate::health::{self, Readiness};
@@ -41,6 +41,7 @@ pub struct ServerBuilder {
     finish_abandoned: bool,
     paths: Option<PathPolicy>,
     answers: Option<Arc<dyn AnswerCheck>>,
+    threads: usize,
 }
 
 /// Middleware that must see every request, routed or not (see [`ServerBuilder::edge_layer`]).
@@ -63,6 +64,7 @@ impl ServerBuilder {
             finish_abandoned: true,
             paths: None,
             answers: None,
+            threads: 1,
         }
     }
 
@@ -106,6 +108,16 @@ impl ServerBuilder {
     #[must_use]
     pub fn answer_check(mut self, check: Arc<dyn AnswerCheck>) -> Self {
         self.answers = Some(check);
+        self
+    }
+
+    /// Serves the API port on `threads` threads in all: the caller's runtime and `threads - 1`
+    /// more, each with a single-threaded runtime of its own (see [`super::serving`]). For a
+    /// service whose every request is a little work between waits (the gateway), run on a
+    /// single-threaded runtime itself.
+    #[must_use]
+    pub fn serving_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
         self
     }
 
@@ -182,6 +194,7 @@ impl ServerBuilder {
             None => None,
         };
         Ok(Server {
+            threads: self.threads,
             listener,
             admin,
             admin_port,
@@ -213,13 +226,6 @@ async fn take_or_bind(
     }
 }
 
-/// How long a stopping server keeps its connections open after it stops accepting,
-/// before closing the idle ones. hyper closes a connection whose request it has not read
-/// yet as idle; without this pause, a connection accepted just before the stop (from a
-/// socket the next process takes over, under `make watch` or a rolling restart) would be
-/// reset instead of served.
-const ACCEPT_GRACE: Duration = Duration::from_millis(250);
-
 /// A bound server, ready to run.
 pub struct Server {
     listener: TcpListener,
@@ -231,6 +237,8 @@ pub struct Server {
     router: Router,
     tasks: JoinSet<()>,
     shutdown: CancellationToken,
+    /// Threads serving the API port, the caller's included.
+    threads: usize,
 }
 
 impl Server {
@@ -254,10 +262,9 @@ impl Server {
     where
         S: Future<Output = ()> + Send + 'static,
     {
-        let Self { mut listener, mut admin, admin_port, settings, port, router, mut tasks, shutdown } = self;
-        tracing::info!(port, admin_port, "listening");
+        let Self { mut listener, mut admin, admin_port, settings, port, router, mut tasks, shutdown, threads } = self;
+        tracing::info!(port, admin_port, threads, "listening");
         let stop_accepting = CancellationToken::new();
-        let graceful = GracefulShutdown::new();
         {
             let stop_accepting = stop_accepting.clone();
             let stop = shutdown.clone();
@@ -271,15 +278,18 @@ impl Server {
         }
         // Connections not yet accepted wait in the socket's backlog for whoever takes it over.
         super::connections::register_metrics();
-        let public = accept_until(&mut listener, router, &settings, stop_accepting.clone(), &graceful);
+        let permits = Arc::new(Semaphore::new(settings.max_connections));
+        let serving = super::serving::spawn(threads - 1, &listener, &router, &settings, &permits, &stop_accepting)
+            .inspect_err(|_| stop_accepting.cancel())?;
+        let public = serve_until(&mut listener, router, &settings, permits, stop_accepting.clone());
         let probes = async {
             if let Some((listener, router)) = admin.as_mut() {
-                accept_until(listener, router.clone(), &settings, stop_accepting.clone(), &graceful).await;
+                // Bounded apart from the API's, so slow clients cannot keep a probe out.
+                let permits = Arc::new(Semaphore::new(settings.max_connections));
+                serve_until(listener, router.clone(), &settings, permits, stop_accepting.clone()).await;
             }
         };
-        tokio::join!(public, probes);
-        tokio::time::sleep(ACCEPT_GRACE).await;
-        graceful.shutdown().await;
+        tokio::join!(public, probes, serving.finished());
         drop((listener, admin));
         tracing::info!("HTTP server stopped; stopping background tasks");
         shutdown.cancel();
