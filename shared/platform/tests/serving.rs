@@ -27,6 +27,30 @@ fn get_blocking(port: u16, path: &str) -> String {
     answer.rsplit("\r\n\r\n").next().unwrap_or_default().to_owned()
 }
 
+/// A server running on the test's runtime until [`Running::stop`].
+struct Running {
+    port: u16,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    fn start(server: platform::http::Server) -> Self {
+        let port = server.port();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run_until(async move {
+            let _ = stopped.await;
+        }));
+        Self { port, stop, task }
+    }
+
+    /// Stops the server and waits until it has, within a deadline.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), self.task).await.unwrap().unwrap().unwrap();
+    }
+}
+
 /// A route whose handler blocks its thread until a second request is inside at the same
 /// time (or [`TOGETHER_WITHIN`] passes), answering whether they met.
 fn blocking_route(inside: Arc<AtomicUsize>) -> Router {
@@ -58,11 +82,8 @@ async fn meet_on(threads: usize) -> (String, String) {
     let inside = Arc::new(AtomicUsize::new(0));
     let server =
         ServerBuilder::new(blocking_route(inside.clone())).serving_threads(threads).bind(&settings).await.unwrap();
-    let port = server.port();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(server.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let running = Running::start(server);
+    let port = running.port;
     let answers = tokio::task::spawn_blocking(move || {
         let first = std::thread::spawn(move || get_blocking(port, "/meet"));
         // The second connects only once the first handler holds its thread.
@@ -75,8 +96,7 @@ async fn meet_on(threads: usize) -> (String, String) {
     })
     .await
     .unwrap();
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), running).await.unwrap().unwrap().unwrap();
+    running.stop().await;
     answers
 }
 
@@ -109,11 +129,8 @@ async fn a_stopping_server_lets_every_threads_requests_finish() {
         }),
     );
     let server = ServerBuilder::new(api).serving_threads(3).bind(&settings).await.unwrap();
-    let port = server.port();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(server.run_until(async move {
-        let _ = stopped.await;
-    }));
+    let running = Running::start(server);
+    let port = running.port;
     let clients: Vec<_> = (0..6).map(|_| std::thread::spawn(move || get_blocking(port, "/slow"))).collect();
     // Stop once every request is in a handler, wherever it was accepted.
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -121,8 +138,7 @@ async fn a_stopping_server_lets_every_threads_requests_finish() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(entered.load(Ordering::SeqCst), 6, "every request reached its handler");
-    stop.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), running).await.unwrap().unwrap().unwrap();
+    running.stop().await;
     let answers =
         tokio::task::spawn_blocking(move || clients.into_iter().map(|c| c.join().unwrap()).collect::<Vec<_>>())
             .await
