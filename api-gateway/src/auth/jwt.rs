@@ -3,7 +3,8 @@
 //! Only HS256 is accepted, so `alg: none` and algorithm-confusion tokens fail;
 //! issuer, audience, expiry, not-before and issued-at are required and checked with
 //! no leeway; a token issued in the future, or living longer than this gateway issues
-//! tokens for, is refused too.
+//! tokens for, is refused too. A token that passed is remembered until it expires
+//! ([`super::verified`]), so a client's later calls skip the work.
 
 use chrono::Utc;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, encode};
@@ -11,6 +12,7 @@ use platform::auth::{Principal, Role};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::verified::VerifiedTokens;
 use crate::configuration::JwtSettings;
 
 /// What a token says.
@@ -64,6 +66,7 @@ pub struct Tokens {
     issuer: String,
     audience: String,
     lifetime_seconds: i64,
+    verified: VerifiedTokens,
 }
 
 impl Tokens {
@@ -82,6 +85,7 @@ impl Tokens {
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
             lifetime_seconds: i64::try_from(settings.expiration.as_secs()).unwrap_or(i64::MAX),
+            verified: VerifiedTokens::new(),
         }
     }
 
@@ -108,15 +112,28 @@ impl Tokens {
 
     /// What a valid token says.
     pub fn verify(&self, token: &str) -> Result<Verified, TokenError> {
-        let data = decode::<Claims>(token, &self.decoding, &self.validation)?;
-        let (now, claims) = (Utc::now().timestamp(), &data.claims);
+        self.verify_at(token, Utc::now().timestamp())
+    }
+
+    /// [`Self::verify`] at `now` (Unix seconds): a token that passed before is taken as
+    /// remembered until its `exp`; any other gets every check.
+    fn verify_at(&self, token: &str, now: i64) -> Result<Verified, TokenError> {
+        let digest = VerifiedTokens::digest(token);
+        if let Some(verified) = self.verified.get(&digest, now) {
+            return Ok(verified);
+        }
+        let claims = decode::<Claims>(token, &self.decoding, &self.validation)?.claims;
         if claims.iat > now || claims.exp.saturating_sub(claims.iat) > self.lifetime_seconds {
             return Err(TokenError::IssuedAt);
         }
-        Ok(Verified {
-            principal: Principal { id: data.claims.sub, role: data.claims.role },
-            credentials_version: data.claims.ver,
-        })
+        // `decode` checked expiry on the system clock; this holds it to `now` as well.
+        if claims.exp < now {
+            return Err(TokenError::Invalid(jsonwebtoken::errors::ErrorKind::ExpiredSignature.into()));
+        }
+        let verified =
+            Verified { principal: Principal { id: claims.sub, role: claims.role }, credentials_version: claims.ver };
+        self.verified.remember(digest, verified, claims.exp);
+        Ok(verified)
     }
 }
 
@@ -182,5 +199,43 @@ mod tests {
         let payload = forge(&good, "secret").split('.').nth(1).unwrap().to_owned();
         let none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{payload}.");
         assert!(tokens.verify(&none).is_err(), "alg none");
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let tokens = Tokens::new(&settings("secret"));
+        let principal = Principal { id: Uuid::new_v4(), role: Role::User };
+        let token = tokens.issue(principal, 0).unwrap();
+        let now = Utc::now().timestamp();
+        assert!(tokens.verify_at(&token, now).is_ok());
+        assert!(tokens.verify_at(&token, now + 60).is_ok(), "valid through its exp second");
+        assert!(tokens.verify_at(&token, now + 61).is_err(), "remembered, yet expired");
+        assert!(tokens.verify_at(&token, now + 3600).is_err(), "remembered, yet expired");
+    }
+
+    #[test]
+    fn only_the_remembered_token_itself_skips_the_checks() {
+        let tokens = Tokens::new(&settings("secret"));
+        let now = Utc::now().timestamp();
+        let claims = serde_json::json!({"sub": Uuid::new_v4(), "role": "user", "iss": "iss", "aud": "aud", "iat": now, "nbf": now, "exp": now + 60});
+        let good = forge(&claims, "secret");
+        assert!(tokens.verify(&good).is_ok());
+        // The same claims under another key, the signature altered, or the role raised in
+        // the payload: each is a token of its own and fails the full check.
+        let mut admin = claims.clone();
+        admin["role"] = "admin".into();
+        let (header, rest) = good.split_once('.').unwrap();
+        let signature = rest.rsplit_once('.').unwrap().1;
+        let raised = forge(&admin, "other");
+        let raised_payload = raised.split('.').nth(1).unwrap();
+        let mut altered = good.clone().into_bytes();
+        let inside = altered.len() - 5;
+        altered[inside] = if altered[inside] == b'A' { b'B' } else { b'A' };
+        let altered = String::from_utf8(altered).unwrap();
+        for forged in [forge(&claims, "other-secret"), altered, format!("{header}.{raised_payload}.{signature}")] {
+            assert!(tokens.verify(&forged).is_err(), "{forged} passed");
+            assert!(tokens.verify(&forged).is_err(), "{forged} passed the second time");
+        }
+        assert!(tokens.verify(&good).is_ok());
     }
 }

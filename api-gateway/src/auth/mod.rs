@@ -6,6 +6,7 @@ mod accounts;
 mod authenticated;
 mod jwt;
 mod rate_limit;
+mod verified;
 
 pub use accounts::{AccountState, Accounts, credentials_version};
 pub use authenticated::{Authenticated, Gatekeeping};

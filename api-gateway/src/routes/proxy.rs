@@ -74,12 +74,15 @@ impl ForwardedRoute {
     /// The backend path for this call: the target with its `{id}` filled in. Ids are UUIDs on
     /// every route, so anything else (dot segments, encoded slashes, text) is a 400 here.
     fn backend_path(&self, params: &RawPathParams) -> Result<String, Problem> {
-        let mut path = self.target.to_owned();
-        for (name, value) in params {
-            let id = Uuid::parse_str(value)
-                .map_err(|_| Problem::bad_request(format!("path parameter `{name}` must be a UUID")))?;
-            path = path.replace(&format!("{{{name}}}"), &id.to_string());
-        }
+        let mut params = params.iter();
+        let Some((before, after)) = self.target.split_once("{id}") else { return Ok(self.target.to_owned()) };
+        let (name, value) = params.next().ok_or_else(|| Problem::bad_request("the path has no id"))?;
+        let id = Uuid::parse_str(value)
+            .map_err(|_| Problem::bad_request(format!("path parameter `{name}` must be a UUID")))?;
+        let mut path = String::with_capacity(self.target.len() + uuid::fmt::Hyphenated::LENGTH);
+        path.push_str(before);
+        path.push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+        path.push_str(after);
         Ok(path)
     }
 }
@@ -127,4 +130,19 @@ pub async fn forward_route(
         }
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FORWARDED_ROUTES;
+
+    #[test]
+    fn each_target_fills_exactly_the_id_its_public_route_names() {
+        for route in &FORWARDED_ROUTES {
+            let parameters = route.public.matches('{').count();
+            assert!(parameters <= 1, "{} names more than an id", route.public);
+            assert_eq!(route.public.contains("{id}"), parameters == 1, "{}", route.public);
+            assert_eq!(route.target.matches("{id}").count(), parameters, "{} → {}", route.public, route.target);
+        }
+    }
 }

@@ -256,10 +256,5 @@ fn record(method: &Method, route: &str, status: StatusCode, elapsed: Duration) {
     } else {
         tracing::info!(status = status.as_u16(), latency_ms, "request completed");
     }
-    let method = method_label(method);
-    let route = route.to_owned();
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.clone())
-        .record(elapsed.as_secs_f64());
-    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status.as_str().to_owned())
-        .increment(1);
+    super::red::record(method_label(method), route, status, elapsed);
 }

@@ -8,6 +8,7 @@ mod edge;
 mod extract;
 mod paging;
 mod problem;
+mod red;
 mod request_id;
 mod server;
 mod serving;
