@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
@@ -66,6 +66,22 @@ pub struct Call<'a> {
     pub body: Body,
 }
 
+/// Where a backend is reached.
+struct Backend {
+    /// Its base URL, without a trailing slash.
+    base: String,
+    /// Its `Host` header, made once (the client would format it for every call).
+    host: HeaderValue,
+}
+
+impl Backend {
+    fn new(url: &url::Url) -> anyhow::Result<Self> {
+        let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        let host = HeaderValue::from_str(host).with_context(|| format!("{url} has no valid host"))?;
+        Ok(Self { base: url.as_str().trim_end_matches('/').to_owned(), host })
+    }
+}
+
 /// The backends and the pooled clients that reach them.
 pub struct Upstreams {
     /// A client, and so a pool of backend connections, per thread that calls: a serving
@@ -73,8 +89,8 @@ pub struct Upstreams {
     /// another thread and back (see `platform::http::ServerBuilder::serving_threads`).
     clients: ThreadLocal<Client<HttpConnector, Body>>,
     connector: HttpConnector,
-    users: String,
-    orders: String,
+    users: Backend,
+    orders: Backend,
     /// The service key as a header value, made once (and marked sensitive).
     key: HeaderValue,
     timeout: Duration,
@@ -99,8 +115,8 @@ impl Upstreams {
         Ok(Self {
             clients: ThreadLocal::new(),
             connector,
-            users: settings.user_service.as_str().trim_end_matches('/').to_owned(),
-            orders: settings.order_service.as_str().trim_end_matches('/').to_owned(),
+            users: Backend::new(&settings.user_service)?,
+            orders: Backend::new(&settings.order_service)?,
             key,
             timeout: settings.timeout,
             max_body_bytes,
@@ -115,6 +131,8 @@ impl Upstreams {
                 // gateway drops a pooled connection before a backend closes it under a request.
                 .pool_idle_timeout(Duration::from_secs(4))
                 .pool_timer(TokioTimer::new())
+                // Each call carries its backend's `Host`, made once (see `Backend`).
+                .set_host(false)
                 .build(self.connector.clone())
         })
     }
@@ -161,7 +179,9 @@ impl Upstreams {
         deadline: Instant,
     ) -> Result<Response<Incoming>, Problem> {
         let Call { service, method, path, query, mut headers, principal, body } = call;
-        let uri = self.uri(service, path, query)?;
+        let backend = self.backend(service);
+        let uri = backend.uri(path, query)?;
+        headers.insert(header::HOST, backend.host.clone());
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             headers.insert(REQUEST_ID_HEADER, value);
         }
@@ -213,12 +233,18 @@ impl Upstreams {
         .await
     }
 
-    /// The backend URL: its base, the path the gateway built, and the client's query.
-    fn uri(&self, service: Service, path: &str, query: Option<&str>) -> Result<Uri, Problem> {
-        let base = match service {
+    fn backend(&self, service: Service) -> &Backend {
+        match service {
             Service::Users => &self.users,
             Service::Orders => &self.orders,
-        };
+        }
+    }
+}
+
+impl Backend {
+    /// The backend URL: its base, the path the gateway built, and the client's query.
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Problem> {
+        let base = &self.base;
         let mut target = String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
         target.push_str(base);
         target.push_str(path);

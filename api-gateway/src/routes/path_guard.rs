@@ -4,32 +4,51 @@
 //! as its path policy) before authentication or forwarding sees it, so no later stage has
 //! to agree with this one on how to read it.
 
-/// Why a raw path is refused, or `None` when it is plain.
+/// Why a raw path is refused, or `None` when it is plain. Runs on every request, so it
+/// reads the path in place, without a lowered or decoded copy.
 pub fn refusal(raw_path: &str) -> Option<&'static str> {
-    let lower = raw_path.to_ascii_lowercase();
-    if lower.contains('\\') || lower.contains("%5c") {
+    if raw_path.contains('\\') || contains_encoded(raw_path, "5c") {
         return Some("backslashes are not allowed in the path");
     }
-    if lower.contains("%2f") {
+    if contains_encoded(raw_path, "2f") {
         return Some("encoded slashes are not allowed in the path");
     }
-    if lower.contains("%00") {
+    if contains_encoded(raw_path, "00") {
         return Some("NUL is not allowed in the path");
     }
-    let segments: Vec<&str> = lower.split('/').skip(1).collect();
-    let last = segments.len().saturating_sub(1);
-    for (index, segment) in segments.iter().enumerate() {
-        // `%2e` is `.`: decode just that, the one encoding that turns a segment into a dot segment.
-        let decoded = segment.replace("%2e", ".");
-        if decoded == "." || decoded == ".." {
+    let segments = raw_path.split('/').skip(1);
+    let last = segments.clone().count().saturating_sub(1);
+    for (index, segment) in segments.enumerate() {
+        if is_dot_segment(segment) {
             return Some("dot segments are not allowed in the path");
         }
-        // A trailing slash is harmless (routing 404s it); an empty segment inside is not.
         if segment.is_empty() && index != last {
             return Some("empty segments are not allowed in the path");
         }
     }
     None
+}
+
+/// Whether `path` holds `%` followed by the hex digits `code` (lowercase), in any case.
+fn contains_encoded(path: &str, code: &str) -> bool {
+    path.match_indices('%').any(|(at, _)| path.get(at + 1..at + 3).is_some_and(|hex| hex.eq_ignore_ascii_case(code)))
+}
+
+/// `.` or `..`, each dot plain or encoded (`%2e`, `%2E`).
+fn is_dot_segment(segment: &str) -> bool {
+    let mut rest = segment;
+    let mut dots = 0;
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('.') {
+            rest = after;
+        } else if rest.get(..3).is_some_and(|code| code.eq_ignore_ascii_case("%2e")) {
+            rest = &rest[3..];
+        } else {
+            return false;
+        }
+        dots += 1;
+    }
+    matches!(dots, 1 | 2)
 }
 
 #[cfg(test)]
@@ -60,6 +79,10 @@ mod tests {
             "/api/users/%5c..%5cauth",
             "/api/users//auth",
             "/api/users/%00",
+            "/api/users/%2E.",
+            "/api/users/x%5Cy",
+            "/api/users/x%2F",
+            "/api/users/%2e%2E",
         ] {
             assert!(refusal(path).is_some(), "{path} passed");
         }
