@@ -80,6 +80,19 @@ impl Backend {
         let host = HeaderValue::from_str(host).with_context(|| format!("{url} has no valid host"))?;
         Ok(Self { base: url.as_str().trim_end_matches('/').to_owned(), host })
     }
+
+    /// The backend URL: its base, the path the gateway built, and the client's query.
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Problem> {
+        let base = &self.base;
+        let mut target = String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+        target.push_str(base);
+        target.push_str(path);
+        if let Some(query) = query {
+            target.push('?');
+            target.push_str(query);
+        }
+        Uri::try_from(target).map_err(|_| Problem::bad_request("the query cannot be forwarded"))
+    }
 }
 
 /// The backends and the pooled clients that reach them.
@@ -233,26 +246,12 @@ impl Upstreams {
         .await
     }
 
+    /// Where `service` is reached.
     fn backend(&self, service: Service) -> &Backend {
         match service {
             Service::Users => &self.users,
             Service::Orders => &self.orders,
         }
-    }
-}
-
-impl Backend {
-    /// The backend URL: its base, the path the gateway built, and the client's query.
-    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Problem> {
-        let base = &self.base;
-        let mut target = String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
-        target.push_str(base);
-        target.push_str(path);
-        if let Some(query) = query {
-            target.push('?');
-            target.push_str(query);
-        }
-        Uri::try_from(target).map_err(|_| Problem::bad_request("the query cannot be forwarded"))
     }
 }
 

@@ -74,9 +74,8 @@ impl ForwardedRoute {
     /// The backend path for this call: the target with its `{id}` filled in. Ids are UUIDs on
     /// every route, so anything else (dot segments, encoded slashes, text) is a 400 here.
     fn backend_path(&self, params: &RawPathParams) -> Result<String, Problem> {
-        let mut params = params.iter();
         let Some((before, after)) = self.target.split_once("{id}") else { return Ok(self.target.to_owned()) };
-        let (name, value) = params.next().ok_or_else(|| Problem::bad_request("the path has no id"))?;
+        let (name, value) = params.iter().next().ok_or_else(|| Problem::bad_request("the path has no id"))?;
         let id = Uuid::parse_str(value)
             .map_err(|_| Problem::bad_request(format!("path parameter `{name}` must be a UUID")))?;
         let mut path = String::with_capacity(self.target.len() + uuid::fmt::Hyphenated::LENGTH);
