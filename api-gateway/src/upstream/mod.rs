@@ -1,4 +1,5 @@
-//! The backends and the one HTTP client that reaches them.
+//! The backends and the calls the gateway makes to them, over the kept-alive
+//! connections of `pool`.
 //!
 //! Every call carries the service key, the principal, the request id and the trace
 //! context, inside a client span. Bodies stream through in both directions: a request
@@ -6,23 +7,22 @@
 //! backend's answer goes back as it arrives, within the upstream timeout. A backend that
 //! is down or slow becomes a 502 or 504 problem, never a hang or a stack trace.
 
+mod pool;
+
 use std::error::Error as StdError;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use platform::auth::{API_KEY_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey};
 use platform::http::{BodyTimedOut, Problem, REQUEST_ID_HEADER, RequestId, body_within, inject_trace_context};
-use thread_local::ThreadLocal;
 use tokio::time::Instant;
 use tracing::{Instrument, field};
 
+use self::pool::{Answer, Pool, PoolSettings};
 use crate::configuration::UpstreamSettings;
 
 /// The most of a backend's answer the gateway reads itself (a user on sign-in, an account
@@ -66,26 +66,30 @@ pub struct Call<'a> {
     pub body: Body,
 }
 
-/// Where a backend is reached.
+/// Where a backend is reached, and the connections that reach it.
 struct Backend {
-    /// Its base URL, without a trailing slash.
+    /// Its base URL (scheme and authority), without a trailing slash: for spans.
     base: String,
-    /// Its `Host` header, made once (the client would format it for every call).
+    /// Its `Host` header, made once.
     host: HeaderValue,
+    pool: Arc<Pool>,
 }
 
 impl Backend {
-    fn new(url: &url::Url) -> anyhow::Result<Self> {
-        let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
-        let host = HeaderValue::from_str(host).with_context(|| format!("{url} has no valid host"))?;
-        Ok(Self { base: url.as_str().trim_end_matches('/').to_owned(), host })
+    fn new(url: &url::Url, settings: PoolSettings) -> anyhow::Result<Self> {
+        anyhow::ensure!(url.scheme() == "http", "{url}: backends are reached over plain HTTP inside the platform");
+        anyhow::ensure!(url.path() == "/" && url.query().is_none(), "{url}: a backend URL has no path or query");
+        let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        let host = HeaderValue::from_str(authority).with_context(|| format!("{url} has no valid host"))?;
+        let port = url.port_or_known_default().unwrap_or(80);
+        let address = format!("{}:{port}", url.host_str().unwrap_or_default());
+        Ok(Self { base: url.as_str().trim_end_matches('/').to_owned(), host, pool: Pool::new(address, settings) })
     }
 
-    /// The backend URL: its base, the path the gateway built, and the client's query.
-    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, Problem> {
-        let base = &self.base;
-        let mut target = String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
-        target.push_str(base);
+    /// The request target as the backend sees it (origin form): the path the gateway built,
+    /// and the client's query.
+    fn target(path: &str, query: Option<&str>) -> Result<Uri, Problem> {
+        let mut target = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
         target.push_str(path);
         if let Some(query) = query {
             target.push('?');
@@ -95,13 +99,8 @@ impl Backend {
     }
 }
 
-/// The backends and the pooled clients that reach them.
+/// The backends and the kept-alive connections that reach them.
 pub struct Upstreams {
-    /// A client, and so a pool of backend connections, per thread that calls: a serving
-    /// thread's requests go out on connections its own runtime drives, never handed to
-    /// another thread and back (see `platform::http::ServerBuilder::serving_threads`).
-    clients: ThreadLocal<Client<HttpConnector, Body>>,
-    connector: HttpConnector,
     users: Backend,
     orders: Backend,
     /// The service key as a header value, made once (and marked sensitive).
@@ -113,9 +112,12 @@ pub struct Upstreams {
 impl Upstreams {
     /// A pooled client with the configured timeout.
     pub fn new(settings: &UpstreamSettings, key: &ServiceKey, max_body_bytes: usize) -> anyhow::Result<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(settings.timeout.min(Duration::from_secs(2))));
+        let pool = PoolSettings {
+            connect_timeout: settings.timeout.min(Duration::from_secs(2)),
+            // Shorter than the backends' idle timeout (`HTTP_IDLE_TIMEOUT_MS`, 5 s): the
+            // gateway drops a pooled connection before a backend closes it under a request.
+            idle_timeout: Duration::from_secs(4),
+        };
         let mut key = HeaderValue::from_str(key.expose()).context("SERVICE_API_KEY is not a valid header value")?;
         key.set_sensitive(true);
         // Series exist from the start, so the error panels read 0 rather than "no data".
@@ -126,27 +128,11 @@ impl Upstreams {
             }
         }
         Ok(Self {
-            clients: ThreadLocal::new(),
-            connector,
-            users: Backend::new(&settings.user_service)?,
-            orders: Backend::new(&settings.order_service)?,
+            users: Backend::new(&settings.user_service, pool)?,
+            orders: Backend::new(&settings.order_service, pool)?,
             key,
             timeout: settings.timeout,
             max_body_bytes,
-        })
-    }
-
-    /// This thread's client.
-    fn client(&self) -> &Client<HttpConnector, Body> {
-        self.clients.get_or(|| {
-            Client::builder(TokioExecutor::new())
-                // Shorter than the backends' idle timeout (`HTTP_IDLE_TIMEOUT_MS`, 5 s): the
-                // gateway drops a pooled connection before a backend closes it under a request.
-                .pool_idle_timeout(Duration::from_secs(4))
-                .pool_timer(TokioTimer::new())
-                // Each call carries its backend's `Host`, made once (see `Backend`).
-                .set_host(false)
-                .build(self.connector.clone())
         })
     }
 
@@ -190,10 +176,10 @@ impl Upstreams {
         call: Call<'_>,
         request_id: &RequestId,
         deadline: Instant,
-    ) -> Result<Response<Incoming>, Problem> {
+    ) -> Result<Response<Answer>, Problem> {
         let Call { service, method, path, query, mut headers, principal, body } = call;
         let backend = self.backend(service);
-        let uri = backend.uri(path, query)?;
+        let target = Backend::target(path, query)?;
         headers.insert(header::HOST, backend.host.clone());
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             headers.insert(REQUEST_ID_HEADER, value);
@@ -213,7 +199,7 @@ impl Upstreams {
             otel.kind = "client",
             otel.status_code = field::Empty,
             http.request.method = %method,
-            url.full = %uri,
+            url.full = %format_args!("{}{target}", backend.base),
             server.address = service.name(),
             http.response.status_code = field::Empty,
         );
@@ -221,9 +207,9 @@ impl Upstreams {
             inject_trace_context(&mut headers);
             let mut request = Request::new(body);
             *request.method_mut() = method;
-            *request.uri_mut() = uri;
+            *request.uri_mut() = target;
             *request.headers_mut() = headers;
-            let result = match tokio::time::timeout_at(deadline, self.client().request(request)).await {
+            let result = match tokio::time::timeout_at(deadline, backend.pool.send(request)).await {
                 Ok(Ok(response)) => Ok(response),
                 Ok(Err(error)) => Err(failed_call(service, &error)),
                 Err(_) => Err(upstream_problem(service, Failure::Timeout, "no answer in time")),
@@ -264,7 +250,7 @@ enum Failure {
 
 /// The problem for a call that failed on the way out: the client's own body (too large,
 /// too slow) is the client's 413 or 408; anything else is the backend's 502.
-fn failed_call(service: Service, error: &hyper_util::client::legacy::Error) -> Problem {
+fn failed_call(service: Service, error: &pool::SendError) -> Problem {
     let mut cause: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(error) = cause {
         if error.is::<LengthLimitError>() {
