@@ -25,15 +25,17 @@ ALLOCATOR = re.compile(r"malloc|free|realloc|calloc|_rjem_|je_|sdallocx|tikv_jem
 COPIES = re.compile(r"^(__)?mem(cpy|move|set|cmp)")
 
 
-def measure(ports, pids, gateway, token, principal_id, api_key, order_items, duration, repeats, connection_counts):
+def measure(ports, pids, gateway, token, principal_id, api_key, order_items, duration, repeats, connection_counts,
+            chain=None):
     """{kind: {connections: {"gateway": figures, "direct": figures, "nginx": figures}}} for kind
     read and write ("nginx" only where nginx is installed). Each side's figures include the CPU
     time per request of the proxy in front (the gateway, or nginx) and of the service behind
-    it (µs), from `pids`."""
+    it (µs), from `pids`; the direct writes also that of each of `chain` ({name: a function
+    returning CPU seconds used so far}): the processes an order's event chain runs on."""
     scripts = tempfile.mkdtemp(prefix="bench-hop-")
     with ReferenceProxy(ports) as nginx:
         return _measure(ports, pids, nginx, scripts, gateway, token, principal_id, api_key, order_items, duration,
-                        repeats, connection_counts)
+                        repeats, connection_counts, chain or {})
 
 
 class ReferenceProxy:
@@ -99,7 +101,7 @@ def free_port():
 
 
 def _measure(ports, pids, nginx, scripts, gateway, token, principal_id, api_key, order_items, duration, repeats,
-             connection_counts):
+             connection_counts, chain):
     body = json.dumps({"userId": principal_id, "items": order_items})
     as_service = {"X-Api-Key": api_key, "X-Principal-Id": principal_id, "X-Principal-Role": "admin"}
     bearer = {"Authorization": f"Bearer {token}"}
@@ -130,6 +132,8 @@ def _measure(ports, pids, nginx, scripts, gateway, token, principal_id, api_key,
                 for side, (url, headers, script) in sides.items():
                     proxy = nginx.cpu_seconds if side == "nginx" else lambda: cpu_seconds(pids["api-gateway"])
                     watched = {"gateway": proxy, "service": lambda: cpu_seconds(pids[backends[kind]])}
+                    if kind == "write" and side == "direct":
+                        watched.update(chain)
                     before = {name: used() for name, used in watched.items()}
                     run = wrk(url, duration, connections, [f"{name}: {value}" for name, value in headers.items()], script)
                     requests = run["rps"] * duration
@@ -248,6 +252,7 @@ def report(hop, pgbench_write, gateway_peak_rss_mib):
                          f"{n['gateway_cpu_us_per_request']:.0f} / {n['service_cpu_us_per_request']:.0f} |")
     lines += ["", f"`pgbench` of order-service's insert statement at the same concurrency, right after the writes: {pgbench_write['tps']:.0f} tps "
               f"(avg {pgbench_write['latency_avg_ms']:.2f} ms). The gateway's peak RSS over these runs: {gateway_peak_rss_mib:.1f} MiB."]
+    lines += chain_split(hop["write"].get("16"), pgbench_write)
     if profile := hop.get("profile"):
         lines += ["", "Where the gateway's CPU time goes under the 16-connection read load (perf, "
                   f"{profile['samples_note']}), by area:", "",
@@ -283,7 +288,61 @@ def report(hop, pgbench_write, gateway_peak_rss_mib):
             ("gateway peak RSS ≤ 32 MiB under the hop's loads", gateway_peak_rss_mib <= BUDGETS["gateway_peak_rss_mib"],
              f"{gateway_peak_rss_mib:.1f} MiB"),
         ]
+    lines += holders(budgets, hop, pgbench_write)
     return lines, budgets
+
+
+def chain_split(write16, pgbench_write):
+    """Where a direct order's CPU time goes, beside what `pgbench`'s statement alone costs."""
+    direct = (write16 or {}).get("direct", {})
+    if f"{MACHINE}_cpu_us_per_request" not in direct or "machine_cpu_us_per_tx" not in pgbench_write:
+        return []
+    parts = ", ".join(f"{name} {direct[f'{name}_cpu_us_per_request']:.0f}" for name in CHAIN
+                      if f"{name}_cpu_us_per_request" in direct)
+    return ["", "Where a direct `POST /orders` at 16 connections goes, CPU µs an order: order-service "
+            f"{direct['service_cpu_us_per_request']:.0f} (the request, its outbox relay and the settlement it "
+            f"consumes), {parts}; {MACHINE} {direct[f'{MACHINE}_cpu_us_per_request']:.0f} (the load generator "
+            f"included). `pgbench`'s statement alone: PostgreSQL {pgbench_write['postgres_cpu_us_per_tx']:.0f}, "
+            f"{MACHINE} {pgbench_write['machine_cpu_us_per_tx']:.0f} a transaction."]
+
+
+def holders(budgets, hop, pgbench_write):
+    """For each failing budget of the hop, the cost that holds it, from this run's figures."""
+    failing = {name for name, ok, _ in budgets if not ok}
+    if not failing:
+        return []
+    read16, read1, write16 = hop["read"]["16"], hop["read"]["1"], hop["write"]["16"]
+    kernel = next((row["percent"] for row in hop.get("profile", {}).get("by_area", []) if row["area"].startswith("kernel")),
+                  None)
+    lines = ["", "What holds the hop's failing budgets, from the figures above:", ""]
+    for name, f, connections, budget in (
+            ("reads at 16 connections: gateway adds ≤ 0.4 ms to p50", read16, 16, BUDGETS["read_added_p50_ms_16"]),
+            ("reads at 1 connection: gateway adds ≤ 0.08 ms to p50", read1, 1, BUDGETS["read_added_p50_ms_1"])):
+        if name in failing and "nginx" in f:
+            where = f", {kernel:.0f} % of it in the kernel at 16 connections (the profile)" if kernel is not None else ""
+            lines.append(f"- Added p50 at {connections}: one more hop on this machine. nginx, forwarding the same read "
+                         f"with nothing else to do, adds {f['nginx_added_p50_ms']:.3f} ms in this run, "
+                         f"{f['nginx_added_p50_ms'] / budget * 100:.0f} % of the budget; the gateway spends "
+                         f"{f['gateway']['gateway_cpu_us_per_request']:.0f} µs of CPU a read against nginx's "
+                         f"{f['nginx']['gateway_cpu_us_per_request']:.0f}{where}.")
+    name = "POST /api/orders at 16 connections: gateway ≥ 0.9 × direct req/s"
+    if name in failing and "nginx" in write16:
+        lines.append(f"- Writes through the gateway: the same 2 cores serve the proxy and the event chain, so each µs "
+                     f"the proxy spends is the chain's. CPU a write: gateway {write16['gateway']['gateway_cpu_us_per_request']:.0f} µs, "
+                     f"nginx {write16['nginx']['gateway_cpu_us_per_request']:.0f} µs.")
+    name = "POST /orders straight to order-service ≥ 0.8 × pgbench of its statement"
+    direct = write16["direct"]
+    if name in failing and f"{MACHINE}_cpu_us_per_request" in direct and "machine_cpu_us_per_tx" in pgbench_write:
+        lines.append(f"- order-service against `pgbench`: the event chain each order starts. An order costs the machine "
+                     f"{direct[f'{MACHINE}_cpu_us_per_request']:.0f} µs of CPU, a `pgbench` transaction "
+                     f"{pgbench_write['machine_cpu_us_per_tx']:.0f} µs (the split above); on 2 cores that bounds "
+                     "the orders a second, whatever the API itself costs.")
+    return lines
+
+
+# The processes an order's event chain runs on besides order-service, as `measure`'s `chain` names them.
+CHAIN = ("payment-service", "broker (nisshi)", "PostgreSQL")
+MACHINE = "the whole machine"
 
 
 def errors(hop):

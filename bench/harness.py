@@ -238,8 +238,9 @@ def machine_cpu_seconds():
 
 
 def postgres_cpu_seconds():
-    """CPU seconds used so far by PostgreSQL's running processes (the pools' backends live
-    as long as their services, so a difference over a step is what the step cost it)."""
+    """CPU seconds used so far by PostgreSQL's processes, those that ended included: a
+    backend's time moves to the postmaster's children's time when it exits (pgbench's
+    connections end with it; the pools' backends live as long as their services)."""
     total = 0.0
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -248,7 +249,9 @@ def postgres_cpu_seconds():
             with open(f"/proc/{entry}/comm") as comm:
                 if comm.read().strip() != "postgres":
                     continue
-            total += cpu_seconds(int(entry))
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
         except (OSError, ValueError):
             pass  # exited meanwhile
     return total
@@ -569,11 +572,19 @@ def pgbench_write(args, seconds, connections):
     script = os.path.join(tempfile.mkdtemp(), "write.sql")
     with open(script, "w") as out:
         out.write(WRITE_SCRIPT)
+    machine, postgres = machine_cpu_seconds(), postgres_cpu_seconds()
     output = subprocess.run(["pgbench", "-n", "-M", "prepared", "-c", str(connections), "-j", "2", "-T", str(seconds),
                              "-f", script, f"{args.database_url}/{database}"],
                             check=True, capture_output=True, text=True).stdout
+    machine, postgres = machine_cpu_seconds() - machine, postgres_cpu_seconds() - postgres
     psql(args.database_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-    return pgbench_figures(output)
+    figures = pgbench_figures(output)
+    transactions = figures["tps"] * seconds
+    if transactions:
+        # What one transaction costs PostgreSQL and the machine (pgbench itself included).
+        figures["machine_cpu_us_per_tx"] = machine / transactions * 1e6
+        figures["postgres_cpu_us_per_tx"] = postgres / transactions * 1e6
+    return figures
 
 
 def metric_sums(url, names, prefix):
@@ -678,8 +689,13 @@ def hop_step(args, stack, sampler, gateway, token, admin_id, smoke):
     stack.stop("order-service")
     stack.start("order-service", {"ORDER_ADMISSION_MAX_PENDING": str(10**9)})
     pids = {s: p.pid for s, p in stack.processes.items()}
+    chain = {"payment-service": lambda: cpu_seconds(pids["payment-service"]), "PostgreSQL": postgres_cpu_seconds,
+             gateway_hop.MACHINE: machine_cpu_seconds}
+    if args.broker_pid_file:
+        broker_pid = int(open(args.broker_pid_file).read())
+        chain["broker (nisshi)"] = lambda: cpu_seconds(broker_pid)
     hop = gateway_hop.measure(stack.ports, pids, gateway, token, admin_id, API_KEY, ORDER_BODY_ITEMS, duration, repeats,
-                              (1, 4) if smoke else (1, 16))
+                              (1, 4) if smoke else (1, 16), chain)
     # The write's limit in the same state of the machine and database as the writes beside it.
     hop["pgbench_write"] = pgbench_write(args, duration, 4 if smoke else 16)
     if not smoke:
