@@ -151,12 +151,28 @@ impl Settings {
             },
             telemetry,
             upstreams: UpstreamSettings {
-                user_service: env.service_url("USER_SERVICE_URL", "http://127.0.0.1:3001")?,
-                order_service: env.service_url("ORDER_SERVICE_URL", "http://127.0.0.1:3002")?,
+                user_service: backend_url(
+                    "USER_SERVICE_URL",
+                    env.service_url("USER_SERVICE_URL", "http://127.0.0.1:3001")?,
+                )?,
+                order_service: backend_url(
+                    "ORDER_SERVICE_URL",
+                    env.service_url("ORDER_SERVICE_URL", "http://127.0.0.1:3002")?,
+                )?,
                 timeout: env.millis("UPSTREAM_TIMEOUT_MS", 10_000)?,
             },
         })
     }
+}
+
+/// A backend's URL: plain HTTP inside the platform (TLS, where the network needs it, is the
+/// mesh's or the ingress's), and only a scheme and an authority, since the gateway builds
+/// every path itself.
+fn backend_url(name: &str, url: Url) -> Result<Url, ConfigError> {
+    if url.scheme() != "http" || url.path() != "/" || url.query().is_some() {
+        return Err(ConfigError::new(name, format!("{url} is not http://host:port")));
+    }
+    Ok(url)
 }
 
 #[cfg(test)]
@@ -176,5 +192,10 @@ mod tests {
         assert_eq!(Settings::from_env(&env).unwrap_err().variable, "ORDER_SERVICE_URL");
         let env = Env::from_pairs([("USER_SERVICE_URL", "not a url")]);
         assert_eq!(Settings::from_env(&env).unwrap_err().variable, "USER_SERVICE_URL");
+        for url in ["https://orders:3002", "http://orders:3002/v1", "http://orders:3002/?a=b"] {
+            let env = Env::from_pairs([("ORDER_SERVICE_URL", url)]);
+            assert_eq!(Settings::from_env(&env).unwrap_err().variable, "ORDER_SERVICE_URL", "{url}");
+        }
+        assert!(Settings::from_env(&Env::from_pairs([("ORDER_SERVICE_URL", "http://orders:3002/")])).is_ok());
     }
 }

@@ -76,9 +76,8 @@ struct Backend {
 }
 
 impl Backend {
+    /// `url` is `http://host:port` (see `configuration::backend_url`).
     fn new(url: &url::Url, settings: PoolSettings) -> anyhow::Result<Self> {
-        anyhow::ensure!(url.scheme() == "http", "{url}: backends are reached over plain HTTP inside the platform");
-        anyhow::ensure!(url.path() == "/" && url.query().is_none(), "{url}: a backend URL has no path or query");
         let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
         let host = HeaderValue::from_str(authority).with_context(|| format!("{url} has no valid host"))?;
         let port = url.port_or_known_default().unwrap_or(80);
@@ -110,7 +109,7 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// A pooled client with the configured timeout.
+    /// The backends of `settings`, each with its pool, and the key every call carries.
     pub fn new(settings: &UpstreamSettings, key: &ServiceKey, max_body_bytes: usize) -> anyhow::Result<Self> {
         let pool = PoolSettings {
             connect_timeout: settings.timeout.min(Duration::from_secs(2)),
