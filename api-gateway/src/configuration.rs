@@ -166,11 +166,11 @@ impl Settings {
 }
 
 /// A backend's URL: plain HTTP inside the platform (TLS, where the network needs it, is the
-/// mesh's or the ingress's), and only a scheme and an authority, since the gateway builds
-/// every path itself.
+/// mesh's or the ingress's), with the path its routes sit under, if any, and no query: the
+/// gateway builds every path and query after it.
 fn backend_url(name: &str, url: Url) -> Result<Url, ConfigError> {
-    if url.scheme() != "http" || url.path() != "/" || url.query().is_some() {
-        return Err(ConfigError::new(name, format!("{url} is not http://host:port")));
+    if url.scheme() != "http" || url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(name, format!("{url} is not http://host:port[/path]")));
     }
     Ok(url)
 }
@@ -192,10 +192,12 @@ mod tests {
         assert_eq!(Settings::from_env(&env).unwrap_err().variable, "ORDER_SERVICE_URL");
         let env = Env::from_pairs([("USER_SERVICE_URL", "not a url")]);
         assert_eq!(Settings::from_env(&env).unwrap_err().variable, "USER_SERVICE_URL");
-        for url in ["https://orders:3002", "http://orders:3002/v1", "http://orders:3002/?a=b"] {
+        for url in ["https://orders:3002", "http://orders:3002/?a=b", "http://orders:3002/#top"] {
             let env = Env::from_pairs([("ORDER_SERVICE_URL", url)]);
             assert_eq!(Settings::from_env(&env).unwrap_err().variable, "ORDER_SERVICE_URL", "{url}");
         }
-        assert!(Settings::from_env(&Env::from_pairs([("ORDER_SERVICE_URL", "http://orders:3002/")])).is_ok());
+        for url in ["http://orders:3002/", "http://orders:3002/v1/"] {
+            assert!(Settings::from_env(&Env::from_pairs([("ORDER_SERVICE_URL", url)])).is_ok(), "{url}");
+        }
     }
 }

@@ -68,27 +68,36 @@ pub struct Call<'a> {
 
 /// Where a backend is reached, and the connections that reach it.
 struct Backend {
-    /// Its base URL (scheme and authority), without a trailing slash: for spans.
-    base: String,
+    /// `http://host:port`, for spans.
+    origin: String,
+    /// The path the backend's routes sit under (empty, or `/prefix` without a trailing slash).
+    prefix: String,
     /// Its `Host` header, made once.
     host: HeaderValue,
     pool: Arc<Pool>,
 }
 
 impl Backend {
-    /// `url` is `http://host:port` (see `configuration::backend_url`).
+    /// `url` is an `http` URL without a query (see `configuration::backend_url`).
     fn new(url: &url::Url, settings: PoolSettings) -> anyhow::Result<Self> {
         let authority = &url[url::Position::BeforeHost..url::Position::AfterPort];
         let host = HeaderValue::from_str(authority).with_context(|| format!("{url} has no valid host"))?;
         let port = url.port_or_known_default().unwrap_or(80);
         let address = format!("{}:{port}", url.host_str().unwrap_or_default());
-        Ok(Self { base: url.as_str().trim_end_matches('/').to_owned(), host, pool: Pool::new(address, settings) })
+        Ok(Self {
+            origin: format!("http://{authority}"),
+            prefix: url.path().trim_end_matches('/').to_owned(),
+            host,
+            pool: Pool::new(address, settings),
+        })
     }
 
-    /// The request target as the backend sees it (origin form): the path the gateway built,
-    /// and the client's query.
-    fn target(path: &str, query: Option<&str>) -> Result<Uri, Problem> {
-        let mut target = String::with_capacity(path.len() + query.map_or(0, |q| q.len() + 1));
+    /// The request target as the backend sees it (origin form): its prefix, the path the
+    /// gateway built, and the client's query.
+    fn target(&self, path: &str, query: Option<&str>) -> Result<Uri, Problem> {
+        let prefix = &self.prefix;
+        let mut target = String::with_capacity(prefix.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+        target.push_str(prefix);
         target.push_str(path);
         if let Some(query) = query {
             target.push('?');
@@ -178,7 +187,7 @@ impl Upstreams {
     ) -> Result<Response<Answer>, Problem> {
         let Call { service, method, path, query, mut headers, principal, body } = call;
         let backend = self.backend(service);
-        let target = Backend::target(path, query)?;
+        let target = backend.target(path, query)?;
         headers.insert(header::HOST, backend.host.clone());
         if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
             headers.insert(REQUEST_ID_HEADER, value);
@@ -198,7 +207,7 @@ impl Upstreams {
             otel.kind = "client",
             otel.status_code = field::Empty,
             http.request.method = %method,
-            url.full = %format_args!("{}{target}", backend.base),
+            url.full = %format_args!("{}{target}", backend.origin),
             server.address = service.name(),
             http.response.status_code = field::Empty,
         );
@@ -276,4 +285,25 @@ fn upstream_problem(service: Service, failure: Failure, why: &str) -> Problem {
     metrics::counter!("gateway_upstream_errors_total", "service" => service.name(), "kind" => kind).increment(1);
     tracing::warn!(service = service.name(), error = why, "upstream call failed");
     Problem::new(status, Some(format!("{} {detail}", service.name())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backend(url: &str) -> Backend {
+        let settings = PoolSettings { connect_timeout: Duration::from_secs(1), idle_timeout: Duration::from_secs(1) };
+        Backend::new(&url::Url::parse(url).expect("a URL"), settings).expect("a backend")
+    }
+
+    #[test]
+    fn the_target_keeps_the_backends_path_and_the_clients_query() {
+        let plain = backend("http://users:3001");
+        assert_eq!(plain.target("/users", Some("page=2")).unwrap(), "/users?page=2");
+        assert_eq!(plain.origin, "http://users:3001");
+        let prefixed = backend("http://users:3001/v1/");
+        assert_eq!(prefixed.target("/users", None).unwrap(), "/v1/users");
+        assert_eq!(prefixed.origin, "http://users:3001");
+        assert_eq!(prefixed.host, "users:3001");
+    }
 }
