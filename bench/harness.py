@@ -672,15 +672,22 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
     cpu["PostgreSQL"] = (postgres_cpu_seconds() - shared_before["PostgreSQL"]) / (settled_at - started)
     cpu["the whole machine"] = (machine_cpu_seconds() - shared_before["the whole machine"]) / (settled_at - started)
     settled = placed - pending
+    # What an order costs each process through its settlement: the chain's share included,
+    # which a window over the writes alone misses while the chain is behind them.
+    spent = {name: (cpu_seconds(pid) - cpu_before[name]) for name, pid in pids.items()}
+    spent["PostgreSQL"] = cpu["PostgreSQL"] * (settled_at - started)
+    spent["the whole machine"] = cpu["the whole machine"] * (settled_at - started)
+    per_order = {name: seconds / settled * 1e6 for name, seconds in spent.items()} if settled else {}
     return {"duration_s": duration, "users": len(users), "accept_per_s": load["rps"], "p50_ms": load["p50_ms"],
             "p99_ms": load["p99_ms"], "errors": load["errors"], "placed": placed, "still_pending": pending,
             "settle_per_s": settled / (last - started) if settled else 0,
             "last_settled_after_flood_end_s": last - ended if pending == 0 else None,
-            "waited_s": settled_at - ended, "cpu_cores_used": cpu, "chain_mean_ms": chain_ms}
+            "waited_s": settled_at - ended, "cpu_cores_used": cpu, "cpu_us_per_settled_order": per_order,
+            "chain_mean_ms": chain_ms}
 
 
 def hop_step(args, stack, sampler, gateway, token, admin_id, smoke):
-    """The gateway's hop (bench/gateway_hop.py), then perf's view of the gateway under the read load."""
+    """perf's view of the gateway under the read load, then the gateway's hop (bench/gateway_hop.py)."""
     log("Gateway hop: a read and a write, through the gateway and straight to the service, at 1 and 16 connections")
     sampler.step = "gateway hop"
     duration, repeats = (1, 1) if smoke else (5, 3)
@@ -688,6 +695,13 @@ def hop_step(args, stack, sampler, gateway, token, admin_id, smoke):
     # to the event chain's pace (the flood measures that), so order-service runs unbounded here.
     stack.stop("order-service")
     stack.start("order-service", {"ORDER_ADMISSION_MAX_PENDING": str(10**9)})
+    profile = None
+    if not smoke:
+        # Before the writes: they leave the event chain a backlog to work through for minutes
+        # (one principal's orders, handled one after another), which would crowd the profile.
+        log("  profiling the gateway under the read load (perf)")
+        url, bearer = f"{gateway}/api/users/{admin_id}", [f"Authorization: Bearer {token}"]
+        profile = gateway_hop.profile(stack.processes["api-gateway"].pid, lambda: wrk(url, 10, 16, bearer))
     pids = {s: p.pid for s, p in stack.processes.items()}
     chain = {"payment-service": lambda: cpu_seconds(pids["payment-service"]), "PostgreSQL": postgres_cpu_seconds,
              gateway_hop.MACHINE: machine_cpu_seconds}
@@ -696,12 +710,13 @@ def hop_step(args, stack, sampler, gateway, token, admin_id, smoke):
         chain["broker (nisshi)"] = lambda: cpu_seconds(broker_pid)
     hop = gateway_hop.measure(stack.ports, pids, gateway, token, admin_id, API_KEY, ORDER_BODY_ITEMS, duration, repeats,
                               (1, 4) if smoke else (1, 16), chain)
+    # How far the event chain is behind the writes when they end (they are one principal's).
+    hop["pending_after_writes"] = int(psql(args.database_url, "SELECT count(*) FROM orders WHERE status = 'pending'",
+                                           stack.order_db))
     # The write's limit in the same state of the machine and database as the writes beside it.
     hop["pgbench_write"] = pgbench_write(args, duration, 4 if smoke else 16)
-    if not smoke:
-        log("  profiling the gateway under the read load (perf)")
-        url, bearer = f"{gateway}/api/users/{admin_id}", [f"Authorization: Bearer {token}"]
-        hop["profile"] = gateway_hop.profile(stack.processes["api-gateway"].pid, lambda: wrk(url, 10, 16, bearer))
+    if profile:
+        hop["profile"] = profile
     for kind in ("read", "write"):
         for connections, f in hop[kind].items():
             log(f"  {kind} at {connections}: {f['gateway']['rps']:.0f} vs {f['direct']['rps']:.0f} req/s direct "
@@ -916,7 +931,8 @@ def write_report(args, r):
         json.dump(r, out, indent=2)
     hop, broker, flood = r["hop"], r["broker"], r["flood"]
     gateway_peak = r["peak_rss_mib"].get("gateway hop", {}).get("api-gateway", 0)
-    hop_lines, hop_budgets = gateway_hop.report(r["gateway_hop"], r["gateway_hop"]["pgbench_write"], gateway_peak)
+    hop_lines, hop_budgets = gateway_hop.report(r["gateway_hop"], r["gateway_hop"]["pgbench_write"], gateway_peak,
+                                                r["flood"])
     hop_lines.append("")
     backlog, hot = broker["backlog_drain"], r["hot_key"]
     hot_slowest = "—" if hot["others_max_s"] is None else f"{hot['others_max_s']:.2f}"
@@ -956,7 +972,9 @@ def write_report(args, r):
         + f". Each user's events are handled one after another, so with {flood['users']} users the chain carries at most "
         "about users ÷ (time per event) settlements per second.", "",
         "CPU cores used from the flood's start to the last settlement: "
-        + ", ".join(f"{name} {cores:.2f}" for name, cores in flood["cpu_cores_used"].items()) + ".", "",
+        + ", ".join(f"{name} {cores:.2f}" for name, cores in flood["cpu_cores_used"].items()) + ". "
+        "CPU µs a settled order, from its request to its settlement: "
+        + ", ".join(f"{name} {us:.0f}" for name, us in flood.get("cpu_us_per_settled_order", {}).items()) + ".", "",
         "## Write path: `POST /api/orders` beside PostgreSQL running its statement", "",
         "| | req/s | p50 ms | p99 ms |", "|---|---|---|---|",
         f"| through the gateway (the hop's writes at {connections}) | {write16['rps']:.0f} | {write16['p50_ms']:.2f} | {write16['p99_ms']:.2f} |",
