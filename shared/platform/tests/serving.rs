@@ -1,5 +1,6 @@
 //! Serving threads, tried on a real server: each takes connections while another is busy,
-//! and a stopping server lets every thread's requests finish.
+//! a burst of connections is spread over them, and a stopping server lets every thread's
+//! requests finish.
 
 #![allow(clippy::unwrap_used)] // a test that cannot set itself up should fail loudly
 
@@ -109,6 +110,37 @@ async fn a_second_serving_thread_takes_connections_while_the_first_is_held() {
 async fn on_one_thread_a_held_handler_keeps_the_next_connection_waiting() {
     // The control for the test above: the same requests on one thread never meet.
     assert_eq!(meet_on(1).await, ("alone".to_owned(), "alone".to_owned()));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_burst_of_connections_is_spread_over_the_serving_threads() {
+    let settings = HttpSettings::from_env(&Env::from_pairs([("PORT", "0")]), 0).unwrap();
+    let api =
+        Router::new().route("/thread", get(|| async { std::thread::current().name().unwrap_or_default().to_owned() }));
+    let server = ServerBuilder::new(api).serving_threads(2).bind(&settings).await.unwrap();
+    let running = Running::start(server);
+    let port = running.port;
+    // All connected before any request, as a load generator opens its connections.
+    let threads = tokio::task::spawn_blocking(move || {
+        let streams: Vec<TcpStream> = (0..16).map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap()).collect();
+        streams
+            .into_iter()
+            .map(|mut stream| {
+                write!(stream, "GET /thread HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").unwrap();
+                let mut answer = String::new();
+                stream.read_to_string(&mut answer).unwrap();
+                answer.rsplit("\r\n\r\n").next().unwrap_or_default().to_owned()
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    running.stop().await;
+    let on_serving_thread = threads.iter().filter(|name| name.as_str() == "http-serving-1").count();
+    assert!(
+        (6..=10).contains(&on_serving_thread),
+        "16 connections opened at once: {on_serving_thread} on the serving thread, the rest on the caller's ({threads:?})"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

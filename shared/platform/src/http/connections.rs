@@ -41,19 +41,67 @@ use crate::configuration::HttpSettings;
 /// reset instead of served.
 const ACCEPT_GRACE: Duration = Duration::from_millis(250);
 
+/// How often a thread holding more connections than another looks again whether it still
+/// does, and how long it waits at most before it accepts all the same (see [`Spread`]).
+const DEFER_STEP: Duration = Duration::from_millis(1);
+const DEFER_AT_MOST: Duration = Duration::from_millis(10);
+
+/// The connections each thread accepting from one listener holds. Every such thread is
+/// woken for a new connection and the first to call `accept` takes it, so a thread that
+/// happens to be awake takes a whole burst: a client opening 16 keep-alive connections at
+/// once found them all on one thread, which served alone while the other idled. A thread
+/// ahead of another waits while it is, up to [`DEFER_AT_MOST`], leaving the connection to
+/// the one behind, as nginx's workers leave it to an idle one; it accepts after the wait
+/// all the same, should the other be too busy to.
+#[derive(Clone)]
+pub(super) struct Spread {
+    held: Arc<[AtomicUsize]>,
+    index: usize,
+}
+
+impl Spread {
+    /// One handle per thread of `threads` accepting from the same listener.
+    pub(super) fn among(threads: usize) -> Vec<Self> {
+        let held: Arc<[AtomicUsize]> = (0..threads.max(1)).map(|_| AtomicUsize::new(0)).collect();
+        (0..held.len()).map(|index| Self { held: Arc::clone(&held), index }).collect()
+    }
+
+    /// Whether another thread holds fewer connections than this one.
+    fn ahead(&self) -> bool {
+        let mine = self.held[self.index].load(Ordering::Relaxed);
+        self.held.iter().enumerate().any(|(index, held)| index != self.index && held.load(Ordering::Relaxed) < mine)
+    }
+
+    /// Counts a connection this thread accepted until the guard is dropped.
+    fn hold(&self) -> Held {
+        self.held[self.index].fetch_add(1, Ordering::Relaxed);
+        Held(self.clone())
+    }
+}
+
+/// A connection counted in its thread's share ([`Spread::hold`]).
+struct Held(Spread);
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.0.held[self.0.index].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Serves `listener` until `stop` is cancelled, then lets the connections it accepted
 /// finish. `permits` bounds the connections held at once, shared by every loop that
-/// accepts for the same server. The listener stays open: unaccepted connections wait in
-/// its backlog for whoever takes it over.
+/// accepts for the same server, and `spread` is this loop's share among them. The listener
+/// stays open: unaccepted connections wait in its backlog for whoever takes it over.
 pub(super) async fn serve_until(
     listener: &mut TcpListener,
     router: Router,
     settings: &HttpSettings,
     permits: Arc<Semaphore>,
+    spread: Spread,
     stop: CancellationToken,
 ) {
     let graceful = GracefulShutdown::new();
-    accept_until(listener, router, settings, permits, stop, &graceful).await;
+    accept_until(listener, router, settings, permits, &spread, stop, &graceful).await;
     tokio::time::sleep(ACCEPT_GRACE).await;
     graceful.shutdown().await;
 }
@@ -65,6 +113,7 @@ async fn accept_until(
     router: Router,
     settings: &HttpSettings,
     permits: Arc<Semaphore>,
+    spread: &Spread,
     stop: CancellationToken,
     graceful: &GracefulShutdown,
 ) {
@@ -79,11 +128,20 @@ async fn accept_until(
                 Err(_closed) => return,
             },
         };
+        let mut deferred = Duration::ZERO;
+        while deferred < DEFER_AT_MOST && spread.ahead() {
+            tokio::select! {
+                biased;
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(DEFER_STEP) => deferred += DEFER_STEP,
+            }
+        }
         let (stream, remote) = tokio::select! {
             biased;
             () = stop.cancelled() => return,
             accepted = Listener::accept(listener) => accepted,
         };
+        let held = spread.hold();
         // Answers go out as soon as they are written, not after Nagle's delay.
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "cannot set TCP_NODELAY");
@@ -119,7 +177,7 @@ async fn accept_until(
                 }
             }
             metrics::gauge!("http_connections_open").decrement(1.0);
-            drop(permit);
+            drop((permit, held));
         });
     }
 }

@@ -19,7 +19,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::Problem;
-use super::connections::serve_until;
+use super::connections::{Spread, serve_until};
 use super::edge::{AnswerCheck, EdgeLayer, EdgeSettings, PathPolicy};
 use crate::configuration::HttpSettings;
 use crate::health::{self, Readiness};
@@ -279,14 +279,17 @@ impl Server {
         // Connections not yet accepted wait in the socket's backlog for whoever takes it over.
         super::connections::register_metrics();
         let permits = Arc::new(Semaphore::new(settings.max_connections));
-        let serving = super::serving::spawn(threads - 1, &listener, &router, &settings, &permits, &stop_accepting)
+        let mut spreads = Spread::among(threads);
+        let own = spreads.remove(0);
+        let serving = super::serving::spawn(spreads, &listener, &router, &settings, &permits, &stop_accepting)
             .inspect_err(|_| stop_accepting.cancel())?;
-        let public = serve_until(&mut listener, router, &settings, permits, stop_accepting.clone());
+        let public = serve_until(&mut listener, router, &settings, permits, own, stop_accepting.clone());
         let probes = async {
             if let Some((listener, router)) = admin.as_mut() {
                 // Bounded apart from the API's, so slow clients cannot keep a probe out.
                 let permits = Arc::new(Semaphore::new(settings.max_connections));
-                serve_until(listener, router.clone(), &settings, permits, stop_accepting.clone()).await;
+                let alone = Spread::among(1).remove(0);
+                serve_until(listener, router.clone(), &settings, permits, alone, stop_accepting.clone()).await;
             }
         };
         tokio::join!(public, probes, serving.finished());

@@ -9,8 +9,9 @@
 //! pool of its own their backend connections too, wakes once per event: what nginx's
 //! worker processes do, inside one process.
 //!
-//! Each thread polls a duplicate of the listening socket; the kernel hands each new
-//! connection to one of them. They share the server's connection bound, and stop with it.
+//! Each thread polls a duplicate of the listening socket and takes what it accepts; a
+//! thread holding more connections than another lets that one accept first (see
+//! `connections::Spread`). They share the server's connection bound, and stop with it.
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
@@ -21,7 +22,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::connections::serve_until;
+use super::connections::{Spread, serve_until};
 use crate::configuration::HttpSettings;
 
 /// The serving threads of one server.
@@ -39,17 +40,18 @@ impl ServingThreads {
     }
 }
 
-/// Starts `count` threads serving `listener` with `router` until `stop` is cancelled.
+/// Starts a thread serving `listener` with `router` until `stop` is cancelled for each of
+/// `spreads`, its share among the listener's threads.
 pub(super) fn spawn(
-    count: usize,
+    spreads: Vec<Spread>,
     listener: &TcpListener,
     router: &Router,
     settings: &HttpSettings,
     permits: &Arc<Semaphore>,
     stop: &CancellationToken,
 ) -> anyhow::Result<ServingThreads> {
-    let mut done = Vec::with_capacity(count);
-    for index in 1..=count {
+    let mut done = Vec::with_capacity(spreads.len());
+    for (index, spread) in (1..).zip(spreads) {
         let socket = listener.as_fd().try_clone_to_owned().context("cannot share the listening socket")?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -62,7 +64,7 @@ pub(super) fn spawn(
             .spawn(move || {
                 runtime.block_on(async move {
                     match TcpListener::from_std(std::net::TcpListener::from(socket)) {
-                        Ok(mut listener) => serve_until(&mut listener, router, &settings, permits, stop).await,
+                        Ok(mut listener) => serve_until(&mut listener, router, &settings, permits, spread, stop).await,
                         Err(error) => tracing::error!(%error, "a serving thread cannot poll the listening socket"),
                     }
                 });
