@@ -66,6 +66,11 @@ impl Spread {
         (0..held.len()).map(|index| Self { held: Arc::clone(&held), index }).collect()
     }
 
+    /// The share of a listener served by one thread only: never ahead of anyone.
+    pub(super) fn alone() -> Self {
+        Self { held: Arc::new([AtomicUsize::new(0)]), index: 0 }
+    }
+
     /// Whether another thread holds fewer connections than this one.
     fn ahead(&self) -> bool {
         let mine = self.held[self.index].load(Ordering::Relaxed);

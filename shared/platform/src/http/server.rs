@@ -288,8 +288,8 @@ impl Server {
             if let Some((listener, router)) = admin.as_mut() {
                 // Bounded apart from the API's, so slow clients cannot keep a probe out.
                 let permits = Arc::new(Semaphore::new(settings.max_connections));
-                let alone = Spread::among(1).remove(0);
-                serve_until(listener, router.clone(), &settings, permits, alone, stop_accepting.clone()).await;
+                serve_until(listener, router.clone(), &settings, permits, Spread::alone(), stop_accepting.clone())
+                    .await;
             }
         };
         tokio::join!(public, probes, serving.finished());
