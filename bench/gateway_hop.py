@@ -289,7 +289,7 @@ def report(hop, pgbench_write, gateway_peak_rss_mib, flood=None):
             ("gateway peak RSS ≤ 32 MiB under the hop's loads", gateway_peak_rss_mib <= BUDGETS["gateway_peak_rss_mib"],
              f"{gateway_peak_rss_mib:.1f} MiB"),
         ]
-    lines += holders(budgets, hop, pgbench_write, (flood or {}).get("cpu_us_per_settled_order"))
+    lines += holders(budgets, hop, pgbench_write, flood)
     return lines, budgets
 
 
@@ -314,9 +314,9 @@ def chain_split(write16, pgbench_write, pending):
     return lines
 
 
-def holders(budgets, hop, pgbench_write, settled_order=None):
-    """For each failing budget of the hop, the cost that holds it, from this run's figures;
-    `settled_order` is the flood's CPU µs a settled order per process, where it ran."""
+def holders(budgets, hop, pgbench_write, flood=None):
+    """For each failing budget of the hop, the cost that holds it, from this run's figures and,
+    where it ran, the order flood's (what a settled order cost each process)."""
     failing = {name for name, ok, _ in budgets if not ok}
     if not failing:
         return []
@@ -345,13 +345,13 @@ def holders(budgets, hop, pgbench_write, settled_order=None):
         line = (f"- order-service against `pgbench`: the event chain each order starts, on the same 2 cores. Within "
                 f"the direct runs an order cost the machine {direct[f'{MACHINE}_cpu_us_per_request']:.0f} µs of CPU, "
                 f"a `pgbench` transaction {pgbench_write['machine_cpu_us_per_tx']:.0f} µs (the split above)")
-        if settled_order:
-            services = sum(us for name, us in settled_order.items() if name in ("order-service", *CHAIN))
-            parts = ", ".join(f"{name} {settled_order[name]:.0f}" for name in ("order-service", *CHAIN)
-                              if name in settled_order)
-            line += (f"; through its settlement (the order flood, 50 users) an order costs {services:.0f} µs of CPU "
-                     f"in the processes that carry it ({parts}), "
-                     f"{services / pgbench_write['machine_cpu_us_per_tx']:.1f} times a `pgbench` transaction")
+        if settled_order := (flood or {}).get("cpu_us_per_settled_order"):
+            carriers = [name for name in ("order-service", *CHAIN) if name in settled_order]
+            carried = sum(settled_order[name] for name in carriers)
+            parts = ", ".join(f"{name} {settled_order[name]:.0f}" for name in carriers)
+            line += (f"; through its settlement (the order flood, {flood['users']} users) an order costs "
+                     f"{carried:.0f} µs of CPU in the processes that carry it ({parts}), "
+                     f"{carried / pgbench_write['machine_cpu_us_per_tx']:.1f} times a `pgbench` transaction")
         lines.append(line + ". The chain's work bounds the orders a second on these cores, whatever the API itself "
                      "costs.")
     return lines
