@@ -137,8 +137,11 @@ async fn a_burst_of_connections_is_spread_over_the_serving_threads() {
     .unwrap();
     running.stop().await;
     let on_serving_thread = threads.iter().filter(|name| name.as_str() == "http-serving-1").count();
+    // At least a quarter on each: one taking them all (15 or 16) is what the spread prevents;
+    // an even split is not guaranteed on a busy machine, where a thread ahead accepts after
+    // waiting at most 10 ms.
     assert!(
-        (6..=10).contains(&on_serving_thread),
+        (4..=12).contains(&on_serving_thread),
         "16 connections opened at once: {on_serving_thread} on the serving thread, the rest on the caller's ({threads:?})"
     );
 }
