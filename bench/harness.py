@@ -668,15 +668,13 @@ def order_flood(args, stack, gateway, token, users, duration, connections):
     chain_ms = chain_means(before, after)
     placed, pending, last = row.split("|")
     placed, pending, last = int(placed), int(pending), float(last)
-    cpu = {name: (cpu_seconds(pid) - cpu_before[name]) / (settled_at - started) for name, pid in pids.items()}
-    cpu["PostgreSQL"] = (postgres_cpu_seconds() - shared_before["PostgreSQL"]) / (settled_at - started)
-    cpu["the whole machine"] = (machine_cpu_seconds() - shared_before["the whole machine"]) / (settled_at - started)
+    spent = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+    spent["PostgreSQL"] = postgres_cpu_seconds() - shared_before["PostgreSQL"]
+    spent["the whole machine"] = machine_cpu_seconds() - shared_before["the whole machine"]
+    cpu = {name: seconds / (settled_at - started) for name, seconds in spent.items()}
     settled = placed - pending
     # What an order costs each process through its settlement: the chain's share included,
     # which a window over the writes alone misses while the chain is behind them.
-    spent = {name: (cpu_seconds(pid) - cpu_before[name]) for name, pid in pids.items()}
-    spent["PostgreSQL"] = cpu["PostgreSQL"] * (settled_at - started)
-    spent["the whole machine"] = cpu["the whole machine"] * (settled_at - started)
     per_order = {name: seconds / settled * 1e6 for name, seconds in spent.items()} if settled else {}
     return {"duration_s": duration, "users": len(users), "accept_per_s": load["rps"], "p50_ms": load["p50_ms"],
             "p99_ms": load["p99_ms"], "errors": load["errors"], "placed": placed, "still_pending": pending,
