@@ -9,12 +9,13 @@
 //! platform-wide tests require that count to stay zero over every request they make, so a
 //! handler that learns a new status fails a test until the document says so.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::http::{Method, StatusCode};
 use platform::http::AnswerCheck;
+use rustc_hash::FxHashMap;
 
 /// Answers outside the document in this process, for tests to assert on (the metric is
 /// the production view of the same count).
@@ -28,13 +29,13 @@ pub fn undocumented_answers() -> u64 {
 /// Each documented operation's statuses, by path template, then method.
 #[derive(Debug, Default)]
 pub struct Conformance {
-    operations: HashMap<String, HashMap<Method, BTreeSet<u16>>>,
+    operations: FxHashMap<String, FxHashMap<Method, BTreeSet<u16>>>,
 }
 
 impl Conformance {
     /// The statuses each operation of `document` lists.
     pub fn of(document: &utoipa::openapi::OpenApi) -> Arc<Self> {
-        let mut operations: HashMap<String, HashMap<Method, BTreeSet<u16>>> = HashMap::new();
+        let mut operations: FxHashMap<String, FxHashMap<Method, BTreeSet<u16>>> = FxHashMap::default();
         for (path, item) in &document.paths.paths {
             let methods = [
                 (Method::GET, &item.get),

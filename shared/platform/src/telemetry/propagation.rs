@@ -5,7 +5,7 @@
 //! The parent must be set before a span is first entered, so callers create the
 //! span, call `set_parent_from_*`, and only then instrument work with it.
 
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use opentelemetry::global;
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
@@ -22,6 +22,9 @@ pub fn inject_http(span: &Span, headers: &mut HeaderMap) {
 /// Most `tracestate` members and bytes a caller may send (W3C Trace Context, level 1).
 const TRACESTATE_MAX_MEMBERS: usize = 32;
 const TRACESTATE_MAX_BYTES: usize = 512;
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// How a server treats the trace context its callers send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -40,17 +43,22 @@ pub enum CallerContext {
 /// caller's `baggage` is dropped and a `tracestate` beyond W3C's limits is ignored, so
 /// nothing a client sends grows the headers of the calls and events the request causes.
 pub fn adopt_caller_context(span: &Span, headers: &HeaderMap, policy: CallerContext) {
+    // A span no layer records (logs above INFO, no span export) takes no parent and no link:
+    // reading the caller's context for it would be work for nothing on every request.
+    if span.is_disabled() {
+        return;
+    }
     let mut trace_headers = HeaderMap::new();
-    for name in ["traceparent", "tracestate"] {
-        if let Some(value) = headers.get(name) {
+    for name in [TRACEPARENT, TRACESTATE] {
+        if let Some(value) = headers.get(&name) {
             trace_headers.insert(name, value.clone());
         }
     }
-    let oversized = trace_headers.get("tracestate").is_some_and(|state| {
+    let oversized = trace_headers.get(&TRACESTATE).is_some_and(|state| {
         state.len() > TRACESTATE_MAX_BYTES || state.as_bytes().split(|b| *b == b',').count() > TRACESTATE_MAX_MEMBERS
     });
     if oversized {
-        trace_headers.remove("tracestate");
+        trace_headers.remove(&TRACESTATE);
     }
     let caller = TraceContextPropagator::new().extract(&HeaderExtractor(&trace_headers));
     match policy {
