@@ -80,10 +80,11 @@ def psql(database_url, sql, database="postgres"):
                           check=True, capture_output=True, text=True).stdout.strip()
 
 
-def rss_mib(pid):
+def rss_mib(pid, field="VmRSS"):
+    """`pid`'s resident memory in MiB: all of it (`VmRSS`), or one part (`RssAnon`, `RssFile`)."""
     with open(f"/proc/{pid}/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     return 0.0
 
@@ -795,6 +796,10 @@ def main():
         results["start_to_ready_s"] = {s: stack.start(s) for s in SERVICES}
         time.sleep(1)
         results["idle_rss_mib"] = {s: rss_mib(p.pid) for s, p in stack.processes.items()}
+        # Resident memory a process owns, and the pages of its binary and libraries it has
+        # mapped (shared with every process that maps the same files).
+        results["idle_rss_parts_mib"] = {s: {"anonymous": rss_mib(p.pid, "RssAnon"), "files": rss_mib(p.pid, "RssFile")}
+                                         for s, p in stack.processes.items()}
         results["idle_cpu_cores"] = idle_cpu(args, stack, 1 if smoke else 10)
         log("  at rest, share of a core: " + ", ".join(f"{n} {c:.3f}" for n, c in results["idle_cpu_cores"].items()))
         sampler.start()
@@ -920,6 +925,15 @@ def replace_report_section(path, heading, section):
         out.write(text)
 
 
+def idle_rss_measured(r):
+    """The idle RSS budget's figure: the largest service's, and what it is made of."""
+    largest = max(r["idle_rss_mib"], key=r["idle_rss_mib"].get)
+    measured = f"max {r['idle_rss_mib'][largest]:.1f} MiB"
+    if split := r.get("idle_rss_parts_mib", {}).get(largest):
+        measured += f" ({largest}: {split['anonymous']:.1f} anonymous, {split['files']:.1f} mapped files)"
+    return measured
+
+
 def write_report(args, r):
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "results.json"), "w") as out:
@@ -1017,12 +1031,20 @@ def write_report(args, r):
     if r.get("slow_to_stop"):
         lines += ["", f"Did not stop within 30 s of SIGTERM at the end (killed): {', '.join(r['slow_to_stop'])}."]
     idle_cpu = r.get("idle_cpu_cores", {})
-    lines += ["", "| service | start → ready s | idle RSS MiB | share of a core at rest |", "|---|---|---|---|"]
+    parts = r.get("idle_rss_parts_mib", {})
+    lines += ["", "| service | start → ready s | idle RSS MiB | of it anonymous / mapped files | share of a core at rest |",
+              "|---|---|---|---|---|"]
     for service in SERVICES:
-        lines.append(f"| {service} | {r['start_to_ready_s'][service]:.3f} | {r['idle_rss_mib'][service]:.1f} "
+        split = parts.get(service)
+        split = f"{split['anonymous']:.1f} / {split['files']:.1f}" if split else ""
+        lines.append(f"| {service} | {r['start_to_ready_s'][service]:.3f} | {r['idle_rss_mib'][service]:.1f} | {split} "
                      f"| {idle_cpu.get(service, 0):.3f} |")
     if "broker (nisshi)" in idle_cpu:
-        lines.append(f"| broker (nisshi) | | | {idle_cpu['broker (nisshi)']:.3f} |")
+        lines.append(f"| broker (nisshi) | | | | {idle_cpu['broker (nisshi)']:.3f} |")
+    if parts:
+        lines += ["", "Mapped files are the pages of each binary and its libraries the process has touched (the "
+                  "kernel maps some of their neighbours too), shared with every process that maps the same files; "
+                  "anonymous memory is the process's own."]
     hot_max = hot["others_max_s"]
     budgets = [
         ("one consumer drains a backlog at ≥ 10 000 msg/s (services' fetch size)",
@@ -1042,7 +1064,7 @@ def write_report(args, r):
         ("peak RSS of every service ≤ 64 MiB in every step", peak_all <= BUDGETS["load_rss_mib"], f"max {peak_all:.1f} MiB"),
         ("sign-up burst: every 201 user has exactly one welcome order", burst["exactly_one_each"],
          f"{burst['welcome_orders']} for {burst['created_201']}"),
-        ("each service idle RSS ≤ 20 MiB", max(r["idle_rss_mib"].values()) <= BUDGETS["idle_rss_mib"], f"max {max(r['idle_rss_mib'].values()):.1f} MiB"),
+        ("each service idle RSS ≤ 20 MiB", max(r["idle_rss_mib"].values()) <= BUDGETS["idle_rss_mib"], idle_rss_measured(r)),
         ("each service start → ready ≤ 0.5 s", max(r["start_to_ready_s"].values()) <= BUDGETS["start_to_ready_s"], f"max {max(r['start_to_ready_s'].values()):.3f} s"),
         *hop_budgets,
         ("no errors under load", gateway_hop.errors(r["gateway_hop"]) + flood["errors"] == 0,
