@@ -225,6 +225,13 @@ BUDGETS = {
 }
 
 
+# The hop's budgets by name, as the report lists them and `holders` explains the failing ones.
+READS_16_RATIO = "reads at 16 connections: gateway ≥ 0.7 × direct req/s"
+READS_16_ADDED = "reads at 16 connections: gateway adds ≤ 0.4 ms to p50"
+READS_1_ADDED = "reads at 1 connection: gateway adds ≤ 0.08 ms to p50"
+WRITES_16_RATIO = "POST /api/orders at 16 connections: gateway ≥ 0.9 × direct req/s"
+WRITES_OVER_PGBENCH = "POST /orders straight to order-service ≥ 0.8 × pgbench of its statement"
+
 def report(hop, pgbench_write, gateway_peak_rss_mib, flood=None):
     """The report's section on the hop, and its budgets as (name, ok, measured); `flood`, the
     same run's order flood where it ran, gives what an order costs through its settlement."""
@@ -273,18 +280,18 @@ def report(hop, pgbench_write, gateway_peak_rss_mib, flood=None):
             return f" (nginx: {f[key]:.3f} ms)" if ms else f" (nginx: {f[key]:.2f})"
 
         budgets = [
-            ("reads at 16 connections: gateway ≥ 0.7 × direct req/s", read16["ratio_rps"] >= BUDGETS["read_ratio_16"],
+            (READS_16_RATIO, read16["ratio_rps"] >= BUDGETS["read_ratio_16"],
              f"{read16['ratio_rps']:.2f}" + nginx(read16, "nginx_ratio_rps")),
-            ("reads at 16 connections: gateway adds ≤ 0.4 ms to p50",
+            (READS_16_ADDED,
              read16["added_p50_ms"] <= BUDGETS["read_added_p50_ms_16"],
              f"{read16['added_p50_ms']:.3f} ms" + nginx(read16, "nginx_added_p50_ms", ms=True)),
-            ("reads at 1 connection: gateway adds ≤ 0.08 ms to p50",
+            (READS_1_ADDED,
              read1["added_p50_ms"] <= BUDGETS["read_added_p50_ms_1"],
              f"{read1['added_p50_ms']:.3f} ms" + nginx(read1, "nginx_added_p50_ms", ms=True)),
-            ("POST /api/orders at 16 connections: gateway ≥ 0.9 × direct req/s",
+            (WRITES_16_RATIO,
              write16["ratio_rps"] >= BUDGETS["write_ratio_16"],
              f"{write16['ratio_rps']:.2f}" + nginx(write16, "nginx_ratio_rps")),
-            ("POST /orders straight to order-service ≥ 0.8 × pgbench of its statement",
+            (WRITES_OVER_PGBENCH,
              direct_over_pgbench >= BUDGETS["write_direct_over_pgbench"], f"{direct_over_pgbench:.2f}"),
             ("gateway peak RSS ≤ 32 MiB under the hop's loads", gateway_peak_rss_mib <= BUDGETS["gateway_peak_rss_mib"],
              f"{gateway_peak_rss_mib:.1f} MiB"),
@@ -325,15 +332,15 @@ def holders(budgets, hop, pgbench_write, flood=None):
                   None)
     lines = ["", "What holds the hop's failing budgets, from the figures above:", ""]
     where = f", {kernel:.0f} % of it in the kernel (the profile)" if kernel is not None else ""
-    name = "reads at 16 connections: gateway ≥ 0.7 × direct req/s"
+    name = READS_16_RATIO
     if name in failing and "nginx" in read16:
         lines.append(f"- Reads at 16: the gateway's own work, on the cores it shares with user-service, PostgreSQL and "
                      f"the load generator. It spends {read16['gateway']['gateway_cpu_us_per_request']:.0f} µs of CPU a "
                      f"read against nginx's {read16['nginx']['gateway_cpu_us_per_request']:.0f}{where}; nginx reaches "
                      f"{read16['nginx_ratio_rps']:.2f} of direct in this run.")
     for name, f, connections, budget in (
-            ("reads at 16 connections: gateway adds ≤ 0.4 ms to p50", read16, 16, BUDGETS["read_added_p50_ms_16"]),
-            ("reads at 1 connection: gateway adds ≤ 0.08 ms to p50", read1, 1, BUDGETS["read_added_p50_ms_1"])):
+            (READS_16_ADDED, read16, 16, BUDGETS["read_added_p50_ms_16"]),
+            (READS_1_ADDED, read1, 1, BUDGETS["read_added_p50_ms_1"])):
         if name in failing and "nginx" in f:
             share = f"{f['nginx_added_p50_ms'] / budget * 100:.0f} % of the budget"
             # Whether one more hop alone, as nginx makes it, already spends the budget on this machine.
@@ -342,12 +349,12 @@ def holders(budgets, hop, pgbench_write, flood=None):
                          f"do, adds {f['nginx_added_p50_ms']:.3f} ms in this run, {share}; the gateway spends "
                          f"{f['gateway']['gateway_cpu_us_per_request']:.0f} µs of CPU a read against nginx's "
                          f"{f['nginx']['gateway_cpu_us_per_request']:.0f}{where if connections == 16 else ''}.")
-    name = "POST /api/orders at 16 connections: gateway ≥ 0.9 × direct req/s"
+    name = WRITES_16_RATIO
     if name in failing and "nginx" in write16:
         lines.append(f"- Writes through the gateway: the same 2 cores serve the proxy and the event chain, so each µs "
                      f"the proxy spends is the chain's. CPU a write: gateway {write16['gateway']['gateway_cpu_us_per_request']:.0f} µs, "
                      f"nginx {write16['nginx']['gateway_cpu_us_per_request']:.0f} µs.")
-    name = "POST /orders straight to order-service ≥ 0.8 × pgbench of its statement"
+    name = WRITES_OVER_PGBENCH
     direct = write16["direct"]
     if name in failing and f"{MACHINE}_cpu_us_per_request" in direct and "machine_cpu_us_per_tx" in pgbench_write:
         line = (f"- order-service against `pgbench`: the event chain each order starts, on the same 2 cores. Within "
