@@ -30,9 +30,7 @@ impl Application {
         // Built once: served as is, and read for the statuses the conformance check expects.
         let document = ApiDoc::openapi();
         let conformance = Conformance::of(&document);
-        // One body limit for every route, the auth routes included.
-        let api =
-            routes::router(state, document).layer(axum::extract::DefaultBodyLimit::max(settings.limits.max_body_bytes));
+        let api = routes::router(state, document);
         // Health and metrics are for operators and Prometheus: not on the public port.
         let callers = if settings.trust_client_trace_context { CallerContext::Parent } else { CallerContext::Link };
         let mut server = ServerBuilder::new(api)

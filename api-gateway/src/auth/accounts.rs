@@ -5,12 +5,11 @@
 //! deleted account, a changed role, or a changed password or e-mail address stops every
 //! earlier token within that time (2 s by default).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode};
-use moka::future::Cache;
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use platform::auth::{CREDENTIALS_VERSION_HEADER, Principal, Role};
 use platform::http::{Problem, RequestId};
 use uuid::Uuid;
@@ -28,26 +27,34 @@ pub enum AccountState {
 }
 
 /// The cached account states.
-#[derive(Clone)]
 pub struct Accounts {
-    cache: Cache<Uuid, AccountState>,
+    states: Cache<Uuid, Known>,
+    ttl: Duration,
+}
+
+/// An account's state, and until when it is trusted without asking again.
+#[derive(Debug, Clone, Copy)]
+struct Known {
+    state: AccountState,
+    until: Instant,
 }
 
 impl Accounts {
-    /// States are kept for `ttl`, for at most `capacity` accounts.
-    pub fn new(ttl: Duration, capacity: u64) -> Self {
-        Self { cache: Cache::builder().time_to_live(ttl).max_capacity(capacity).build() }
+    /// States are kept for `ttl`, for at most `capacity` accounts (the least used go first).
+    pub fn new(ttl: Duration, capacity: usize) -> Self {
+        Self { states: Cache::new(capacity), ttl }
     }
 
     /// Refuses (401) a token whose account is gone, or whose role or credentials changed
     /// since it was issued; the client signs in again.
     pub async fn check(&self, upstreams: &Upstreams, token: Verified, request_id: &RequestId) -> Result<(), Problem> {
         let principal = token.principal;
-        let state = self
-            .cache
-            .try_get_with(principal.id, account_state(upstreams, principal, request_id))
-            .await
-            .map_err(|error: Arc<Problem>| (*error).clone())?;
+        let state = match self.states.get(&principal.id) {
+            Some(known) if Instant::now() < known.until => known.state,
+            // Boxed: the call to user-service is a large future, and the rare path should
+            // not make every request's future that large.
+            _ => Box::pin(self.refresh(upstreams, principal, request_id)).await?,
+        };
         match state {
             AccountState::Active(role, _) if role != principal.role => {
                 Err(revoked("the account's role changed; sign in again"))
@@ -58,6 +65,31 @@ impl Accounts {
             AccountState::Active(..) => Ok(()),
             AccountState::Gone => Err(revoked("the account no longer exists")),
         }
+    }
+
+    /// Asks user-service for an account's state that is unknown or too old. Calls that
+    /// arrive while it asks wait for its answer instead of asking too; if it fails, the
+    /// next of them asks. A failure is not remembered.
+    async fn refresh(
+        &self,
+        upstreams: &Upstreams,
+        principal: Principal,
+        request_id: &RequestId,
+    ) -> Result<AccountState, Problem> {
+        let fresh = |_: &Uuid, known: &mut Known| {
+            if Instant::now() < known.until { EntryAction::Retain(known.state) } else { EntryAction::ReplaceWithGuard }
+        };
+        let guard = match self.states.entry_async(&principal.id, fresh).await {
+            EntryResult::Retained(state) => return Ok(state),
+            EntryResult::Replaced(guard, _) | EntryResult::Vacant(guard) => Some(guard),
+            // Not asked for by `fresh`; the state is then asked without being remembered.
+            EntryResult::Removed(..) | EntryResult::Timeout => None,
+        };
+        let state = account_state(upstreams, principal, request_id).await?;
+        if let Some(guard) = guard {
+            let _ = guard.insert(Known { state, until: Instant::now() + self.ttl });
+        }
+        Ok(state)
     }
 }
 

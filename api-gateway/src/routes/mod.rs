@@ -9,6 +9,7 @@ mod proxy;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 
@@ -46,9 +47,13 @@ pub type SharedState = Arc<AppState>;
 /// The public API routes, with `document` served as the API's description.
 pub fn router(state: AppState, document: utoipa::openapi::OpenApi) -> Router {
     let state = Arc::new(state);
+    // The body limit binds the routes that read a body themselves. A forwarded body streams
+    // through `Upstreams`, which holds it to the same limit; a layer on those routes would
+    // only add a boxed service to every call's path.
     let sign_in = Router::new()
         .route("/api/auth/register", post(auth::register))
         .route("/api/auth/login", post(auth::login))
+        .layer(DefaultBodyLimit::max(state.upstreams.max_body_bytes()))
         .layer(from_fn_with_state(state.limits.clone(), limit_by_client_address));
     // Each forwarded route authenticates its caller and checks its rate limit itself
     // (the [`crate::auth::Authenticated`] extractor).

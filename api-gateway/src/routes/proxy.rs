@@ -17,6 +17,10 @@ use crate::upstream::{Call, Service, too_large};
 /// (The body's length is the body's own: the client forwards what arrives.)
 const FORWARDED_REQUEST_HEADERS: [header::HeaderName; 2] = [header::CONTENT_TYPE, header::ACCEPT];
 
+/// The headers every call carries besides the client's (see `Upstreams::send`): host,
+/// request id, service key, principal id and role, trace parent and state.
+const OWN_REQUEST_HEADERS: usize = 7;
+
 /// Headers of a backend's answer that reach the client; internal ones stay inside.
 const FORWARDED_RESPONSE_HEADERS: [header::HeaderName; 2] = [header::CONTENT_TYPE, header::RETRY_AFTER];
 
@@ -105,7 +109,7 @@ pub async fn forward_route(
         return Err(too_large());
     }
     state.accounts.check(&state.upstreams, token, &request_id).await?;
-    let mut headers = HeaderMap::new();
+    let mut headers = HeaderMap::with_capacity(FORWARDED_REQUEST_HEADERS.len() + OWN_REQUEST_HEADERS);
     for name in FORWARDED_REQUEST_HEADERS {
         if let Some(value) = parts.headers.get(&name) {
             headers.insert(name, value.clone());
@@ -121,13 +125,16 @@ pub async fn forward_route(
         body,
     };
     let (mut answer, body) = state.upstreams.forward(call, &request_id).await?.into_parts();
+    // The answer's own map is reused, emptied of everything but the forwarded headers:
+    // it already has room for them and for the ones the edge adds.
+    let kept = FORWARDED_RESPONSE_HEADERS.map(|name| answer.headers.remove(&name).map(|value| (name, value)));
+    answer.headers.clear();
+    for (name, value) in kept.into_iter().flatten() {
+        answer.headers.insert(name, value);
+    }
     let mut reply = Response::new(body);
     *reply.status_mut() = answer.status;
-    for name in FORWARDED_RESPONSE_HEADERS {
-        if let Some(value) = answer.headers.remove(&name) {
-            reply.headers_mut().insert(name, value);
-        }
-    }
+    *reply.headers_mut() = answer.headers;
     Ok(reply)
 }
 

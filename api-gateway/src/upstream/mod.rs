@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http_body::Body as _;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use platform::auth::{API_KEY_HEADER, PRINCIPAL_ID_HEADER, PRINCIPAL_ROLE_HEADER, Principal, ServiceKey};
 use platform::http::{BodyTimedOut, Problem, REQUEST_ID_HEADER, RequestId, body_within, inject_trace_context};
@@ -200,7 +201,8 @@ impl Upstreams {
             }
             headers.insert(PRINCIPAL_ROLE_HEADER, HeaderValue::from_static(principal.role.as_str()));
         }
-        let body = Body::new(Limited::new(body, self.max_body_bytes));
+        // A request without a body (most reads) goes out without the limit's wrapper.
+        let body = if body.is_end_stream() { Body::empty() } else { Body::new(Limited::new(body, self.max_body_bytes)) };
         let span = tracing::info_span!(
             "http.client.request",
             otel.name = format!("{method} {}", service.name()),
