@@ -84,6 +84,31 @@ async fn a_header_sent_a_line_at_a_time_does_not_keep_its_connection_open() {
 }
 
 #[tokio::test]
+async fn a_kept_alive_connection_has_the_header_limit_again_after_each_answer_and_no_longer() {
+    let port = serve(&[("HTTP_HEADER_READ_TIMEOUT_MS", "1000"), ("HTTP_IDLE_TIMEOUT_MS", "20000")]).await;
+    let mut client = connect(port).await;
+    let opened = Instant::now();
+    // Three requests 700 ms apart: 1.4 s after it opened, the connection is still served,
+    // because each answer starts the wait for the next header again.
+    for request in 0..3 {
+        if request > 0 {
+            // The passing time is what is tested.
+            tokio::time::sleep(Duration::from_millis(700)).await;
+        }
+        client.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+        let mut buffer = [0u8; 4096];
+        let n = client.read(&mut buffer).await.unwrap();
+        assert!(String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 200"), "request {request}");
+    }
+    assert!(opened.elapsed() > Duration::from_millis(1000));
+    // Silent after its last answer, it is closed on the header limit, long before the idle one.
+    let waiting = Instant::now();
+    let (_, closed) = read_until_closed(&mut client, Duration::from_secs(10)).await;
+    assert!(closed, "a kept-alive connection waited past the header limit");
+    assert!(waiting.elapsed() < Duration::from_secs(5), "closed only after {:?}", waiting.elapsed());
+}
+
+#[tokio::test]
 async fn an_idle_kept_alive_connection_is_closed_after_the_idle_timeout() {
     let port = serve(&[("HTTP_IDLE_TIMEOUT_MS", "500"), ("HTTP_HEADER_READ_TIMEOUT_MS", "20000")]).await;
     let mut client = connect(port).await;

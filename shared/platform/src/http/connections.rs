@@ -1,9 +1,9 @@
 //! The accept loop: how many connections a server holds at once, and how long a client
 //! may take before its connection is closed.
 //!
-//! - **Header:** a request's header must arrive within `HTTP_HEADER_READ_TIMEOUT_MS`
-//!   (hyper's own timer, which also runs while a kept-alive connection waits for its next
-//!   request), however slowly it trickles in.
+//! - **Header:** a request's header must arrive within `HTTP_HEADER_READ_TIMEOUT_MS` of
+//!   the moment the connection starts waiting for it (when it opens, or when the server
+//!   wrote the last byte of its previous answer), however slowly it trickles in.
 //! - **Idle:** a connection with no request in flight and no bytes either way for
 //!   `HTTP_IDLE_TIMEOUT_MS` is closed.
 //! - **Body:** a request body must arrive within `HTTP_BODY_READ_TIMEOUT_MS` in all
@@ -23,7 +23,7 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::serve::Listener;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -122,8 +122,10 @@ async fn accept_until(
     stop: CancellationToken,
     graceful: &GracefulShutdown,
 ) {
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new()).header_read_timeout(settings.header_read_timeout);
+    // No hyper timer: hyper's header timeout allocates, arms and drops a timer for every
+    // request. Each connection's one watcher (`Activity::limit_passed`) keeps both the
+    // header and the idle limit instead, waking only when one of them is due.
+    let http = hyper::server::conn::http1::Builder::new();
     loop {
         let permit = tokio::select! {
             biased;
@@ -168,17 +170,13 @@ async fn accept_until(
         };
         let io = TokioIo::new(Tracked::new(stream, Arc::clone(&activity)));
         let connection = graceful.watch(http.serve_connection(io, service));
-        let idle_timeout = settings.idle_timeout;
+        let limits = Limits { header: settings.header_read_timeout, idle: settings.idle_timeout };
         metrics::gauge!("http_connections_open").increment(1.0);
         tokio::spawn(async move {
             tokio::select! {
-                result = connection => {
-                    if result.is_err_and(|error| error.is_timeout()) {
-                        metrics::counter!("http_connections_closed_total", "reason" => CLOSED_HEADER_TIMEOUT).increment(1);
-                    }
-                }
-                () = activity.idle_for(idle_timeout) => {
-                    metrics::counter!("http_connections_closed_total", "reason" => CLOSED_IDLE).increment(1);
+                _ = connection => {}
+                passed = activity.limit_passed(limits) => {
+                    metrics::counter!("http_connections_closed_total", "reason" => passed.reason()).increment(1);
                 }
             }
             metrics::gauge!("http_connections_open").decrement(1.0);
@@ -190,42 +188,91 @@ async fn accept_until(
 /// Makes the connection series exist from the start, so dashboards read 0, not "no data".
 pub(super) fn register_metrics() {
     metrics::gauge!("http_connections_open").set(0.0);
-    for reason in [CLOSED_HEADER_TIMEOUT, CLOSED_IDLE] {
+    for reason in [Passed::Header.reason(), Passed::Idle.reason()] {
         metrics::counter!("http_connections_closed_total", "reason" => reason).absolute(0);
     }
 }
 
-const CLOSED_HEADER_TIMEOUT: &str = "header_timeout";
-const CLOSED_IDLE: &str = "idle";
+/// How long a connection may wait for a request's header, and sit idle.
+#[derive(Clone, Copy)]
+struct Limits {
+    header: Duration,
+    idle: Duration,
+}
 
-/// When a connection last moved bytes, and how many of its requests are in flight.
+/// The limit a connection was closed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Passed {
+    /// No whole header within the header limit of the connection starting to wait for one.
+    Header,
+    /// No request in flight and no byte either way for the idle limit.
+    Idle,
+}
+
+impl Passed {
+    /// The `reason` label of `http_connections_closed_total`.
+    const fn reason(self) -> &'static str {
+        match self {
+            Self::Header => "header_timeout",
+            Self::Idle => "idle",
+        }
+    }
+}
+
+/// When a connection last moved bytes, when the server last wrote, and how many of its
+/// requests are in flight. Times are milliseconds from `opened`.
 struct Activity {
     opened: Instant,
-    /// Milliseconds from `opened` to the last byte read or written.
+    /// The last byte read or written.
     last_ms: AtomicU64,
+    /// The last byte written, or the end of the last request's handling: the connection
+    /// waits for a header from then on (while no request is in flight).
+    waiting_ms: AtomicU64,
     requests: AtomicUsize,
 }
 
 impl Activity {
     fn new() -> Self {
-        Self { opened: Instant::now(), last_ms: AtomicU64::new(0), requests: AtomicUsize::new(0) }
+        Self {
+            opened: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            waiting_ms: AtomicU64::new(0),
+            requests: AtomicUsize::new(0),
+        }
     }
 
-    fn touch(&self) {
-        let elapsed = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(elapsed, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Resolves once the connection has had no request in flight and moved no byte for
-    /// `limit`. A handler that takes long is no idleness of the client's.
-    async fn idle_for(&self, limit: Duration) {
+    fn read(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// A byte written, or a request's handling ended: the next header's time starts here.
+    fn wrote(&self) {
+        let now = self.now_ms();
+        self.last_ms.store(now, Ordering::Relaxed);
+        self.waiting_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// Resolves once, with no request in flight, the connection has waited longer than the
+    /// header limit for a header, or has moved no byte for the idle limit. A handler that
+    /// takes long is neither: its request is in flight.
+    async fn limit_passed(&self, limits: Limits) -> Passed {
         loop {
-            let due = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + limit;
+            let at = |ms: &AtomicU64, limit| self.opened + Duration::from_millis(ms.load(Ordering::Relaxed)) + limit;
+            let (header_due, idle_due) = (at(&self.waiting_ms, limits.header), at(&self.last_ms, limits.idle));
             let now = Instant::now();
-            if now >= due && self.requests.load(Ordering::Relaxed) == 0 {
-                return;
+            let waiting = self.requests.load(Ordering::Relaxed) == 0;
+            if waiting && now >= header_due {
+                return Passed::Header;
             }
-            tokio::time::sleep_until(if due > now { due } else { now + limit / 4 }).await;
+            if waiting && now >= idle_due {
+                return Passed::Idle;
+            }
+            let due = header_due.min(idle_due);
+            tokio::time::sleep_until(if due > now { due } else { now + limits.idle.min(limits.header) / 4 }).await;
         }
     }
 }
@@ -242,7 +289,7 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.touch();
+        self.0.wrote();
         self.0.requests.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -291,7 +338,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            self.activity.touch();
+            self.activity.read();
         }
         result
     }
@@ -301,7 +348,7 @@ impl AsyncWrite for Tracked {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         result
     }
@@ -313,7 +360,7 @@ impl AsyncWrite for Tracked {
     ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(written)) if written > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         result
     }
