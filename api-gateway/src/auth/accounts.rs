@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, StatusCode};
-use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use platform::auth::{CREDENTIALS_VERSION_HEADER, Principal, Role};
 use platform::http::{Problem, RequestId};
+use quick_cache::sync::{Cache, EntryAction, EntryResult};
 use uuid::Uuid;
 
 use super::Verified;

@@ -190,9 +190,7 @@ impl Upstreams {
         let backend = self.backend(service);
         let target = backend.target(path, query)?;
         headers.insert(header::HOST, backend.host.clone());
-        if let Ok(value) = HeaderValue::from_str(request_id.as_str()) {
-            headers.insert(REQUEST_ID_HEADER, value);
-        }
+        headers.insert(REQUEST_ID_HEADER, request_id.header_value());
         headers.insert(API_KEY_HEADER, self.key.clone());
         if let Some(principal) = principal {
             let mut id = uuid::Uuid::encode_buffer();
@@ -202,7 +200,8 @@ impl Upstreams {
             headers.insert(PRINCIPAL_ROLE_HEADER, HeaderValue::from_static(principal.role.as_str()));
         }
         // A request without a body (most reads) goes out without the limit's wrapper.
-        let body = if body.is_end_stream() { Body::empty() } else { Body::new(Limited::new(body, self.max_body_bytes)) };
+        let body =
+            if body.is_end_stream() { Body::empty() } else { Body::new(Limited::new(body, self.max_body_bytes)) };
         let span = tracing::info_span!(
             "http.client.request",
             otel.name = format!("{method} {}", service.name()),

@@ -115,11 +115,8 @@ where
 {
     let supplied = request.headers().get(&REQUEST_ID_HEADER).and_then(|v| v.to_str().ok());
     let id = RequestId::parse_or_generate(supplied);
-    // The id only holds header-safe characters, so this conversion cannot fail.
-    let id_header = HeaderValue::from_str(id.as_str()).ok();
-    if let Some(value) = &id_header {
-        request.headers_mut().insert(REQUEST_ID_HEADER, value.clone());
-    }
+    let id_header = id.header_value();
+    request.headers_mut().insert(REQUEST_ID_HEADER, id.header_value());
     let route = request.extensions().get::<MatchedPath>().cloned();
     let method = request.method().clone();
     let span = make_span(&request, id.as_str(), route.as_ref(), settings.callers);
@@ -135,9 +132,7 @@ where
     if let Some(InternalError(cause)) = response.extensions().get::<InternalError>() {
         tracing::error!(error = %cause, "request failed");
     }
-    if let Some(value) = id_header {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
+    response.headers_mut().insert(REQUEST_ID_HEADER, id_header);
     // The trace to open in Jaeger for this request (absent when span export is off).
     if let Some(trace_id) = propagation::current_trace_id()
         && let Ok(value) = HeaderValue::from_str(&trace_id)

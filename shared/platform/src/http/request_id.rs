@@ -5,22 +5,33 @@
 
 use std::convert::Infallible;
 
+use axum::body::Bytes;
 use axum::extract::FromRequestParts;
-use axum::http::HeaderName;
 use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue};
 use uuid::Uuid;
 
 /// The header carrying the request id, on HTTP and on Kafka messages.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static(contracts::headers::REQUEST_ID);
 
 /// The id of the request being handled.
+///
+/// Held as the header value it travels in: checked once, when made, and shared by every
+/// copy (the request's extension, the handler's, the header on the request, on its answer
+/// and on a call to a backend), so a copy allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
+pub struct RequestId(HeaderValue);
+
+const NIL: HeaderValue = HeaderValue::from_static("00000000-0000-0000-0000-000000000000");
 
 impl RequestId {
     /// A fresh random id.
     pub fn generate() -> Self {
-        Self(Uuid::new_v4().to_string())
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        // A hyphenated UUID is always a valid header value: the nil UUID only keeps this
+        // path free of panics.
+        Self(HeaderValue::from_maybe_shared(Bytes::from_owner(text)).unwrap_or(NIL))
     }
 
     /// Accepts a client- or message-supplied id if it is safe to log and forward:
@@ -29,7 +40,10 @@ impl RequestId {
     pub fn parse(candidate: &str) -> Option<Self> {
         let ok = (1..=128).contains(&candidate.len())
             && candidate.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'));
-        ok.then(|| Self(candidate.to_owned()))
+        if !ok {
+            return None;
+        }
+        HeaderValue::from_maybe_shared(Bytes::copy_from_slice(candidate.as_bytes())).ok().map(Self)
     }
 
     /// Parses `candidate`, or generates a fresh id when it is missing or unsafe.
@@ -39,13 +53,19 @@ impl RequestId {
 
     /// The id as text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // Only the characters `parse` accepts, or a UUID's, are ever stored: this cannot fail.
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value, shared rather than copied.
+    pub fn header_value(&self) -> HeaderValue {
+        self.0.clone()
     }
 }
 
 impl std::fmt::Display for RequestId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -63,7 +83,10 @@ mod tests {
 
     #[test]
     fn keeps_a_sane_client_id() {
-        assert_eq!(RequestId::parse_or_generate(Some("demo-request-123")).as_str(), "demo-request-123");
+        let id = RequestId::parse_or_generate(Some("demo-request-123"));
+        assert_eq!(id.as_str(), "demo-request-123");
+        assert_eq!(id.to_string(), "demo-request-123");
+        assert_eq!(id.header_value(), "demo-request-123");
     }
 
     #[test]
@@ -71,6 +94,7 @@ mod tests {
         for bad in [Some("a\nb"), Some(""), Some(&*"x".repeat(129)), Some("<script>"), None] {
             let id = RequestId::parse_or_generate(bad);
             assert!(Uuid::parse_str(id.as_str()).is_ok(), "{bad:?} gave {id}");
+            assert_eq!(id.header_value(), id.as_str());
         }
     }
 }
