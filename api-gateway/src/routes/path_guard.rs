@@ -12,11 +12,12 @@ pub fn refusal(raw_path: &str) -> Option<&'static str> {
 
 /// True when no rule can apply: no `%` (so nothing encoded), no backslash, and no `/`
 /// followed by `.` or `/` (every segment starts after a `/`, so a dot segment starts with
-/// `/.` and an empty one before the last is a `//`).
+/// `/.` and an empty one before the last is a `//`). The search for `%` and `\` reads the
+/// path a vector at a time, and only the few slashes are looked at one by one.
 fn is_plain(raw_path: &str) -> bool {
     let bytes = raw_path.as_bytes();
-    !bytes.iter().any(|byte| matches!(byte, b'%' | b'\\'))
-        && !bytes.windows(2).any(|pair| pair[0] == b'/' && matches!(pair[1], b'.' | b'/'))
+    memchr::memchr2(b'%', b'\\', bytes).is_none()
+        && !memchr::memchr_iter(b'/', bytes).any(|at| matches!(bytes.get(at + 1), Some(b'.' | b'/')))
 }
 
 /// Every refusal, in the order its reasons are given.
