@@ -82,10 +82,10 @@ http {{
     def url(self, path):
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def cpu_seconds(self):
-        """The master's and its workers' CPU time so far."""
+    def cpu_seconds(self, user_only=False):
+        """The master's and its workers' CPU time so far (in user space only, if asked)."""
         children = subprocess.run(["pgrep", "-P", str(self.pid)], capture_output=True, text=True).stdout.split()
-        return sum(cpu_seconds(int(pid)) for pid in [self.pid, *children])
+        return sum(cpu_seconds(int(pid), user_only) for pid in [self.pid, *children])
 
     def __exit__(self, *_):
         if self.pid:
@@ -130,8 +130,15 @@ def _measure(ports, pids, nginx, scripts, gateway, token, principal_id, api_key,
             runs = {side: [] for side in sides}
             for _ in range(repeats):
                 for side, (url, headers, script) in sides.items():
-                    proxy = nginx.cpu_seconds if side == "nginx" else lambda: cpu_seconds(pids["api-gateway"])
-                    watched = {"gateway": proxy, "service": lambda: cpu_seconds(pids[backends[kind]])}
+                    if side == "nginx":
+                        proxy, proxy_user = nginx.cpu_seconds, lambda: nginx.cpu_seconds(user_only=True)
+                    else:
+                        proxy = lambda: cpu_seconds(pids["api-gateway"])
+                        proxy_user = lambda: cpu_seconds(pids["api-gateway"], user_only=True)
+                    # The proxy's time in user space apart: its own code, where the kernel's
+                    # part is what any proxy pays for the same sockets.
+                    watched = {"gateway": proxy, "gateway_user": proxy_user,
+                               "service": lambda: cpu_seconds(pids[backends[kind]])}
                     if kind == "write" and side == "direct":
                         watched.update(chain)
                     before = {name: used() for name, used in watched.items()}
@@ -150,11 +157,11 @@ def _measure(ports, pids, nginx, scripts, gateway, token, principal_id, api_key,
     return results
 
 
-def cpu_seconds(pid):
-    """User and system CPU time `pid` has used so far."""
+def cpu_seconds(pid, user_only=False):
+    """User and system CPU time `pid` has used so far (user time only, if asked)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + (0 if user_only else int(fields[12]))) / os.sysconf("SC_CLK_TCK")
 
 
 def profile(pid, load):
@@ -332,12 +339,23 @@ def holders(budgets, hop, pgbench_write, flood=None):
                   None)
     lines = ["", "What holds the hop's failing budgets, from the figures above:", ""]
     where = f", {kernel:.0f} % of it in the kernel (the profile)" if kernel is not None else ""
+
+    def split(f):
+        """The proxies' CPU a request, kernel and user space apart, where the run has both."""
+        g, n = f["gateway"], f["nginx"]
+        if "gateway_user_cpu_us_per_request" not in g:
+            return ""
+        kernel = [side["gateway_cpu_us_per_request"] - side["gateway_user_cpu_us_per_request"] for side in (g, n)]
+        return (f" (in the kernel {kernel[0]:.0f} against {kernel[1]:.0f} µs, in user space "
+                f"{g['gateway_user_cpu_us_per_request']:.0f} against {n['gateway_user_cpu_us_per_request']:.0f}: "
+                f"the gateway's own code, the crates in the profile)")
+
     name = READS_16_RATIO
     if name in failing and "nginx" in read16:
         lines.append(f"- Reads at 16: the gateway's own work, on the cores it shares with user-service, PostgreSQL and "
                      f"the load generator. It spends {read16['gateway']['gateway_cpu_us_per_request']:.0f} µs of CPU a "
-                     f"read against nginx's {read16['nginx']['gateway_cpu_us_per_request']:.0f}{where}; nginx reaches "
-                     f"{read16['nginx_ratio_rps']:.2f} of direct in this run.")
+                     f"read against nginx's {read16['nginx']['gateway_cpu_us_per_request']:.0f}{split(read16) or where}; "
+                     f"nginx reaches {read16['nginx_ratio_rps']:.2f} of direct in this run.")
     for name, f, connections, budget in (
             (READS_16_ADDED, read16, 16, BUDGETS["read_added_p50_ms_16"]),
             (READS_1_ADDED, read1, 1, BUDGETS["read_added_p50_ms_1"])):
@@ -348,12 +366,12 @@ def holders(budgets, hop, pgbench_write, flood=None):
             lines.append(f"- Added p50 at {connections}: {held}. nginx, forwarding the same read with nothing else to "
                          f"do, adds {f['nginx_added_p50_ms']:.3f} ms in this run, {share}; the gateway spends "
                          f"{f['gateway']['gateway_cpu_us_per_request']:.0f} µs of CPU a read against nginx's "
-                         f"{f['nginx']['gateway_cpu_us_per_request']:.0f}{where if connections == 16 else ''}.")
+                         f"{f['nginx']['gateway_cpu_us_per_request']:.0f}{split(f)}.")
     name = WRITES_16_RATIO
     if name in failing and "nginx" in write16:
         lines.append(f"- Writes through the gateway: the same 2 cores serve the proxy and the event chain, so each µs "
                      f"the proxy spends is the chain's. CPU a write: gateway {write16['gateway']['gateway_cpu_us_per_request']:.0f} µs, "
-                     f"nginx {write16['nginx']['gateway_cpu_us_per_request']:.0f} µs.")
+                     f"nginx {write16['nginx']['gateway_cpu_us_per_request']:.0f} µs{split(write16)}.")
     name = WRITES_OVER_PGBENCH
     direct = write16["direct"]
     if name in failing and f"{MACHINE}_cpu_us_per_request" in direct and "machine_cpu_us_per_tx" in pgbench_write:
