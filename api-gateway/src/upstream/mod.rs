@@ -204,7 +204,7 @@ impl Upstreams {
             if body.is_end_stream() { Body::empty() } else { Body::new(Limited::new(body, self.max_body_bytes)) };
         let span = tracing::info_span!(
             "http.client.request",
-            otel.name = format!("{method} {}", service.name()),
+            otel.name = %format_args!("{method} {}", service.name()),
             otel.kind = "client",
             otel.status_code = field::Empty,
             http.request.method = %method,

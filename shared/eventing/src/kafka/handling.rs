@@ -71,7 +71,7 @@ impl Handling {
         let key = message.key().and_then(|k| std::str::from_utf8(k).ok()).unwrap_or_default();
         let span = tracing::info_span!(
             "kafka.process",
-            otel.name = format!("process {topic}"),
+            otel.name = %format_args!("process {topic}"),
             otel.kind = "consumer",
             otel.status_code = field::Empty,
             messaging.system = "kafka",

@@ -293,7 +293,7 @@ fn failed(topic: String, started: Instant, source: KafkaError) -> PublishError {
 fn producer_span(topic: &str, key: &str) -> tracing::Span {
     tracing::info_span!(
         "kafka.publish",
-        otel.name = format!("send {topic}"),
+        otel.name = %format_args!("send {topic}"),
         otel.kind = "producer",
         otel.status_code = field::Empty,
         messaging.system = "kafka",

@@ -209,7 +209,7 @@ fn make_span(request: &Request<Body>, request_id: &str, route: Option<&MatchedPa
     let method = request.method().as_str();
     let span = tracing::info_span!(
         "http.server.request",
-        otel.name = format!("{method} {route}"),
+        otel.name = %format_args!("{method} {route}"),
         otel.kind = "server",
         otel.status_code = field::Empty,
         http.request.method = method,
